@@ -1,0 +1,159 @@
+//! Identity = ed25519 signing key + x25519 static key, generated together.
+
+use ed25519_dalek::{Signer, Verifier};
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+
+use crate::fingerprint::Fingerprint;
+
+/// A full identity, including secrets. Not `Clone` on purpose: secrets should have one
+/// owner. Both halves zeroize on drop (dalek's `zeroize` feature).
+pub struct Identity {
+    signing: ed25519_dalek::SigningKey,
+    dh: x25519_dalek::StaticSecret,
+}
+
+/// The public half of an [`Identity`]: what goes into configs and the directory.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PublicIdentity {
+    /// ed25519 verifying key bytes.
+    pub sign: [u8; 32],
+    /// x25519 public key bytes.
+    pub dh: [u8; 32],
+}
+
+/// Why public key bytes were refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PublicKeyError {
+    /// The bytes are not a valid compressed Edwards point.
+    #[error("not a valid ed25519 public key")]
+    InvalidEd25519,
+    /// The hex text could not be decoded into exactly 32 bytes.
+    #[error("expected 64 hex characters (32 bytes), got {0:?}")]
+    BadHex(String),
+}
+
+impl Identity {
+    /// A fresh random identity.
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let signing = ed25519_dalek::SigningKey::generate(rng);
+        let dh = x25519_dalek::StaticSecret::random_from_rng(rng);
+        Self { signing, dh }
+    }
+
+    /// Rebuild from raw secret bytes (used by the key file loader).
+    pub fn from_secret_bytes(ed25519_seed: &[u8; 32], x25519_secret: &[u8; 32]) -> Self {
+        Self {
+            signing: ed25519_dalek::SigningKey::from_bytes(ed25519_seed),
+            dh: x25519_dalek::StaticSecret::from(*x25519_secret),
+        }
+    }
+
+    /// The secret bytes, for writing a key file. Callers must zeroize the result.
+    pub(crate) fn secret_bytes(&self) -> ([u8; 32], [u8; 32]) {
+        (self.signing.to_bytes(), self.dh.to_bytes())
+    }
+
+    /// The ed25519 seed, for building a libp2p keypair in `actors`/`client`.
+    /// The returned buffer zeroizes on drop.
+    pub fn ed25519_seed(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.signing.to_bytes())
+    }
+
+    /// The x25519 secret, for opening shares (servers) and slots (clients).
+    pub fn x25519_secret(&self) -> &x25519_dalek::StaticSecret {
+        &self.dh
+    }
+
+    /// The public half.
+    pub fn public(&self) -> PublicIdentity {
+        PublicIdentity {
+            sign: self.signing.verifying_key().to_bytes(),
+            dh: x25519_dalek::PublicKey::from(&self.dh).to_bytes(),
+        }
+    }
+
+    /// Sign `msg` with the ed25519 key.
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        self.signing.sign(msg).to_bytes()
+    }
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets, even in debug output.
+        f.debug_struct("Identity")
+            .field("public", &self.public())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublicIdentity {
+    /// Verify an ed25519 signature by this identity. Returns false on any problem
+    /// (invalid key bytes included) — the caller maps that to its own error.
+    pub fn verify(&self, msg: &[u8], signature: &[u8; 64]) -> bool {
+        verify_ed25519(&self.sign, msg, signature)
+    }
+
+    /// The human fingerprint of this identity.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(self)
+    }
+
+    /// The x25519 public key.
+    pub fn x25519(&self) -> x25519_dalek::PublicKey {
+        x25519_dalek::PublicKey::from(self.dh)
+    }
+
+    /// Check that the ed25519 half is a valid point.
+    pub fn validate(&self) -> Result<(), PublicKeyError> {
+        ed25519_dalek::VerifyingKey::from_bytes(&self.sign)
+            .map(|_| ())
+            .map_err(|_| PublicKeyError::InvalidEd25519)
+    }
+}
+
+impl std::fmt::Debug for PublicIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicIdentity({})", self.fingerprint().short())
+    }
+}
+
+/// Verify an ed25519 signature over `msg` by the key `public`. Uses strict verification so
+/// that a signature has exactly one valid encoding (no malleability-based replays).
+pub fn verify_ed25519(public: &[u8; 32], msg: &[u8], signature: &[u8; 64]) -> bool {
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public) else {
+        return false;
+    };
+    let sig = ed25519_dalek::Signature::from_bytes(signature);
+    key.verify_strict(msg, &sig).is_ok() && key.verify(msg, &sig).is_ok()
+}
+
+/// Parse 64 hex characters into 32 bytes.
+pub fn parse_hex32(text: &str) -> Result<[u8; 32], PublicKeyError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut out)
+        .map_err(|_| PublicKeyError::BadHex(text.chars().take(80).collect()))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_and_verify_round_trip() {
+        let id = Identity::generate(&mut rand_core::OsRng);
+        let sig = id.sign(b"hello");
+        assert!(id.public().verify(b"hello", &sig));
+        assert!(!id.public().verify(b"hellp", &sig));
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let id = Identity::generate(&mut rand_core::OsRng);
+        let (seed, _) = id.secret_bytes();
+        let text = format!("{id:?}");
+        assert!(!text.contains(&hex::encode(seed)));
+    }
+}

@@ -1,0 +1,95 @@
+//! Microbenchmarks of the per-round crypto, beside baselines measured in the same run.
+//!
+//! S = 16 slots × 256 B (a 4 KiB vector), n ∈ {3, 5}:
+//! - `split_seal`: one client's split + seal of every share + signature.
+//! - `open_xor`: one server opening its share of one submission and XOR-ing it in.
+//! - `combine`: reconstructing one round's output from t+1 sums.
+//! - baselines: `memcpy` of the vector and raw ChaCha20-Poly1305 of the vector.
+//!
+//! Throughput is reported in bytes of *vector* processed, so MB/s compare directly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
+#![allow(missing_docs)] // criterion_group! generates an undocumented pub fn.
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use keys::Identity;
+use protocol::seal::open_share;
+use protocol::shamir::{combine_vector, split_vector, x_of, xor_into};
+use protocol::submission::build_submission;
+use protocol::{Admission, Params};
+use rand::SeedableRng;
+
+const SLOTS: usize = 16;
+const SLOT_BYTES: usize = 256;
+const VECTOR: usize = SLOTS * SLOT_BYTES;
+
+fn bench(c: &mut Criterion) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let vector = vec![0x5Au8; VECTOR];
+
+    let mut g = c.benchmark_group("baseline");
+    g.throughput(Throughput::Bytes(VECTOR as u64));
+    g.bench_function("memcpy", |b| {
+        let mut dst = vec![0u8; VECTOR];
+        b.iter(|| dst.copy_from_slice(black_box(&vector)))
+    });
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(&[7u8; 32]));
+    g.bench_function("chacha20poly1305", |b| {
+        b.iter(|| cipher.encrypt(Nonce::from_slice(&[0u8; 12]), black_box(vector.as_slice())))
+    });
+    g.finish();
+
+    for (n, t) in [(3usize, 1usize), (5, 2)] {
+        let servers: Vec<Identity> = (0..n).map(|_| Identity::generate(&mut rng)).collect();
+        let keys: Vec<_> = servers.iter().map(|s| s.public().x25519()).collect();
+        let params = Params::new(n, t, SLOTS, SLOT_BYTES, 1, 4, Admission::Open).expect("params");
+        let client = Identity::generate(&mut rng);
+
+        let mut g = c.benchmark_group("round");
+        g.throughput(Throughput::Bytes(VECTOR as u64));
+        g.bench_with_input(
+            BenchmarkId::new("split_seal", format!("n{n}")),
+            &n,
+            |b, _| {
+                b.iter(|| {
+                    build_submission(&params, 1, &vector, &client, &keys, &mut rng).expect("build")
+                })
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("split_only", format!("n{n}")),
+            &n,
+            |b, _| b.iter(|| split_vector(&vector, n, t, &mut rng).expect("split")),
+        );
+        let sub = build_submission(&params, 1, &vector, &client, &keys, &mut rng).expect("build");
+        let mut acc = vec![0u8; VECTOR];
+        g.bench_with_input(BenchmarkId::new("open_xor", format!("n{n}")), &n, |b, _| {
+            b.iter(|| {
+                let share = open_share(
+                    &sub.shares.as_slice()[0],
+                    1,
+                    &sub.client,
+                    0,
+                    servers[0].x25519_secret(),
+                )
+                .expect("open");
+                xor_into(&mut acc, &share);
+            })
+        });
+        let shares = split_vector(&vector, n, t, &mut rng).expect("split");
+        let picked: Vec<(u8, &[u8])> = (0..=t).map(|i| (x_of(i), shares[i].as_slice())).collect();
+        g.bench_with_input(BenchmarkId::new("combine", format!("n{n}")), &n, |b, _| {
+            b.iter(|| combine_vector(black_box(&picked)).expect("combine"))
+        });
+        g.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    targets = bench
+}
+criterion_main!(benches);

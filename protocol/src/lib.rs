@@ -1,0 +1,29 @@
+//! Chorus protocol core: wire types and codec, share sealing, Shamir vectors, slot
+//! payloads and the round state machine.
+//!
+//! Pure and deterministic: no sockets, no clocks, no threads. Time is an input (the
+//! leader decides when to close a round; the state machine only sees `Close(r)`), and
+//! randomness is passed in as an RNG. `actors` runs this on the servers and `client`
+//! on the clients; tests run it with no network at all.
+//!
+//! Map:
+//! - [`limits`], [`bounded`], [`codec`], [`wire`]: what crosses the network, and its bounds.
+//! - [`shamir`], [`seal`], [`submission`]: building and opening shares.
+//! - [`slot`]: what is inside a slot (sealed to the recipient), and fragmentation.
+//! - [`params`], [`round`]: the replicated round state machine.
+
+pub mod bounded;
+pub mod codec;
+pub mod limits;
+pub mod params;
+pub mod round;
+pub mod seal;
+pub mod shamir;
+pub mod slot;
+pub mod submission;
+pub mod wire;
+
+pub use codec::{decode, encode, DecodeError};
+pub use params::{Admission, Params};
+pub use round::{Effect, RoundMachine, State};
+pub use wire::{ClientRequest, ClientResponse, Command, RejectReason, Round, Submission};

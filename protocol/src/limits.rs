@@ -1,0 +1,25 @@
+//! Hard size limits. Every one is checked before the data it bounds is allocated.
+
+/// Most servers a cluster may have (Shamir x-coordinates 1..=32).
+pub const MAX_SERVERS: usize = 32;
+/// Most slots per round.
+pub const MAX_SLOTS: usize = 4096;
+/// Most bytes per slot.
+pub const MAX_SLOT_BYTES: usize = 16 * 1024;
+/// Most bytes in a round's vector (`S * L`). Bounds a submission to
+/// `MAX_SERVERS * (MAX_VECTOR_BYTES + 48)` ≈ 8 MiB, well under [`MAX_FRAME_BYTES`].
+pub const MAX_VECTOR_BYTES: usize = 256 * 1024;
+/// AEAD tag length (ChaCha20-Poly1305).
+pub const TAG_BYTES: usize = 16;
+/// Most bytes of one sealed share's ciphertext.
+pub const MAX_SEALED_SHARE_BYTES: usize = MAX_VECTOR_BYTES + TAG_BYTES;
+/// Longest registered name, in bytes of UTF-8.
+pub const MAX_NAME_BYTES: usize = 64;
+/// Largest opaque probe payload (benchmarks and consensus tests).
+pub const MAX_PROBE_BYTES: usize = 64 * 1024;
+/// Most round outputs in one `History` response; clients page through longer gaps.
+pub const MAX_HISTORY_OUTPUTS: usize = 64;
+/// Largest frame on any Chorus protocol. Large enough for a full submission and for a
+/// Raft snapshot chunk (the consensus actor sets its chunk size below this), small enough
+/// that a hostile peer cannot make a server buffer much.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;

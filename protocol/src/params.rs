@@ -1,0 +1,133 @@
+//! Validated round parameters, shared by servers and clients.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{MAX_SERVERS, MAX_SLOTS, MAX_SLOT_BYTES, MAX_VECTOR_BYTES};
+use crate::wire::ClientId;
+
+/// Who may submit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Admission {
+    /// Anyone with a key.
+    Open,
+    /// Only these client keys.
+    Listed(BTreeSet<ClientId>),
+}
+
+/// Round parameters. Construct with [`Params::new`], which checks every bound.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// n.
+    pub servers: u16,
+    /// t.
+    pub threshold: u16,
+    /// S.
+    pub slots: u32,
+    /// L.
+    pub slot_bytes: u32,
+    /// k.
+    pub min_anonymity_set: u32,
+    /// Outputs kept.
+    pub retention_rounds: u64,
+    /// Admission policy.
+    pub admission: Admission,
+}
+
+/// A parameter out of range; the message names it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ParamsError {
+    /// The offending field (as named in the config file).
+    pub field: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl Params {
+    /// Check and build.
+    pub fn new(
+        servers: usize,
+        threshold: usize,
+        slots: usize,
+        slot_bytes: usize,
+        min_anonymity_set: usize,
+        retention_rounds: u64,
+        admission: Admission,
+    ) -> Result<Self, ParamsError> {
+        let err = |field, problem: String| Err(ParamsError { field, problem });
+        if !(2..=MAX_SERVERS).contains(&servers) {
+            return err(
+                "servers",
+                format!("{servers} servers; must be 2..={MAX_SERVERS} (hiding needs t >= 1 and t+1 servers)"),
+            );
+        }
+        let f = (servers - 1) / 2;
+        if !(1..=servers - f - 1).contains(&threshold) {
+            return err(
+                "threshold",
+                format!(
+                    "t = {threshold} must be in 1..={} for n = {servers} (f = {f})",
+                    servers - f - 1
+                ),
+            );
+        }
+        if !(1..=MAX_SLOTS).contains(&slots) {
+            return err("slots", format!("{slots}; must be 1..={MAX_SLOTS}"));
+        }
+        if !(crate::slot::MIN_SLOT_BYTES..=MAX_SLOT_BYTES).contains(&slot_bytes) {
+            return err(
+                "slot_bytes",
+                format!(
+                    "{slot_bytes}; must be {}..={MAX_SLOT_BYTES}",
+                    crate::slot::MIN_SLOT_BYTES
+                ),
+            );
+        }
+        if slots * slot_bytes > MAX_VECTOR_BYTES {
+            return err(
+                "slots",
+                format!(
+                    "slots × slot_bytes = {} exceeds {MAX_VECTOR_BYTES}",
+                    slots * slot_bytes
+                ),
+            );
+        }
+        if min_anonymity_set < 1 {
+            return err("min_anonymity_set", "must be at least 1".into());
+        }
+        if retention_rounds < 1 {
+            return err("retention_rounds", "must be at least 1".into());
+        }
+        Ok(Self {
+            servers: servers as u16,
+            threshold: threshold as u16,
+            slots: slots as u32,
+            slot_bytes: slot_bytes as u32,
+            min_anonymity_set: min_anonymity_set as u32,
+            retention_rounds,
+            admission,
+        })
+    }
+
+    /// `S * L`.
+    pub fn vector_bytes(&self) -> usize {
+        self.slots as usize * self.slot_bytes as usize
+    }
+
+    /// Expected ciphertext length of each sealed share.
+    pub fn sealed_share_bytes(&self) -> usize {
+        self.vector_bytes() + crate::limits::TAG_BYTES
+    }
+
+    /// Reveals needed to reconstruct: `t + 1`.
+    pub fn reveals_needed(&self) -> usize {
+        usize::from(self.threshold) + 1
+    }
+
+    /// Servers that may be down while the cluster stays live: `f = (n-1)/2`.
+    pub fn f(&self) -> usize {
+        (usize::from(self.servers) - 1) / 2
+    }
+}

@@ -1,0 +1,420 @@
+//! The round state machine: pure, deterministic, no I/O and no clocks.
+//!
+//! Every server applies the same committed [`Command`]s in log order and so reaches the
+//! same [`State`] (compare [`RoundMachine::state_hash`]). Time enters only through the
+//! leader's decision to commit `Close(r)`; which submissions a round includes is decided
+//! by log order alone.
+//!
+//! ```text
+//!   Submit(r) ──► collecting[r] ──Close(r)──► awaiting reveal ──t+1 Reveal──► output
+//!                                   │ (< k clients)                           (kept for
+//!                                   └──────────► void                    retention_rounds)
+//! ```
+//! Submissions are kept (for a restarted share-keeper to recompute its sum) until their
+//! round is revealed or void, then forgotten.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::bounded::{Bytes, Key32};
+use crate::limits::MAX_NAME_BYTES;
+use crate::params::{Admission, Params};
+use crate::shamir::{combine_vector, x_of};
+use crate::wire::{
+    ClientId, Command, PublicKeys, Register, RejectReason, Reveal, Round, RoundOutput, ServerIndex,
+    Submission,
+};
+
+/// Rounds that may wait for reveals at once; older ones are abandoned (their
+/// submissions dropped) so a cluster that cannot reveal does not grow without bound.
+pub const MAX_AWAITING_REVEAL: usize = 16;
+
+/// A closed round waiting for `t+1` reveals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedRound {
+    /// Distinct clients included.
+    pub participants: u32,
+    /// Included submissions, in log order.
+    pub submissions: Vec<Submission>,
+    /// Reveals so far.
+    pub reveals: BTreeMap<ServerIndex, Bytes<{ crate::limits::MAX_VECTOR_BYTES }>>,
+}
+
+/// The replicated state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The round accepting submissions.
+    pub open_round: Round,
+    /// Its submissions, by client (at most one each).
+    pub collecting: BTreeMap<ClientId, Submission>,
+    /// Closed rounds awaiting reveals.
+    pub awaiting: BTreeMap<Round, ClosedRound>,
+    /// Revealed outputs within the retention window.
+    pub outputs: BTreeMap<Round, RoundOutput>,
+    /// Last closed round and its participants (revealed or void).
+    pub last_closed: Option<(Round, u32)>,
+    /// Rounds made void (too few clients) or abandoned, in total.
+    pub void_rounds: u64,
+    /// Directory: name → keys.
+    pub names: BTreeMap<Bytes<MAX_NAME_BYTES>, PublicKeys>,
+    /// Directory: signing key → name.
+    pub by_key: BTreeMap<Key32, Bytes<MAX_NAME_BYTES>>,
+    /// Directory: fingerprint → signing key.
+    pub by_fingerprint: BTreeMap<Key32, Key32>,
+    /// Probes committed.
+    pub probes: u64,
+    /// Commands applied.
+    pub applied: u64,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            open_round: 1,
+            collecting: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            last_closed: None,
+            void_rounds: 0,
+            names: BTreeMap::new(),
+            by_key: BTreeMap::new(),
+            by_fingerprint: BTreeMap::new(),
+            probes: 0,
+            applied: 0,
+        }
+    }
+}
+
+/// What applying one command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// A submission joined the open round.
+    Accepted {
+        /// The round.
+        round: Round,
+        /// The client.
+        client: ClientId,
+    },
+    /// The command was refused; state is unchanged except for the applied counter.
+    Rejected(RejectReason),
+    /// A round closed with enough participants: servers now reveal their sums.
+    Closed {
+        /// The round.
+        round: Round,
+        /// Participants.
+        participants: u32,
+    },
+    /// A round closed with fewer than `k` participants: nothing will be revealed.
+    Void {
+        /// The round.
+        round: Round,
+        /// Participants.
+        participants: u32,
+    },
+    /// A reveal was recorded; more are needed.
+    RevealRecorded {
+        /// The round.
+        round: Round,
+        /// The server.
+        server: ServerIndex,
+    },
+    /// The `t+1`-th reveal arrived: the round's output.
+    Output(RoundOutput),
+    /// A name was registered.
+    Registered {
+        /// The name.
+        name: String,
+    },
+    /// A probe was committed.
+    Probed {
+        /// Its id.
+        id: u64,
+    },
+}
+
+/// Checks on a submission that need no state: sizes, count, admission and signature.
+/// Servers run these before forwarding, so junk never reaches the log; the state machine
+/// runs them again on apply (the log is the source of truth).
+pub fn check_submission(params: &Params, sub: &Submission) -> Result<(), RejectReason> {
+    if let Admission::Listed(allowed) = &params.admission {
+        if !allowed.contains(&sub.client) {
+            return Err(RejectReason::UnknownClient);
+        }
+    }
+    if sub.shares.len() != usize::from(params.servers) {
+        return Err(RejectReason::WrongShareCount {
+            expected: u32::from(params.servers),
+            got: sub.shares.len() as u32,
+        });
+    }
+    let expected = params.sealed_share_bytes();
+    if let Some(bad) = sub
+        .shares
+        .as_slice()
+        .iter()
+        .find(|s| s.ciphertext.len() != expected)
+    {
+        return Err(RejectReason::WrongShareSize {
+            expected: expected as u32,
+            got: bad.ciphertext.len() as u32,
+        });
+    }
+    if !sub.signature_valid() {
+        return Err(RejectReason::BadSignature);
+    }
+    Ok(())
+}
+
+/// Check a name for registration: non-empty UTF-8 without control characters or
+/// surrounding spaces.
+pub fn check_name(name: &[u8]) -> Result<&str, RejectReason> {
+    let text =
+        std::str::from_utf8(name).map_err(|_| RejectReason::InvalidName("not UTF-8".into()))?;
+    if text.is_empty() {
+        return Err(RejectReason::InvalidName("empty".into()));
+    }
+    if text.chars().any(char::is_control) || text.trim() != text {
+        return Err(RejectReason::InvalidName(
+            "control characters or surrounding spaces".into(),
+        ));
+    }
+    Ok(text)
+}
+
+/// Parameters plus state.
+#[derive(Clone, Debug)]
+pub struct RoundMachine {
+    params: Params,
+    state: State,
+}
+
+impl RoundMachine {
+    /// A fresh machine.
+    pub fn new(params: Params) -> Self {
+        Self {
+            params,
+            state: State::default(),
+        }
+    }
+
+    /// Rebuild from a snapshot's state.
+    pub fn from_state(params: Params, state: State) -> Self {
+        Self { params, state }
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// SHA-256 of the canonical encoding of the state: equal on every replica that
+    /// applied the same commands.
+    pub fn state_hash(&self) -> [u8; 32] {
+        let mut w = HashWriter(Sha256::new());
+        // Encoding into a hasher cannot fail: no limit, infallible writer.
+        let _ = crate::codec::encode_into(&self.state, &mut w);
+        w.0.finalize().into()
+    }
+
+    /// Submissions included (or being collected) for `round`, for a share-keeper that
+    /// restarted and must recompute its sum.
+    pub fn pending_submissions(&self, round: Round) -> Vec<&Submission> {
+        if round == self.state.open_round {
+            self.state.collecting.values().collect()
+        } else {
+            self.state
+                .awaiting
+                .get(&round)
+                .map(|c| c.submissions.iter().collect())
+                .unwrap_or_default()
+        }
+    }
+
+    /// Look up a name.
+    pub fn lookup_name(&self, name: &[u8]) -> Option<PublicKeys> {
+        let key = Bytes::new(name.to_vec()).ok()?;
+        self.state.names.get(&key).copied()
+    }
+
+    /// Look up a fingerprint.
+    pub fn lookup_fingerprint(&self, fp: &Key32) -> Option<(Bytes<MAX_NAME_BYTES>, PublicKeys)> {
+        let sign = self.state.by_fingerprint.get(fp)?;
+        let name = self.state.by_key.get(sign)?;
+        Some((name.clone(), *self.state.names.get(name)?))
+    }
+
+    /// Apply one committed command.
+    pub fn apply(&mut self, cmd: &Command) -> Effect {
+        self.state.applied += 1;
+        let result = match cmd {
+            Command::Submit(sub) => self.submit(sub),
+            Command::Close { round } => self.close(*round),
+            Command::Reveal(rev) => self.reveal(rev),
+            Command::Register(reg) => self.register(reg),
+            Command::Probe { id, .. } => {
+                self.state.probes += 1;
+                Ok(Effect::Probed { id: *id })
+            }
+        };
+        result.unwrap_or_else(Effect::Rejected)
+    }
+
+    fn submit(&mut self, sub: &Submission) -> Result<Effect, RejectReason> {
+        let open = self.state.open_round;
+        if sub.round < open {
+            return Err(RejectReason::StaleRound {
+                got: sub.round,
+                open,
+            });
+        }
+        if sub.round > open {
+            return Err(RejectReason::FutureRound {
+                got: sub.round,
+                open,
+            });
+        }
+        check_submission(&self.params, sub)?;
+        if self.state.collecting.contains_key(&sub.client) {
+            return Err(RejectReason::DuplicateSubmission { round: open });
+        }
+        self.state.collecting.insert(sub.client, sub.clone());
+        Ok(Effect::Accepted {
+            round: open,
+            client: sub.client,
+        })
+    }
+
+    fn close(&mut self, round: Round) -> Result<Effect, RejectReason> {
+        let open = self.state.open_round;
+        if round != open {
+            return Err(RejectReason::WrongClose { got: round, open });
+        }
+        let collected = std::mem::take(&mut self.state.collecting);
+        let participants = collected.len() as u32;
+        self.state.open_round += 1;
+        self.state.last_closed = Some((round, participants));
+        if participants < self.params.min_anonymity_set {
+            self.state.void_rounds += 1;
+            return Ok(Effect::Void {
+                round,
+                participants,
+            });
+        }
+        self.state.awaiting.insert(
+            round,
+            ClosedRound {
+                participants,
+                submissions: collected.into_values().collect(),
+                reveals: BTreeMap::new(),
+            },
+        );
+        while self.state.awaiting.len() > MAX_AWAITING_REVEAL {
+            self.state.awaiting.pop_first();
+            self.state.void_rounds += 1;
+        }
+        Ok(Effect::Closed {
+            round,
+            participants,
+        })
+    }
+
+    fn reveal(&mut self, rev: &Reveal) -> Result<Effect, RejectReason> {
+        if rev.server >= self.params.servers {
+            return Err(RejectReason::UnknownServer(rev.server));
+        }
+        let needed = self.params.reveals_needed();
+        let vector_bytes = self.params.vector_bytes();
+        let Some(closed) = self.state.awaiting.get_mut(&rev.round) else {
+            return Err(RejectReason::NotAwaitingReveal { round: rev.round });
+        };
+        if closed.reveals.contains_key(&rev.server) {
+            return Err(RejectReason::DuplicateReveal {
+                round: rev.round,
+                server: rev.server,
+            });
+        }
+        if rev.sum.len() != vector_bytes {
+            return Err(RejectReason::WrongShareSize {
+                expected: vector_bytes as u32,
+                got: rev.sum.len() as u32,
+            });
+        }
+        closed.reveals.insert(rev.server, rev.sum.clone());
+        if closed.reveals.len() < needed {
+            return Ok(Effect::RevealRecorded {
+                round: rev.round,
+                server: rev.server,
+            });
+        }
+        let shares: Vec<(u8, &[u8])> = closed
+            .reveals
+            .iter()
+            .take(needed)
+            .map(|(s, sum)| (x_of(usize::from(*s)), sum.as_slice()))
+            .collect();
+        // Distinct servers with equal-length sums (checked above): cannot fail.
+        let data = combine_vector(&shares).unwrap_or_default();
+        let participants = closed.participants;
+        self.state.awaiting.remove(&rev.round);
+        let output = RoundOutput {
+            round: rev.round,
+            participants,
+            slots: self.params.slots,
+            slot_bytes: self.params.slot_bytes,
+            data: Bytes::new(data).unwrap_or_default(),
+        };
+        debug_assert_eq!(output.data.len(), vector_bytes);
+        self.state.outputs.insert(rev.round, output.clone());
+        let keep_from = rev.round.saturating_sub(self.params.retention_rounds - 1);
+        while let Some((&oldest, _)) = self.state.outputs.first_key_value() {
+            if oldest >= keep_from {
+                break;
+            }
+            self.state.outputs.pop_first();
+        }
+        Ok(Effect::Output(output))
+    }
+
+    fn register(&mut self, reg: &Register) -> Result<Effect, RejectReason> {
+        let name = check_name(reg.name.as_slice())?.to_string();
+        if !reg.signature_valid() {
+            return Err(RejectReason::BadSignature);
+        }
+        if let Some(existing) = self.state.names.get(&reg.name) {
+            if *existing == reg.keys {
+                // Re-registering the same name with the same keys is idempotent.
+                return Ok(Effect::Registered { name });
+            }
+            return Err(RejectReason::NameTaken);
+        }
+        if self.state.by_key.contains_key(&reg.keys.sign) {
+            return Err(RejectReason::KeysTaken);
+        }
+        let fp = reg.keys.to_identity().fingerprint();
+        self.state.names.insert(reg.name.clone(), reg.keys);
+        self.state.by_key.insert(reg.keys.sign, reg.name.clone());
+        self.state
+            .by_fingerprint
+            .insert(crate::bounded::Fixed(fp.0), reg.keys.sign);
+        Ok(Effect::Registered { name })
+    }
+}
+
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

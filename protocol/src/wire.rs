@@ -1,0 +1,421 @@
+//! Wire types: what clients and servers send each other and what Raft commits.
+//!
+//! Every variable-length field has its limit in its type (see [`crate::bounded`]).
+//! Signatures always cover a domain-separated, canonical byte string built here, so a
+//! signature for one purpose can never be replayed as another.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::bounded::{BoundedVec, Bytes, Fixed, Key32, Sig64};
+use crate::limits::{
+    MAX_HISTORY_OUTPUTS, MAX_NAME_BYTES, MAX_PROBE_BYTES, MAX_SEALED_SHARE_BYTES, MAX_SERVERS,
+    MAX_VECTOR_BYTES,
+};
+
+/// A round number. Rounds start at 1 and only grow.
+pub type Round = u64;
+/// A server's index `i` in the configured list (Shamir x-coordinate `i + 1`).
+pub type ServerIndex = u16;
+/// A client is named by its ed25519 public key.
+pub type ClientId = Key32;
+
+/// One share of a client's vector, sealed to one server's x25519 key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedShare {
+    /// The sender's ephemeral x25519 public key for this share.
+    pub ephemeral: Key32,
+    /// ChaCha20-Poly1305 ciphertext of the share (vector bytes + 16-byte tag).
+    pub ciphertext: Bytes<MAX_SEALED_SHARE_BYTES>,
+}
+
+/// A client's contribution to one round: one sealed share per server, signed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submission {
+    /// The round it is for.
+    pub round: Round,
+    /// The submitting client.
+    pub client: ClientId,
+    /// Share `i` is sealed to server `i`.
+    pub shares: BoundedVec<SealedShare, MAX_SERVERS>,
+    /// ed25519 signature by `client` over [`Submission::signed_bytes`].
+    pub signature: Sig64,
+}
+
+impl Submission {
+    /// The bytes the client signs: domain, round, client, and every share in order.
+    pub fn signed_bytes(round: Round, client: &ClientId, shares: &[SealedShare]) -> Vec<u8> {
+        let mut h = Sha256::new();
+        h.update(b"chorus/submission/v1");
+        h.update(round.to_le_bytes());
+        h.update(client.0);
+        h.update((shares.len() as u64).to_le_bytes());
+        for s in shares {
+            h.update(s.ephemeral.0);
+            h.update((s.ciphertext.len() as u64).to_le_bytes());
+            h.update(s.ciphertext.as_slice());
+        }
+        h.finalize().to_vec()
+    }
+
+    /// Check the signature against the client key.
+    pub fn signature_valid(&self) -> bool {
+        let msg = Self::signed_bytes(self.round, &self.client, self.shares.as_slice());
+        keys::identity::verify_ed25519(&self.client.0, &msg, &self.signature.0)
+    }
+}
+
+/// A server's aggregated share for a closed round.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reveal {
+    /// The round.
+    pub round: Round,
+    /// The revealing server.
+    pub server: ServerIndex,
+    /// XOR of the server's shares of every included submission.
+    pub sum: Bytes<MAX_VECTOR_BYTES>,
+}
+
+/// The combined output of a revealed round: `S` slots of `L` bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundOutput {
+    /// The round.
+    pub round: Round,
+    /// Distinct clients whose submissions were included (the anonymity set).
+    pub participants: u32,
+    /// `S`.
+    pub slots: u32,
+    /// `L`.
+    pub slot_bytes: u32,
+    /// `S * L` bytes.
+    pub data: Bytes<MAX_VECTOR_BYTES>,
+}
+
+impl RoundOutput {
+    /// SHA-256 over the canonical encoding; what servers sign and clients compare.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"chorus/output/v1");
+        h.update(self.round.to_le_bytes());
+        h.update(self.participants.to_le_bytes());
+        h.update(self.slots.to_le_bytes());
+        h.update(self.slot_bytes.to_le_bytes());
+        h.update(self.data.as_slice());
+        h.finalize().into()
+    }
+
+    /// Slot `s`, if it exists.
+    pub fn slot(&self, s: usize) -> Option<&[u8]> {
+        let l = self.slot_bytes as usize;
+        self.data
+            .as_slice()
+            .get(s.checked_mul(l)?..s.checked_add(1)?.checked_mul(l)?)
+    }
+}
+
+/// A server's statement "round `round` produced the output with hash `output_hash`".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputVouch {
+    /// The round.
+    pub round: Round,
+    /// [`RoundOutput::hash`].
+    pub output_hash: Key32,
+    /// The signing server.
+    pub server: ServerIndex,
+    /// ed25519 signature by the server over [`OutputVouch::signed_bytes`].
+    pub signature: Sig64,
+}
+
+impl OutputVouch {
+    /// The bytes a server signs.
+    pub fn signed_bytes(round: Round, output_hash: &[u8; 32]) -> Vec<u8> {
+        let mut v = b"chorus/vouch/v1".to_vec();
+        v.extend_from_slice(&round.to_le_bytes());
+        v.extend_from_slice(output_hash);
+        v
+    }
+
+    /// Check the signature against the server's ed25519 key.
+    pub fn signature_valid(&self, server_key: &[u8; 32]) -> bool {
+        keys::identity::verify_ed25519(
+            server_key,
+            &Self::signed_bytes(self.round, &self.output_hash.0),
+            &self.signature.0,
+        )
+    }
+}
+
+/// A round output with one server's vouch, as broadcast on gossipsub.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedOutput {
+    /// The output.
+    pub output: RoundOutput,
+    /// One server's signature over its hash.
+    pub vouch: OutputVouch,
+}
+
+/// A registered user's public keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PublicKeys {
+    /// ed25519 (also the client id).
+    pub sign: Key32,
+    /// x25519 (slots are sealed to it).
+    pub dh: Key32,
+}
+
+impl PublicKeys {
+    /// From a key-crate identity.
+    pub fn from_identity(p: &keys::PublicIdentity) -> Self {
+        Self {
+            sign: Fixed(p.sign),
+            dh: Fixed(p.dh),
+        }
+    }
+    /// To a key-crate identity.
+    pub fn to_identity(&self) -> keys::PublicIdentity {
+        keys::PublicIdentity {
+            sign: self.sign.0,
+            dh: self.dh.0,
+        }
+    }
+}
+
+/// Claim a name in the directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Register {
+    /// The name (UTF-8, at most [`MAX_NAME_BYTES`] bytes).
+    pub name: Bytes<MAX_NAME_BYTES>,
+    /// The keys the name points to.
+    pub keys: PublicKeys,
+    /// ed25519 signature by `keys.sign` over [`Register::signed_bytes`].
+    pub signature: Sig64,
+}
+
+impl Register {
+    /// The bytes a registering client signs.
+    pub fn signed_bytes(name: &[u8], keys: &PublicKeys) -> Vec<u8> {
+        let mut v = b"chorus/register/v1".to_vec();
+        v.extend_from_slice(&(name.len() as u64).to_le_bytes());
+        v.extend_from_slice(name);
+        v.extend_from_slice(&keys.sign.0);
+        v.extend_from_slice(&keys.dh.0);
+        v
+    }
+    /// Build and sign a registration.
+    pub fn new(name: &str, identity: &keys::Identity) -> Result<Self, crate::bounded::TooLong> {
+        let keys = PublicKeys::from_identity(&identity.public());
+        let name = Bytes::new(name.as_bytes().to_vec())?;
+        let signature = Fixed(identity.sign(&Self::signed_bytes(name.as_slice(), &keys)));
+        Ok(Self {
+            name,
+            keys,
+            signature,
+        })
+    }
+    /// Check the signature.
+    pub fn signature_valid(&self) -> bool {
+        keys::identity::verify_ed25519(
+            &self.keys.sign.0,
+            &Self::signed_bytes(self.name.as_slice(), &self.keys),
+            &self.signature.0,
+        )
+    }
+}
+
+/// A replicated command: the application data of every Raft log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A client's submission for the open round.
+    Submit(Submission),
+    /// The leader closes the open round (its deadline passed).
+    Close {
+        /// The round to close; must be the open one.
+        round: Round,
+    },
+    /// A server's aggregated share of a closed round.
+    Reveal(Reveal),
+    /// Claim a name.
+    Register(Register),
+    /// Opaque payload with no effect but to be committed (benchmarks, consensus tests).
+    Probe {
+        /// Caller's id for the probe.
+        id: u64,
+        /// Payload.
+        payload: Bytes<MAX_PROBE_BYTES>,
+    },
+}
+
+/// What a client asks a server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientRequest {
+    /// Submit for the open round.
+    Submit(Submission),
+    /// Register a name.
+    Register(Register),
+    /// Look up a name.
+    LookupName(Bytes<MAX_NAME_BYTES>),
+    /// Look up a fingerprint ([`keys::Fingerprint`] bytes).
+    LookupFingerprint(Key32),
+    /// Outputs of rounds from `from_round` on (at most [`MAX_HISTORY_OUTPUTS`]).
+    History {
+        /// First round wanted.
+        from_round: Round,
+    },
+    /// Cluster and round status.
+    Status,
+    /// Commit an opaque probe (benchmarks).
+    Probe {
+        /// Caller's id.
+        id: u64,
+        /// Payload.
+        payload: Bytes<MAX_PROBE_BYTES>,
+    },
+}
+
+/// Why a submission, reveal or registration was refused. Each reason is named so it
+/// shows in metrics and in the client's error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RejectReason {
+    /// For a round already closed (including replays of old submissions).
+    #[error("stale round {got}: round {open} is open")]
+    StaleRound {
+        /// The round in the submission.
+        got: Round,
+        /// The open round.
+        open: Round,
+    },
+    /// For a round not yet open.
+    #[error("future round {got}: round {open} is open")]
+    FutureRound {
+        /// The round in the submission.
+        got: Round,
+        /// The open round.
+        open: Round,
+    },
+    /// The client already has a submission in this round (a replay or a second try).
+    #[error("duplicate submission: this client already submitted in round {round}")]
+    DuplicateSubmission {
+        /// The round.
+        round: Round,
+    },
+    /// The signature does not verify against the claimed client key.
+    #[error("bad signature")]
+    BadSignature,
+    /// Admission policy is `listed` and this client is not listed.
+    #[error("unknown client")]
+    UnknownClient,
+    /// Not one share per server.
+    #[error("wrong share count: expected {expected}, got {got}")]
+    WrongShareCount {
+        /// n.
+        expected: u32,
+        /// Shares in the submission.
+        got: u32,
+    },
+    /// A share's ciphertext has the wrong length for `S * L`.
+    #[error("wrong share size: expected {expected} bytes, got {got}")]
+    WrongShareSize {
+        /// Expected ciphertext bytes.
+        expected: u32,
+        /// Actual.
+        got: u32,
+    },
+    /// A reveal for a round that is not closed, is void, or already revealed.
+    #[error("round {round} is not awaiting reveals")]
+    NotAwaitingReveal {
+        /// The round.
+        round: Round,
+    },
+    /// A server revealed twice for a round.
+    #[error("server {server} already revealed round {round}")]
+    DuplicateReveal {
+        /// The round.
+        round: Round,
+        /// The server.
+        server: ServerIndex,
+    },
+    /// A reveal from a server index outside the configured set.
+    #[error("unknown server {0}")]
+    UnknownServer(ServerIndex),
+    /// Close for a round that is not the open one.
+    #[error("cannot close round {got}: round {open} is open")]
+    WrongClose {
+        /// The round in the command.
+        got: Round,
+        /// The open round.
+        open: Round,
+    },
+    /// Name taken by another key.
+    #[error("name already taken")]
+    NameTaken,
+    /// These keys already registered another name.
+    #[error("keys already registered under another name")]
+    KeysTaken,
+    /// Name empty, not UTF-8, or containing control characters.
+    #[error("invalid name: {0}")]
+    InvalidName(String),
+}
+
+impl RejectReason {
+    /// A short stable label for metrics (`reason="bad_signature"`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::StaleRound { .. } => "stale_round",
+            Self::FutureRound { .. } => "future_round",
+            Self::DuplicateSubmission { .. } => "duplicate_submission",
+            Self::BadSignature => "bad_signature",
+            Self::UnknownClient => "unknown_client",
+            Self::WrongShareCount { .. } => "wrong_share_count",
+            Self::WrongShareSize { .. } => "wrong_share_size",
+            Self::NotAwaitingReveal { .. } => "not_awaiting_reveal",
+            Self::DuplicateReveal { .. } => "duplicate_reveal",
+            Self::UnknownServer(_) => "unknown_server",
+            Self::WrongClose { .. } => "wrong_close",
+            Self::NameTaken => "name_taken",
+            Self::KeysTaken => "keys_taken",
+            Self::InvalidName(_) => "invalid_name",
+        }
+    }
+}
+
+/// Cluster status as a client sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// The answering server.
+    pub server: ServerIndex,
+    /// Known Raft leader, if any.
+    pub leader: Option<ServerIndex>,
+    /// The open round.
+    pub open_round: Round,
+    /// Last revealed round, if any.
+    pub last_revealed: Option<Round>,
+    /// Participants of the last closed round.
+    pub last_participants: u32,
+}
+
+/// A server's answer to a [`ClientRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientResponse {
+    /// Committed and accepted into `round`.
+    Accepted {
+        /// The round.
+        round: Round,
+    },
+    /// Committed but refused by the state machine, or refused before commit.
+    Rejected(RejectReason),
+    /// Directory answer.
+    Identity(Option<(Bytes<MAX_NAME_BYTES>, PublicKeys)>),
+    /// Outputs with this server's vouches; `oldest_kept` tells of any gap.
+    History {
+        /// Outputs in round order.
+        outputs: BoundedVec<SignedOutput, MAX_HISTORY_OUTPUTS>,
+        /// Oldest round still retained.
+        oldest_kept: Option<Round>,
+    },
+    /// Status.
+    Status(StatusInfo),
+    /// The request could not be served right now (no leader, overloaded…).
+    Unavailable(Bytes<256>),
+    /// The request was malformed.
+    Malformed(Bytes<256>),
+}

@@ -1,0 +1,315 @@
+//! The round state machine end to end, with no network: clients build real submissions,
+//! servers open their shares and reveal sums, and the output decrypts for the recipient.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
+
+use std::collections::BTreeSet;
+
+use keys::Identity;
+use protocol::bounded::{Bytes, Fixed};
+use protocol::seal::open_share;
+use protocol::shamir::xor_into;
+use protocol::slot::{open_slot, seal_slot, Sender, SlotMessage};
+use protocol::submission::build_submission;
+use protocol::wire::{Register, Reveal};
+use protocol::{Admission, Command, Effect, Params, RejectReason, RoundMachine};
+use rand::SeedableRng;
+use x25519_dalek::PublicKey;
+
+struct World {
+    params: Params,
+    servers: Vec<Identity>,
+    server_keys: Vec<PublicKey>,
+    rng: rand::rngs::StdRng,
+}
+
+impl World {
+    fn new(n: usize, t: usize, k: usize, admission: Admission) -> Self {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let servers: Vec<Identity> = (0..n).map(|_| Identity::generate(&mut rng)).collect();
+        let server_keys = servers.iter().map(|s| s.public().x25519()).collect();
+        let params = Params::new(n, t, 8, 256, k, 4, admission).expect("params");
+        Self {
+            params,
+            servers,
+            server_keys,
+            rng,
+        }
+    }
+
+    fn vector(&mut self, from: &Identity, to: &Identity, slot: usize, text: &[u8]) -> Vec<u8> {
+        let msg = SlotMessage {
+            sender: Sender::Identity(from.public().dh),
+            conversation: [1; 16],
+            seq: 1,
+            timestamp_ms: 0,
+            fragment_index: 0,
+            fragment_count: 1,
+            body: text.to_vec(),
+        };
+        let sealed = seal_slot(
+            &msg,
+            from.x25519_secret(),
+            &to.public().x25519(),
+            256,
+            &mut self.rng,
+        )
+        .expect("seal slot");
+        let mut v = vec![0u8; self.params.vector_bytes()];
+        v[slot * 256..(slot + 1) * 256].copy_from_slice(&sealed);
+        v
+    }
+
+    fn submit(&mut self, round: u64, who: &Identity, vector: &[u8]) -> Command {
+        let keys = self.server_keys.clone();
+        let params = self.params.clone();
+        Command::Submit(
+            build_submission(&params, round, vector, who, &keys, &mut self.rng).expect("build"),
+        )
+    }
+
+    /// Each server's share-keeper: open its share of every included submission, XOR.
+    fn reveals(&self, machine: &RoundMachine, round: u64) -> Vec<Command> {
+        (0..self.servers.len())
+            .map(|i| {
+                let mut sum = vec![0u8; self.params.vector_bytes()];
+                for sub in machine.pending_submissions(round) {
+                    let share = open_share(
+                        &sub.shares.as_slice()[i],
+                        round,
+                        &sub.client,
+                        i as u16,
+                        self.servers[i].x25519_secret(),
+                    )
+                    .expect("open own share");
+                    xor_into(&mut sum, &share);
+                }
+                Command::Reveal(Reveal {
+                    round,
+                    server: i as u16,
+                    sum: Bytes::new(sum).expect("fits"),
+                })
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn message_reaches_only_its_recipient_through_a_full_round() {
+    let mut w = World::new(5, 2, 3, Admission::Open);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let alice = Identity::generate(&mut rng);
+    let bob = Identity::generate(&mut rng);
+    let carol = Identity::generate(&mut rng);
+    let mut m = RoundMachine::new(w.params.clone());
+
+    let va = w.vector(&alice, &bob, 3, b"hello bob");
+    let cover = vec![0u8; w.params.vector_bytes()];
+    for (who, v) in [(&alice, &va), (&bob, &cover), (&carol, &cover)] {
+        let cmd = w.submit(1, who, v);
+        assert!(matches!(m.apply(&cmd), Effect::Accepted { round: 1, .. }));
+    }
+    // Reveal before close is impossible: the round is not awaiting reveals.
+    let early = w.reveals(&m, 1);
+    assert_eq!(
+        m.apply(&early[0]),
+        Effect::Rejected(RejectReason::NotAwaitingReveal { round: 1 })
+    );
+
+    assert_eq!(
+        m.apply(&Command::Close { round: 1 }),
+        Effect::Closed {
+            round: 1,
+            participants: 3
+        }
+    );
+    let reveals = w.reveals(&m, 1);
+    assert!(matches!(
+        m.apply(&reveals[4]),
+        Effect::RevealRecorded { .. }
+    ));
+    assert!(matches!(
+        m.apply(&reveals[0]),
+        Effect::RevealRecorded { .. }
+    ));
+    let Effect::Output(out) = m.apply(&reveals[2]) else {
+        panic!("third reveal must output")
+    };
+    assert_eq!(out.participants, 3);
+    // Only the used slot is non-empty, and only bob opens it.
+    let slot = out.slot(3).expect("slot 3");
+    assert_eq!(
+        open_slot(slot, bob.x25519_secret())
+            .expect("bob opens")
+            .body,
+        b"hello bob"
+    );
+    assert!(open_slot(slot, carol.x25519_secret()).is_err());
+    assert!(open_slot(slot, alice.x25519_secret()).is_err());
+    assert!(out.slot(0).expect("slot 0").iter().all(|b| *b == 0));
+    // The round's submissions are forgotten once revealed.
+    assert!(m.pending_submissions(1).is_empty());
+    assert!(m.state().awaiting.is_empty());
+}
+
+#[test]
+fn every_bad_submission_gets_its_named_reason() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let listed = Identity::generate(&mut rng);
+    let stranger = Identity::generate(&mut rng);
+    let allowed: BTreeSet<_> = [Fixed(listed.public().sign)].into_iter().collect();
+    let mut w = World::new(3, 1, 1, Admission::Listed(allowed));
+    let mut m = RoundMachine::new(w.params.clone());
+    let v = vec![0u8; w.params.vector_bytes()];
+
+    let good = w.submit(1, &listed, &v);
+    assert!(matches!(m.apply(&good), Effect::Accepted { .. }));
+    assert_eq!(
+        m.apply(&good),
+        Effect::Rejected(RejectReason::DuplicateSubmission { round: 1 })
+    );
+    let unknown = w.submit(1, &stranger, &v);
+    assert_eq!(
+        m.apply(&unknown),
+        Effect::Rejected(RejectReason::UnknownClient)
+    );
+    let future = w.submit(2, &listed, &v);
+    assert_eq!(
+        m.apply(&future),
+        Effect::Rejected(RejectReason::FutureRound { got: 2, open: 1 })
+    );
+
+    let Command::Submit(mut forged) = w.submit(1, &listed, &v) else {
+        unreachable!()
+    };
+    forged.signature.0[0] ^= 1;
+    assert_eq!(
+        m.apply(&Command::Submit(forged.clone())),
+        Effect::Rejected(RejectReason::BadSignature)
+    );
+    let mut short = forged.clone();
+    short.shares =
+        protocol::bounded::BoundedVec::new(forged.shares.as_slice()[..2].to_vec()).expect("2");
+    assert_eq!(
+        m.apply(&Command::Submit(short)),
+        Effect::Rejected(RejectReason::WrongShareCount {
+            expected: 3,
+            got: 2
+        })
+    );
+    let mut sized = forged.clone();
+    let mut shares = forged.shares.as_slice().to_vec();
+    shares[1].ciphertext = Bytes::new(vec![0u8; 10]).expect("small");
+    sized.shares = protocol::bounded::BoundedVec::new(shares).expect("3");
+    assert!(matches!(
+        m.apply(&Command::Submit(sized)),
+        Effect::Rejected(RejectReason::WrongShareSize { got: 10, .. })
+    ));
+
+    assert!(matches!(
+        m.apply(&Command::Close { round: 1 }),
+        Effect::Closed { .. }
+    ));
+    // Replaying round 1's good submission in round 2 is stale.
+    assert_eq!(
+        m.apply(&good),
+        Effect::Rejected(RejectReason::StaleRound { got: 1, open: 2 })
+    );
+    assert_eq!(
+        m.apply(&Command::Close { round: 1 }),
+        Effect::Rejected(RejectReason::WrongClose { got: 1, open: 2 })
+    );
+}
+
+#[test]
+fn round_below_min_anonymity_set_is_void_and_reveals_nothing() {
+    let mut w = World::new(3, 1, 3, Admission::Open);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let a = Identity::generate(&mut rng);
+    let mut m = RoundMachine::new(w.params.clone());
+    let v = vec![0u8; w.params.vector_bytes()];
+    let cmd = w.submit(1, &a, &v);
+    m.apply(&cmd);
+    let reveals = w.reveals(&m, 1);
+    assert_eq!(
+        m.apply(&Command::Close { round: 1 }),
+        Effect::Void {
+            round: 1,
+            participants: 1
+        }
+    );
+    assert!(
+        m.pending_submissions(1).is_empty(),
+        "void round forgets its submissions"
+    );
+    assert_eq!(
+        m.apply(&reveals[0]),
+        Effect::Rejected(RejectReason::NotAwaitingReveal { round: 1 })
+    );
+    assert!(m.state().outputs.is_empty());
+}
+
+#[test]
+fn outputs_beyond_retention_are_dropped() {
+    let mut w = World::new(3, 1, 1, Admission::Open);
+    let a = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(1));
+    let mut m = RoundMachine::new(w.params.clone());
+    let v = vec![0u8; w.params.vector_bytes()];
+    for r in 1..=10u64 {
+        let cmd = w.submit(r, &a, &v);
+        m.apply(&cmd);
+        m.apply(&Command::Close { round: r });
+        for rev in w.reveals(&m, r).iter().take(2) {
+            m.apply(rev);
+        }
+    }
+    let kept: Vec<u64> = m.state().outputs.keys().copied().collect();
+    assert_eq!(kept, vec![7, 8, 9, 10], "retention_rounds = 4");
+}
+
+#[test]
+fn directory_names_are_unique_and_signed() {
+    let w = World::new(3, 1, 1, Admission::Open);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    let (a, b) = (Identity::generate(&mut rng), Identity::generate(&mut rng));
+    let mut m = RoundMachine::new(w.params.clone());
+    let reg = Register::new("alice", &a).expect("name");
+    assert!(matches!(
+        m.apply(&Command::Register(reg.clone())),
+        Effect::Registered { .. }
+    ));
+    assert!(
+        matches!(m.apply(&Command::Register(reg)), Effect::Registered { .. }),
+        "idempotent"
+    );
+    let taken = Register::new("alice", &b).expect("name");
+    assert_eq!(
+        m.apply(&Command::Register(taken)),
+        Effect::Rejected(RejectReason::NameTaken)
+    );
+    let second = Register::new("alice2", &a).expect("name");
+    assert_eq!(
+        m.apply(&Command::Register(second)),
+        Effect::Rejected(RejectReason::KeysTaken)
+    );
+    let mut forged = Register::new("mallory", &b).expect("name");
+    forged.keys = protocol::wire::PublicKeys::from_identity(&a.public());
+    assert_eq!(
+        m.apply(&Command::Register(forged)),
+        Effect::Rejected(RejectReason::BadSignature)
+    );
+    let bad = Register::new(" spaced", &b).expect("name");
+    assert!(matches!(
+        m.apply(&Command::Register(bad)),
+        Effect::Rejected(RejectReason::InvalidName(_))
+    ));
+    assert_eq!(
+        m.lookup_name(b"alice").map(|k| k.sign.0),
+        Some(a.public().sign)
+    );
+    let fp = Fixed(a.public().fingerprint().0);
+    assert_eq!(
+        m.lookup_fingerprint(&fp).map(|(n, _)| n.into_vec()),
+        Some(b"alice".to_vec())
+    );
+}
