@@ -1,0 +1,103 @@
+//! openraft type configuration and the messages servers exchange.
+
+use std::io::Cursor;
+
+use protocol::wire::{Command, RejectReason, Round};
+use protocol::Effect;
+use serde::{Deserialize, Serialize};
+
+/// A server as openraft knows it: its PeerId and libp2p address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerNode {
+    /// base58 PeerId.
+    pub peer_id: String,
+    /// libp2p multiaddr.
+    pub addr: String,
+}
+
+/// What applying a command returned, sent back to whoever wrote it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Applied {
+    /// A blank or membership entry.
+    #[default]
+    Internal,
+    /// The command was accepted (into `round`, for submissions).
+    Ok {
+        /// The open round at the time, for submissions; 0 otherwise.
+        round: Round,
+    },
+    /// The state machine refused it.
+    Rejected(RejectReason),
+}
+
+impl From<&Effect> for Applied {
+    fn from(e: &Effect) -> Self {
+        match e {
+            Effect::Accepted { round, .. } => Self::Ok { round: *round },
+            Effect::Rejected(r) => Self::Rejected(r.clone()),
+            Effect::Closed { round, .. } | Effect::Void { round, .. } => Self::Ok { round: *round },
+            Effect::RevealRecorded { round, .. } => Self::Ok { round: *round },
+            Effect::Output(o) => Self::Ok { round: o.round },
+            Effect::Registered { .. } | Effect::Probed { .. } => Self::Ok { round: 0 },
+        }
+    }
+}
+
+openraft::declare_raft_types!(
+    /// Chorus's openraft types: commands are [`Command`], node ids are server indices.
+    pub TypeConfig:
+        D = Command,
+        R = Applied,
+        NodeId = u64,
+        Node = ServerNode,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// Raft node id = server index.
+pub type NodeId = u64;
+
+/// A request on the server-to-server protocol.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerRequest {
+    /// Raft AppendEntries.
+    Append(openraft::raft::AppendEntriesRequest<TypeConfig>),
+    /// Raft RequestVote.
+    Vote(openraft::raft::VoteRequest<NodeId>),
+    /// Raft InstallSnapshot (one chunk).
+    Snapshot(openraft::raft::InstallSnapshotRequest<TypeConfig>),
+    /// A follower forwards a command to the leader.
+    Forward(Command),
+}
+
+/// Result of a forwarded write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardOutcome {
+    /// Committed and applied.
+    Applied(Applied),
+    /// The receiver is not the leader (it may know who is).
+    NotLeader(Option<NodeId>),
+    /// Could not commit (no quorum, shutting down...).
+    Failed(String),
+}
+
+/// A response on the server-to-server protocol.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerResponse {
+    /// Raft AppendEntries result.
+    Append(
+        Result<openraft::raft::AppendEntriesResponse<NodeId>, openraft::error::RaftError<NodeId>>,
+    ),
+    /// Raft RequestVote result.
+    Vote(Result<openraft::raft::VoteResponse<NodeId>, openraft::error::RaftError<NodeId>>),
+    /// Raft InstallSnapshot result.
+    Snapshot(
+        Result<
+            openraft::raft::InstallSnapshotResponse<NodeId>,
+            openraft::error::RaftError<NodeId, openraft::error::InstallSnapshotError>,
+        >,
+    ),
+    /// Forwarded write result.
+    Forward(ForwardOutcome),
+    /// The request was refused (not a server, malformed...).
+    Refused(String),
+}
