@@ -3,5 +3,9 @@
 //!
 //! Only this crate knows openraft and actix (and, with `client`, libp2p).
 
+pub mod metrics;
+pub mod net;
+pub mod raft_net;
+pub mod server;
 pub mod store;
 pub mod types;

@@ -206,6 +206,7 @@ pub fn write_cluster<R: RngCore + CryptoRng>(
             round: cluster.round.clone(),
             admission: cluster.admission.clone(),
             servers: cluster.servers.clone(),
+            raft: None,
         };
         let path = spec.out.join(format!("node-{i}.toml"));
         let text = to_toml(&path, &node)?;

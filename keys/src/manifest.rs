@@ -96,6 +96,27 @@ pub struct NodeSection {
     pub admin_token: Option<String>,
 }
 
+/// Optional Raft tuning (defaults suit a LAN or loopback cluster).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RaftSection {
+    /// Leader heartbeat interval, ms (default 150).
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
+    /// Minimum election timeout, ms (default 1000).
+    #[serde(default)]
+    pub election_min_ms: Option<u64>,
+    /// Maximum election timeout, ms (default 2000).
+    #[serde(default)]
+    pub election_max_ms: Option<u64>,
+    /// Snapshot after this many log entries (default 2000).
+    #[serde(default)]
+    pub snapshot_logs: Option<u64>,
+    /// Log entries kept behind a snapshot for slow followers (default 200).
+    #[serde(default)]
+    pub keep_logs: Option<u64>,
+}
+
 /// A server's config file: `node-<i>.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,6 +129,9 @@ pub struct NodeManifest {
     pub admission: AdmissionSection,
     /// Every server (must be identical on every server).
     pub servers: Vec<ServerEntry>,
+    /// Raft tuning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft: Option<RaftSection>,
 }
 
 impl NodeManifest {

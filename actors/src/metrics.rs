@@ -1,0 +1,225 @@
+//! Metrics: one prometheus-client registry for the node (libp2p's metrics included),
+//! per-actor mailbox depth / handled / failed, Raft and network gauges.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Label for per-actor metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActorLabel {
+    /// Actor name.
+    pub actor: String,
+}
+
+/// Label for rejections.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why.
+    pub reason: String,
+}
+
+/// Per-actor counters, shared by senders (enqueue) and the actor (handle).
+#[derive(Clone)]
+pub struct ActorStats {
+    name: &'static str,
+    mailbox: Family<ActorLabel, Gauge>,
+    handled: Family<ActorLabel, Counter>,
+    failed: Family<ActorLabel, Counter>,
+}
+
+impl ActorStats {
+    fn label(&self) -> ActorLabel {
+        ActorLabel {
+            actor: self.name.to_string(),
+        }
+    }
+    /// A message was queued for this actor.
+    pub fn enqueued(&self) {
+        self.mailbox.get_or_create(&self.label()).inc();
+    }
+    /// The actor took a message off its mailbox.
+    pub fn dequeued(&self) {
+        self.mailbox.get_or_create(&self.label()).dec();
+        self.handled.get_or_create(&self.label()).inc();
+    }
+    /// Handling a message failed.
+    pub fn failed(&self) {
+        self.failed.get_or_create(&self.label()).inc();
+    }
+    /// (mailbox depth, handled, failed), for `/status`.
+    pub fn snapshot(&self) -> (i64, u64, u64) {
+        (
+            self.mailbox.get_or_create(&self.label()).get(),
+            self.handled.get_or_create(&self.label()).get(),
+            self.failed.get_or_create(&self.label()).get(),
+        )
+    }
+    /// The actor's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// Network gauges and counters.
+#[derive(Clone, Default)]
+pub struct NetMetrics {
+    /// Connected peers (servers and clients).
+    pub peers_connected: Gauge,
+    /// Gossip publishes that failed.
+    pub publish_failures: Counter,
+    /// Refused inbound traffic, by reason.
+    pub rejections: Family<ReasonLabel, Counter>,
+}
+
+impl NetMetrics {
+    /// Count a refusal.
+    pub fn rejected(&self, reason: &str) {
+        self.rejections
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+}
+
+/// Raft gauges.
+#[derive(Clone, Default)]
+pub struct RaftGauges {
+    /// Current term.
+    pub term: Gauge,
+    /// Known leader id, or -1.
+    pub leader: Gauge,
+    /// Last log index.
+    pub last_log_index: Gauge,
+    /// Applied index.
+    pub applied_index: Gauge,
+    /// Snapshot index, or -1.
+    pub snapshot_index: Gauge,
+    /// Open round.
+    pub round: Gauge,
+}
+
+/// All of the node's metrics.
+#[derive(Clone)]
+pub struct NodeMetrics {
+    /// The registry (`/metrics` encodes it).
+    pub registry: Arc<Mutex<Registry>>,
+    mailbox: Family<ActorLabel, Gauge>,
+    handled: Family<ActorLabel, Counter>,
+    failed: Family<ActorLabel, Counter>,
+    /// Network.
+    pub net: NetMetrics,
+    /// Raft.
+    pub raft: RaftGauges,
+    /// Commands refused by the state machine, by reason.
+    pub rejected_commands: Family<ReasonLabel, Counter>,
+}
+
+impl NodeMetrics {
+    /// Register everything in `registry` (which libp2p has already used); `net` is the
+    /// set the network loop was started with.
+    pub fn new_with_net(mut registry: Registry, net: NetMetrics) -> Self {
+        let mailbox = Family::<ActorLabel, Gauge>::default();
+        let handled = Family::<ActorLabel, Counter>::default();
+        let failed = Family::<ActorLabel, Counter>::default();
+        let raft = RaftGauges::default();
+        let rejected_commands = Family::<ReasonLabel, Counter>::default();
+        let r = registry.sub_registry_with_prefix("chorus");
+        r.register(
+            "actor_mailbox_depth",
+            "Messages waiting in each actor's mailbox",
+            mailbox.clone(),
+        );
+        r.register(
+            "actor_messages_handled",
+            "Messages each actor handled",
+            handled.clone(),
+        );
+        r.register(
+            "actor_messages_failed",
+            "Messages whose handling failed",
+            failed.clone(),
+        );
+        r.register(
+            "peers_connected",
+            "Connected libp2p peers",
+            net.peers_connected.clone(),
+        );
+        r.register(
+            "gossip_publish_failures",
+            "Gossip publishes that failed",
+            net.publish_failures.clone(),
+        );
+        r.register(
+            "network_rejections",
+            "Inbound traffic refused, by reason",
+            net.rejections.clone(),
+        );
+        r.register("raft_term", "Current Raft term", raft.term.clone());
+        r.register(
+            "raft_leader",
+            "Known Raft leader id (-1 if none)",
+            raft.leader.clone(),
+        );
+        r.register(
+            "raft_last_log_index",
+            "Last Raft log index",
+            raft.last_log_index.clone(),
+        );
+        r.register(
+            "raft_applied_index",
+            "Last applied Raft log index",
+            raft.applied_index.clone(),
+        );
+        r.register(
+            "raft_snapshot_index",
+            "Last snapshot's log index (-1 if none)",
+            raft.snapshot_index.clone(),
+        );
+        r.register(
+            "round_open",
+            "The round accepting submissions",
+            raft.round.clone(),
+        );
+        r.register(
+            "commands_rejected",
+            "Commands refused by the state machine, by reason",
+            rejected_commands.clone(),
+        );
+        Self {
+            registry: Arc::new(Mutex::new(registry)),
+            mailbox,
+            handled,
+            failed,
+            net,
+            raft,
+            rejected_commands,
+        }
+    }
+
+    /// Counters for one actor.
+    pub fn actor(&self, name: &'static str) -> ActorStats {
+        let s = ActorStats {
+            name,
+            mailbox: self.mailbox.clone(),
+            handled: self.handled.clone(),
+            failed: self.failed.clone(),
+        };
+        // Create the series so /metrics shows every actor from the start.
+        let _ = s.snapshot();
+        s
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
+        out
+    }
+}
