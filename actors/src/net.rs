@@ -12,125 +12,31 @@
 //! protocol: requests from anyone else are refused by name and counted.
 
 use std::collections::HashMap;
-use std::io;
-use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{
-    allow_block_list, gossipsub, identity, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol,
-    Swarm,
-};
+use libp2p::{allow_block_list, gossipsub, identity, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 use prometheus_client::registry::Registry;
-use protocol::limits::MAX_FRAME_BYTES;
 use protocol::wire::{ClientRequest, ClientResponse};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use client::frame::{FrameCodec, RejectHook, CLIENT_PROTOCOL, OUTPUT_TOPIC, RAFT_PROTOCOL};
+
 use crate::metrics::NetMetrics;
 use crate::types::{NodeId, PeerRequest, PeerResponse};
 
-/// Raft and forwarding between servers.
-pub const RAFT_PROTOCOL: StreamProtocol = StreamProtocol::new("/chorus/raft/1");
-/// Client calls.
-pub const CLIENT_PROTOCOL: StreamProtocol = StreamProtocol::new("/chorus/client/1");
-/// Gossipsub topic for signed round outputs.
-pub const OUTPUT_TOPIC: &str = "chorus/outputs/1";
 /// Commands queued to the event loop before senders wait (backpressure, not loss).
 const COMMAND_QUEUE: usize = 1024;
 /// Inbound events queued to the actors before the loop stops reading the network.
 const EVENT_QUEUE: usize = 1024;
 /// Longest wait between reconnection attempts to a lost server.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Length-prefixed frames decoded with the protocol codec.
-pub struct FrameCodec<Req, Resp>(PhantomData<fn() -> (Req, Resp)>);
-
-impl<Req, Resp> Clone for FrameCodec<Req, Resp> {
-    fn clone(&self) -> Self {
-        Self(PhantomData)
-    }
-}
-impl<Req, Resp> Default for FrameCodec<Req, Resp> {
-    fn default() -> Self {
-        Self(PhantomData)
-    }
-}
-
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    io.read_exact(&mut len).await?;
-    let n = u32::from_be_bytes(len) as usize;
-    if n > MAX_FRAME_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame of {n} bytes exceeds the {MAX_FRAME_BYTES}-byte limit"),
-        ));
-    }
-    let mut buf = vec![0u8; n];
-    io.read_exact(&mut buf).await?;
-    Ok(buf)
-}
-
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, b: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(b.len()).map_err(|_| io::Error::other("frame too large"))?;
-    io.write_all(&len.to_be_bytes()).await?;
-    io.write_all(b).await?;
-    io.flush().await
-}
-
-fn decode_frame<V: serde::de::DeserializeOwned>(b: &[u8]) -> io::Result<V> {
-    protocol::decode(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
-fn encode_frame<V: serde::Serialize>(v: &V) -> io::Result<Vec<u8>> {
-    protocol::encode(v).map_err(io::Error::other)
-}
-
-impl<Req, Resp> request_response::Codec for FrameCodec<Req, Resp>
-where
-    Req: serde::Serialize + serde::de::DeserializeOwned + Send,
-    Resp: serde::Serialize + serde::de::DeserializeOwned + Send,
-{
-    type Protocol = StreamProtocol;
-    type Request = Req;
-    type Response = Resp;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Req> {
-        decode_frame(&read_frame(io).await?)
-    }
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Resp> {
-        decode_frame(&read_frame(io).await?)
-    }
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        r: Req,
-    ) -> io::Result<()> {
-        write_frame(io, &encode_frame(&r)?).await
-    }
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        r: Resp,
-    ) -> io::Result<()> {
-        write_frame(io, &encode_frame(&r)?).await
-    }
-}
 
 mod behaviour {
     #![allow(missing_docs)] // the derive generates an undocumented event enum
@@ -273,6 +179,13 @@ pub fn start(
     NetHandle,
     mpsc::Receiver<NetEvent>,
 )> {
+    let hook = |proto: &'static str| -> RejectHook {
+        let m = metrics.clone();
+        Arc::new(move |reason: &'static str| {
+            m.rejected(&format!("{proto}_{reason}"));
+            tracing::debug!(protocol = proto, reason, "refused an inbound frame");
+        })
+    };
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(cfg.keypair.clone())
         .with_tokio()
         .with_tcp(
@@ -299,11 +212,13 @@ pub fn start(
                     .validation_mode(gossipsub::ValidationMode::Strict)
                     .build()?;
                 Ok(Behaviour {
-                    raft: request_response::Behaviour::new(
+                    raft: request_response::Behaviour::with_codec(
+                        FrameCodec::with_reject_hook(hook("raft")),
                         [(RAFT_PROTOCOL, ProtocolSupport::Full)],
                         rr_cfg.clone(),
                     ),
-                    client: request_response::Behaviour::new(
+                    client: request_response::Behaviour::with_codec(
+                        FrameCodec::with_reject_hook(hook("client")),
                         [(CLIENT_PROTOCOL, ProtocolSupport::Full)],
                         rr_cfg,
                     ),

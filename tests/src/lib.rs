@@ -1,4 +1,8 @@
 //! Multi-process integration, fault and benchmark harnesses for Chorus.
 //!
-//! Integration suites live in `tests/<suite>/main.rs` and start real `node` processes on
-//! free 127.0.0.1 ports.
+//! [`cluster::Cluster`] generates keys and configs on free 127.0.0.1 ports, starts real
+//! `node` processes, and offers waits on conditions (never bare sleeps) and faults
+//! (kill -9, restart). Suites live in `tests/<suite>/main.rs`.
+
+pub mod cluster;
+pub mod http;

@@ -1,0 +1,151 @@
+//! The libp2p request/response codec both servers and clients use: a 4-byte big-endian
+//! length, then one value in the protocol codec. The length is checked against
+//! `MAX_FRAME_BYTES` before the frame is read, so a hostile peer cannot make us buffer
+//! more than that; a frame that does not decode fails only its own stream.
+
+use std::io;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::request_response;
+use libp2p::StreamProtocol;
+use protocol::limits::MAX_FRAME_BYTES;
+
+/// Raft and forwarding between servers.
+pub const RAFT_PROTOCOL: StreamProtocol = StreamProtocol::new("/chorus/raft/1");
+/// Client calls.
+pub const CLIENT_PROTOCOL: StreamProtocol = StreamProtocol::new("/chorus/client/1");
+/// Gossipsub topic for signed round outputs.
+pub const OUTPUT_TOPIC: &str = "chorus/outputs/1";
+
+/// Called with a reason label whenever an inbound frame is refused. The request-response
+/// behaviour drops a stream whose request fails to read without any event, so this hook
+/// is how a server counts malformed traffic.
+pub type RejectHook = Arc<dyn Fn(&'static str) + Send + Sync>;
+
+/// Length-prefixed frames decoded with the protocol codec.
+pub struct FrameCodec<Req, Resp> {
+    on_reject: Option<RejectHook>,
+    _types: PhantomData<fn() -> (Req, Resp)>,
+}
+
+impl<Req, Resp> FrameCodec<Req, Resp> {
+    /// A codec that reports refused frames to `hook`.
+    pub fn with_reject_hook(hook: RejectHook) -> Self {
+        Self {
+            on_reject: Some(hook),
+            _types: PhantomData,
+        }
+    }
+
+    fn refused<T>(&self, e: io::Error) -> io::Result<T> {
+        if let Some(hook) = &self.on_reject {
+            hook(classify(&e));
+        }
+        Err(e)
+    }
+}
+
+/// A stable label for why a frame was refused.
+pub fn classify(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => "truncated_frame",
+        io::ErrorKind::InvalidData if e.to_string().contains("exceeds the") => "frame_too_large",
+        io::ErrorKind::InvalidData => "malformed_frame",
+        _ => "stream_error",
+    }
+}
+
+impl<Req, Resp> Clone for FrameCodec<Req, Resp> {
+    fn clone(&self) -> Self {
+        Self {
+            on_reject: self.on_reject.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+impl<Req, Resp> Default for FrameCodec<Req, Resp> {
+    fn default() -> Self {
+        Self {
+            on_reject: None,
+            _types: PhantomData,
+        }
+    }
+}
+
+/// Read one length-prefixed frame.
+pub async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let n = u32::from_be_bytes(len) as usize;
+    if n > MAX_FRAME_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {n} bytes exceeds the {MAX_FRAME_BYTES}-byte limit"),
+        ));
+    }
+    let mut buf = vec![0u8; n];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+/// Write one length-prefixed frame.
+pub async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, b: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(b.len()).map_err(|_| io::Error::other("frame too large"))?;
+    io.write_all(&len.to_be_bytes()).await?;
+    io.write_all(b).await?;
+    io.flush().await
+}
+
+fn decode_frame<V: serde::de::DeserializeOwned>(b: &[u8]) -> io::Result<V> {
+    protocol::decode(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+fn encode_frame<V: serde::Serialize>(v: &V) -> io::Result<Vec<u8>> {
+    protocol::encode(v).map_err(io::Error::other)
+}
+
+impl<Req, Resp> request_response::Codec for FrameCodec<Req, Resp>
+where
+    Req: serde::Serialize + serde::de::DeserializeOwned + Send,
+    Resp: serde::Serialize + serde::de::DeserializeOwned + Send,
+{
+    type Protocol = StreamProtocol;
+    type Request = Req;
+    type Response = Resp;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Req> {
+        match read_frame(io).await.and_then(|b| decode_frame(&b)) {
+            Ok(v) => Ok(v),
+            Err(e) => self.refused(e),
+        }
+    }
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Resp> {
+        decode_frame(&read_frame(io).await?)
+    }
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        r: Req,
+    ) -> io::Result<()> {
+        write_frame(io, &encode_frame(&r)?).await
+    }
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        r: Resp,
+    ) -> io::Result<()> {
+        write_frame(io, &encode_frame(&r)?).await
+    }
+}

@@ -1,0 +1,329 @@
+//! Spawn and control a local cluster of real `node` processes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use client::conn::{ClusterConn, ConnEvent, ServerAddr};
+use keys::generate::{write_cluster, ClusterSpec};
+use keys::manifest::{read_manifest, NodeManifest, Policy, RaftSection};
+use serde_json::Value;
+
+/// Build (once per test process) and locate a workspace binary.
+pub fn binary(package: &str, name: &str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<Vec<String>>> = OnceLock::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let path = target.join("debug").join(name);
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|b| b == name) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", package, "--bin", name])
+            .current_dir(&root)
+            .status()
+            .unwrap_or_else(|e| panic!("running cargo build for {name}: {e}"));
+        assert!(
+            status.success(),
+            "cargo build -p {package} --bin {name} failed"
+        );
+        built.push(name.to_string());
+    }
+    path
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    l.local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("local_addr: {e}"))
+}
+
+/// Options for a test cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterOpts {
+    /// Servers.
+    pub servers: u32,
+    /// Client identities to generate.
+    pub clients: u32,
+    /// Snapshot threshold.
+    pub snapshot_logs: u64,
+    /// Entries kept behind a snapshot.
+    pub keep_logs: u64,
+    /// Round length.
+    pub round_ms: u64,
+    /// k.
+    pub min_anonymity_set: u32,
+    /// Admission policy.
+    pub policy: Policy,
+}
+
+impl Default for ClusterOpts {
+    fn default() -> Self {
+        Self {
+            servers: 3,
+            clients: 4,
+            snapshot_logs: 2000,
+            keep_logs: 200,
+            round_ms: 1000,
+            min_anonymity_set: 3,
+            policy: Policy::Open,
+        }
+    }
+}
+
+/// One node process.
+pub struct NodeProc {
+    /// Its config.
+    pub config: PathBuf,
+    /// Its log file.
+    pub log: PathBuf,
+    /// Admin port.
+    pub admin_port: u16,
+    /// Data folder.
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A running cluster; dropping it kills every node.
+pub struct Cluster {
+    /// Folder with keys, configs, data and logs.
+    pub dir: tempfile::TempDir,
+    /// Nodes, by index.
+    pub nodes: Vec<NodeProc>,
+    /// Where clients connect.
+    pub servers: Vec<ServerAddr>,
+}
+
+impl Cluster {
+    /// Generate configs on free ports and start every node.
+    pub fn start(opts: ClusterOpts) -> anyhow::Result<Self> {
+        let node_bin = binary("node", "node");
+        let dir = tempfile::tempdir()?;
+        let spec = ClusterSpec {
+            servers: opts.servers,
+            clients: opts.clients,
+            out: dir.path().to_path_buf(),
+            base_port: 7100,
+            threshold: None,
+            round_ms: opts.round_ms,
+            slots: 16,
+            slot_bytes: 256,
+            min_anonymity_set: opts.min_anonymity_set,
+            retention_rounds: 100,
+            policy: opts.policy,
+            force: false,
+        };
+        write_cluster(&spec, &mut rand_core::OsRng)?;
+        let ports: Vec<(u16, u16)> = (0..opts.servers)
+            .map(|_| (free_port(), free_port()))
+            .collect();
+        let mut nodes = Vec::new();
+        let mut servers = Vec::new();
+        for i in 0..opts.servers as usize {
+            let path = dir.path().join(format!("node-{i}.toml"));
+            let mut m: NodeManifest = read_manifest(&path)?;
+            for (j, s) in m.servers.iter_mut().enumerate() {
+                s.address = format!("/ip4/127.0.0.1/tcp/{}", ports[j].0);
+            }
+            m.node.listen = format!("/ip4/127.0.0.1/tcp/{}", ports[i].0);
+            m.node.admin = format!("127.0.0.1:{}", ports[i].1);
+            m.raft = Some(RaftSection {
+                heartbeat_ms: Some(150),
+                election_min_ms: Some(1000),
+                election_max_ms: Some(2000),
+                snapshot_logs: Some(opts.snapshot_logs),
+                keep_logs: Some(opts.keep_logs),
+            });
+            std::fs::write(&path, toml::to_string_pretty(&m)?)?;
+            if i == 0 {
+                servers = m
+                    .servers
+                    .iter()
+                    .map(|s| ServerAddr::parse(s.id as u16, &s.peer_id, &s.address))
+                    .collect::<Result<_, _>>()?;
+            }
+            nodes.push(NodeProc {
+                config: path,
+                log: dir.path().join(format!("node-{i}.log")),
+                admin_port: ports[i].1,
+                data_dir: dir.path().join(format!("data/node-{i}")),
+                child: None,
+            });
+        }
+        let mut c = Self {
+            dir,
+            nodes,
+            servers,
+        };
+        for i in 0..c.nodes.len() {
+            c.spawn(i, &node_bin)?;
+        }
+        Ok(c)
+    }
+
+    fn spawn(&mut self, i: usize, bin: &Path) -> anyhow::Result<()> {
+        let n = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log)?;
+        let child = Command::new(bin)
+            .arg("--config")
+            .arg(&n.config)
+            .env(
+                "RUST_LOG",
+                std::env::var("CHORUS_TEST_LOG")
+                    .unwrap_or_else(|_| "info,openraft=warn,libp2p_gossipsub=warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting node {i}"))?;
+        n.child = Some(child);
+        Ok(())
+    }
+
+    /// kill -9 node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM node `i` and wait for it to exit; returns its exit success.
+    pub fn terminate(&mut self, i: usize) -> bool {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return status.success();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        false
+    }
+
+    /// Start node `i` again (same config and data).
+    pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        let bin = binary("node", "node");
+        self.spawn(i, &bin)
+    }
+
+    /// Is node `i` running?
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some()
+    }
+
+    /// `/status` of node `i`, if it answers.
+    pub async fn status(&self, i: usize) -> Option<Value> {
+        let (code, body) = crate::http::get(self.nodes[i].admin_port, "/status")
+            .await
+            .ok()?;
+        if code != 200 {
+            return None;
+        }
+        serde_json::from_str(&body).ok()
+    }
+
+    /// The leader every running node agrees on, if they agree.
+    pub async fn agreed_leader(&self) -> Option<u64> {
+        let mut leader = None;
+        for i in 0..self.nodes.len() {
+            if !self.is_up(i) {
+                continue;
+            }
+            let l = self.status(i).await?.get("leader")?.as_u64()?;
+            if leader.is_some_and(|x| x != l) {
+                return None;
+            }
+            leader = Some(l);
+        }
+        leader
+    }
+
+    /// Wait until `f` returns `Some`, polling; fails with `what` after `deadline`.
+    pub async fn wait_for<T, F, Fut>(
+        &self,
+        what: &str,
+        deadline: Duration,
+        mut f: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(v) = f().await {
+                return Ok(v);
+            }
+            if Instant::now() > end {
+                bail!(
+                    "timed out after {deadline:?} waiting for: {what}\n{}",
+                    self.log_tails()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The last lines of every node's log, for failure messages.
+    pub fn log_tails(&self) -> String {
+        let mut out = String::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let text = std::fs::read_to_string(&n.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- node {i} log (last 15 lines)\n"));
+            for l in &lines[lines.len().saturating_sub(15)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Connect a client to every server and wait until at least one is up.
+    pub async fn connect(
+        &self,
+    ) -> anyhow::Result<(ClusterConn, tokio::sync::mpsc::Receiver<ConnEvent>)> {
+        let (conn, events) = ClusterConn::connect(self.servers.clone())?;
+        let c2 = conn.clone();
+        self.wait_for("a client connection", Duration::from_secs(20), || {
+            let c = c2.clone();
+            async move { (!c.connected().await.is_empty()).then_some(()) }
+        })
+        .await?;
+        Ok((conn, events))
+    }
+
+    /// Every node's log text.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| std::fs::read_to_string(&n.log).unwrap_or_default())
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! A tiny HTTP/1.0 GET, enough to read the admin endpoint without an HTTP client crate.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// GET `path` from `127.0.0.1:port`; returns (status code, body).
+pub async fn get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+            .await?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let code = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok::<_, anyhow::Error>((code, body))
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut).await?
+}
