@@ -88,8 +88,17 @@ impl LogStore {
     }
 
     fn put_meta<T: Serialize>(&self, key: &str, v: &T) -> Result<(), std::io::Error> {
+        self.put_meta_with(key, v, Durability::Immediate)
+    }
+
+    fn put_meta_with<T: Serialize>(
+        &self,
+        key: &str,
+        v: &T,
+        durability: Durability,
+    ) -> Result<(), std::io::Error> {
         let mut w = self.db.begin_write().map_err(io_err)?;
-        w.set_durability(Durability::Immediate);
+        w.set_durability(durability);
         {
             let mut t = w.open_table(META).map_err(io_err)?;
             t.insert(key, enc(v).as_slice()).map_err(io_err)?;
@@ -158,7 +167,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), SErr> {
-        self.put_meta("committed", &committed)
+        // The committed id is a hint for re-applying the log at start-up; a stale value is
+        // safe (the leader re-establishes commitment), so it rides on the next durable
+        // commit instead of costing an fsync of its own.
+        self.put_meta_with("committed", &committed, Durability::None)
             .map_err(|e| StorageIOError::write(&e).into())
     }
 

@@ -1,0 +1,245 @@
+//! Load generator for the consensus benchmark: committed writes against a Chorus cluster
+//! (opaque probes through the client protocol) or an etcd cluster (puts through its
+//! HTTP/JSON gateway), with a fixed payload and a fixed number of writers in flight.
+//! Prints one JSON line: ops, seconds, throughput and latency percentiles.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use clap::{Parser, ValueEnum};
+use client::conn::{ClusterConn, ServerAddr};
+use protocol::bounded::Bytes;
+use protocol::wire::{ClientRequest, ClientResponse};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Target {
+    Chorus,
+    Etcd,
+}
+
+/// Committed-write load generator (Chorus or etcd).
+#[derive(Parser, Debug)]
+struct Args {
+    /// What to load.
+    #[arg(long, value_enum)]
+    target: Target,
+    /// Chorus: the cluster.toml written by keygen.
+    #[arg(long)]
+    cluster: Option<std::path::PathBuf>,
+    /// etcd: comma-separated host:port client endpoints.
+    #[arg(long)]
+    endpoints: Option<String>,
+    /// Bytes per write.
+    #[arg(long, default_value_t = 256)]
+    payload: usize,
+    /// Writers in flight.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Measurement time in seconds (after a 1 s warm-up).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+/// A minimal HTTP/1.1 keep-alive client for etcd's JSON gateway.
+struct Http {
+    stream: BufReader<tokio::net::TcpStream>,
+    host: String,
+}
+
+impl Http {
+    async fn connect(host: &str) -> anyhow::Result<Self> {
+        let s = tokio::net::TcpStream::connect(host)
+            .await
+            .with_context(|| format!("connecting to etcd at {host}"))?;
+        s.set_nodelay(true)?;
+        Ok(Self {
+            stream: BufReader::new(s),
+            host: host.to_string(),
+        })
+    }
+
+    async fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.host,
+            body.len()
+        );
+        let s = self.stream.get_mut();
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(body).await?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let code: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let (mut len, mut chunked) = (None, false);
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let lower = l.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                len = v.trim().parse::<usize>().ok();
+            }
+            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                chunked = true;
+            }
+        }
+        let mut out = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.stream.read_line(&mut line).await?;
+                let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+                let mut chunk = vec![0u8; n + 2];
+                self.stream.read_exact(&mut chunk).await?;
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&chunk[..n]);
+            }
+        } else if let Some(n) = len {
+            out.resize(n, 0);
+            self.stream.read_exact(&mut out).await?;
+        }
+        Ok((code, out))
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let stop_at = Instant::now() + Duration::from_secs(1 + args.seconds);
+    let measure_from = Instant::now() + Duration::from_secs(1);
+    let next_id = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    match args.target {
+        Target::Chorus => {
+            let path = args
+                .cluster
+                .clone()
+                .context("--cluster is required for --target chorus")?;
+            let m: keys::manifest::ClusterManifest = keys::manifest::read_manifest(&path)?;
+            let servers: Vec<ServerAddr> = m
+                .servers
+                .iter()
+                .map(|s| ServerAddr::parse(s.id as u16, &s.peer_id, &s.address))
+                .collect::<Result<_, _>>()?;
+            let n = servers.len() as u16;
+            let (conn, _events) = ClusterConn::connect(servers)?;
+            let ready = Instant::now() + Duration::from_secs(20);
+            while conn.connected().await.len() < n as usize {
+                if Instant::now() > ready {
+                    bail!("could not connect to every Chorus server within 20 s");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            for w in 0..args.concurrency {
+                let (conn, next_id, payload) = (conn.clone(), next_id.clone(), args.payload);
+                workers.push(tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let mut server = (w as u16) % n;
+                    while Instant::now() < stop_at {
+                        let id = next_id.fetch_add(1, Ordering::Relaxed);
+                        let req = ClientRequest::Probe {
+                            id,
+                            payload: Bytes::new(vec![7u8; payload]).unwrap_or_default(),
+                        };
+                        let t = Instant::now();
+                        match conn.request(server, req).await {
+                            Ok(ClientResponse::Accepted { .. }) => {
+                                if t >= measure_from && Instant::now() <= stop_at {
+                                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                                }
+                            }
+                            Ok(other) => eprintln!("write refused: {other:?}"),
+                            Err(e) => eprintln!("write failed: {e}"),
+                        }
+                        server = (server + 1) % n;
+                    }
+                    lat
+                }));
+            }
+        }
+        Target::Etcd => {
+            let eps: Vec<String> = args
+                .endpoints
+                .clone()
+                .context("--endpoints is required for --target etcd")?
+                .split(',')
+                .map(str::to_string)
+                .collect();
+            for w in 0..args.concurrency {
+                let ep = eps[w % eps.len()].clone();
+                let (next_id, payload) = (next_id.clone(), args.payload);
+                let b64 = base64::engine::general_purpose::STANDARD;
+                let value = b64.encode(vec![7u8; payload]);
+                workers.push(tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let Ok(mut http) = Http::connect(&ep).await else {
+                        eprintln!("cannot connect to {ep}");
+                        return lat;
+                    };
+                    while Instant::now() < stop_at {
+                        let id = next_id.fetch_add(1, Ordering::Relaxed);
+                        let key = b64.encode(format!("bench/{}", id % 100_000));
+                        let body = format!("{{\"key\":\"{key}\",\"value\":\"{value}\"}}");
+                        let t = Instant::now();
+                        match http.post("/v3/kv/put", body.as_bytes()).await {
+                            Ok((200, _)) => {
+                                if t >= measure_from && Instant::now() <= stop_at {
+                                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                                }
+                            }
+                            Ok((code, b)) => {
+                                eprintln!("etcd answered {code}: {}", String::from_utf8_lossy(&b))
+                            }
+                            Err(e) => {
+                                eprintln!("etcd request failed: {e}");
+                                return lat;
+                            }
+                        }
+                    }
+                    lat
+                }));
+            }
+        }
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap_or_default());
+    }
+    all.sort_by(f64::total_cmp);
+    let secs = args.seconds as f64;
+    println!(
+        "{}",
+        serde_json::json!({
+            "target": format!("{:?}", args.target).to_lowercase(),
+            "payload": args.payload,
+            "concurrency": args.concurrency,
+            "ops": all.len(),
+            "seconds": secs,
+            "ops_per_sec": all.len() as f64 / secs,
+            "p50_ms": percentile(&all, 0.50),
+            "p99_ms": percentile(&all, 0.99),
+        })
+    );
+    Ok(())
+}
