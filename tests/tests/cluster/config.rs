@@ -27,8 +27,15 @@ fn generated() -> tempfile::TempDir {
 }
 
 fn check(path: &std::path::Path) -> (bool, String) {
-    let out = Command::new(binary("node", "node")).arg("check-config").arg(path).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+    let out = Command::new(binary("node", "node"))
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
 }
 
 #[test]
@@ -47,7 +54,11 @@ fn each_broken_field_is_named() {
     let cases = [
         ("threshold = 1", "threshold = 2", "round.threshold"),
         ("slot_bytes = 256", "slot_bytes = 10", "round.slot_bytes"),
-        ("admin = \"127.0.0.1:7200\"", "admin = \"nowhere\"", "node.admin"),
+        (
+            "admin = \"127.0.0.1:7200\"",
+            "admin = \"nowhere\"",
+            "node.admin",
+        ),
         ("id = 0\nkey_file", "id = 9\nkey_file", "node.id"),
         ("[node]", "[node]\ncolour = \"red\"", "colour"),
     ];
@@ -56,12 +67,22 @@ fn each_broken_field_is_named() {
         std::fs::write(&path, good.replacen(from, to, 1)).unwrap();
         let (ok, text) = check(&path);
         assert!(!ok, "{field}: accepted a broken config");
-        assert!(text.contains(field) && text.contains("node-0.toml"), "{field} not named: {text}");
+        assert!(
+            text.contains(field) && text.contains("node-0.toml"),
+            "{field} not named: {text}"
+        );
     }
     // A key file that group can read is refused, naming the file.
     std::fs::write(&path, &good).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path().join("node-0.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("node-0.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let (ok, text) = check(&path);
-    assert!(!ok && text.contains("node-0.key") && text.contains("0644"), "{text}");
+    assert!(
+        !ok && text.contains("node-0.key") && text.contains("0644"),
+        "{text}"
+    );
 }
