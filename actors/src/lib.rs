@@ -6,6 +6,7 @@
 pub mod metrics;
 pub mod net;
 pub mod raft_net;
+pub mod rounds;
 pub mod server;
 pub mod store;
 pub mod types;

@@ -118,6 +118,17 @@ pub struct NodeMetrics {
     pub raft: RaftGauges,
     /// Commands refused by the state machine, by reason.
     pub rejected_commands: Family<ReasonLabel, Counter>,
+    /// Share-keeper counters.
+    pub keeper: crate::rounds::KeeperMetrics,
+    /// Rounds by outcome (closed, void, output).
+    pub rounds: Family<OutcomeLabel, Counter>,
+}
+
+/// Label for round outcomes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// closed, void or output.
+    pub outcome: String,
 }
 
 impl NodeMetrics {
@@ -129,7 +140,29 @@ impl NodeMetrics {
         let failed = Family::<ActorLabel, Counter>::default();
         let raft = RaftGauges::default();
         let rejected_commands = Family::<ReasonLabel, Counter>::default();
+        let keeper = crate::rounds::KeeperMetrics::default();
+        let rounds = Family::<OutcomeLabel, Counter>::default();
         let r = registry.sub_registry_with_prefix("chorus");
+        r.register(
+            "rounds",
+            "Rounds by outcome: closed (revealing), void (too few clients), output",
+            rounds.clone(),
+        );
+        r.register(
+            "share_open_failures",
+            "Shares sealed to us that did not open",
+            keeper.open_failures.clone(),
+        );
+        r.register(
+            "reveals",
+            "Reveals this server committed",
+            keeper.reveals.clone(),
+        );
+        r.register(
+            "sums_recomputed",
+            "Round sums recomputed from the replicated state",
+            keeper.recomputed.clone(),
+        );
         r.register(
             "actor_mailbox_depth",
             "Messages waiting in each actor's mailbox",
@@ -199,7 +232,18 @@ impl NodeMetrics {
             net,
             raft,
             rejected_commands,
+            keeper,
+            rounds,
         }
+    }
+
+    /// Count a round outcome.
+    pub fn round_outcome(&self, outcome: &str) {
+        self.rounds
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// Counters for one actor.

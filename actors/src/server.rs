@@ -21,7 +21,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Config, Raft, SnapshotPolicy};
 use protocol::bounded::{Bytes, Fixed};
 use protocol::wire::{
-    ClientRequest, ClientResponse, Command, OutputVouch, SignedOutput, StatusInfo,
+    ClientRequest, ClientResponse, Command, OutputVouch, RoundOutput, SignedOutput, StatusInfo,
 };
 use protocol::{Effect, Params};
 use serde::Serialize;
@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::metrics::{ActorStats, NodeMetrics, ReasonLabel};
 use crate::net::{self, NetConfig, NetEvent, NetHandle, Peer};
 use crate::raft_net::RaftNet;
+use crate::rounds::{RoundClock, ShareKeeper};
 use crate::store::{self, AppliedEntry, LogStore, SharedSm, StateMachine};
 use crate::types::{
     Applied, ForwardOutcome, NodeId, PeerRequest, PeerResponse, ServerNode, TypeConfig,
@@ -78,6 +79,8 @@ pub struct ServerConfig {
     pub params: Params,
     /// Raft settings.
     pub raft: RaftTuning,
+    /// Round length: the leader closes a round after this long.
+    pub round_ms: u64,
 }
 
 /// One actor's counters in `/status`.
@@ -325,11 +328,25 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         me: cfg.me,
         params: cfg.params.clone(),
         stats: consensus_stats.clone(),
+        clock: RoundClock::new(
+            raft.clone(),
+            net.clone(),
+            shared.clone(),
+            Duration::from_millis(cfg.round_ms),
+        ),
+        rejected: metrics.rejected_commands.clone(),
     }
     .start();
-    let keeper = ShareKeeper {
-        stats: keeper_stats.clone(),
-    }
+    let keeper = ShareKeeper::new(
+        cfg.me,
+        cfg.identity.x25519_secret().clone(),
+        cfg.params.clone(),
+        raft.clone(),
+        net.clone(),
+        shared.clone(),
+        keeper_stats.clone(),
+        metrics.keeper.clone(),
+    )
     .start();
     let broadcaster = Broadcaster {
         stats: broadcaster_stats.clone(),
@@ -337,6 +354,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         peer_stats: peer_stats.clone(),
         me: cfg.me,
         identity: cfg.identity,
+        sm: shared.clone(),
     }
     .start();
     let _metrics_actor = MetricsActor {
@@ -357,6 +375,13 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
                         cs.enqueued();
                         let _ = consensus.send(HandlePeer { from, req, reply }).await;
                     }
+                    NetEvent::Client {
+                        req: ClientRequest::History { from_round },
+                        reply,
+                    } => {
+                        bs.enqueued();
+                        let _ = broadcaster.send(HandleHistory { from_round, reply }).await;
+                    }
                     NetEvent::Client { req, reply } => {
                         cs.enqueued();
                         let _ = consensus.send(HandleClient { req, reply }).await;
@@ -375,13 +400,17 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         let (ks, bs) = (keeper_stats.clone(), broadcaster_stats.clone());
         tasks.push(tokio::spawn(async move {
             while let Some(entry) = applied_rx.recv().await {
-                if let Effect::Rejected(r) = &entry.effect {
-                    metrics
-                        .rejected_commands
-                        .get_or_create(&ReasonLabel {
+                match &entry.effect {
+                    Effect::Rejected(r) => {
+                        let label = ReasonLabel {
                             reason: r.label().into(),
-                        })
-                        .inc();
+                        };
+                        metrics.rejected_commands.get_or_create(&label).inc();
+                    }
+                    Effect::Closed { .. } => metrics.round_outcome("closed"),
+                    Effect::Void { .. } => metrics.round_outcome("void"),
+                    Effect::Output(_) => metrics.round_outcome("output"),
+                    _ => {}
                 }
                 ks.enqueued();
                 let _ = keeper.send(Committed(entry.clone())).await;
@@ -520,12 +549,21 @@ pub struct Consensus {
     me: NodeId,
     params: Params,
     stats: ActorStats,
+    clock: RoundClock,
+    rejected: prometheus_client::metrics::family::Family<
+        ReasonLabel,
+        prometheus_client::metrics::counter::Counter,
+    >,
 }
+
+/// How often the round clock is checked: well under any sensible `round_ms`.
+const CLOCK_TICK: Duration = Duration::from_millis(20);
 
 impl Actor for Consensus {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(256);
+        ctx.run_interval(CLOCK_TICK, |act, _| act.clock.tick());
     }
 }
 
@@ -592,11 +630,20 @@ impl Handler<HandleClient> for Consensus {
             self.me,
             self.stats.clone(),
         );
+        let rejected = self.rejected.clone();
         tokio::spawn(async move {
+            let count = |r: &protocol::wire::RejectReason| {
+                rejected
+                    .get_or_create(&ReasonLabel {
+                        reason: r.label().into(),
+                    })
+                    .inc();
+            };
             let commit = |cmd: Command| {
                 let (raft, net, stats) = (raft.clone(), net.clone(), stats.clone());
                 async move {
                     match write(&raft, &net, cmd).await {
+                        // Refusals at apply time are counted by the dispatcher on every node.
                         Ok(Applied::Rejected(r)) => ClientResponse::Rejected(r),
                         Ok(Applied::Ok { round }) => ClientResponse::Accepted { round },
                         Ok(Applied::Internal) => ClientResponse::Accepted { round: 0 },
@@ -611,7 +658,10 @@ impl Handler<HandleClient> for Consensus {
                 ClientRequest::Submit(sub) => {
                     match protocol::round::check_submission(&params, &sub) {
                         // Refuse junk before it costs a log entry; the state machine checks again.
-                        Err(r) => ClientResponse::Rejected(r),
+                        Err(r) => {
+                            count(&r);
+                            ClientResponse::Rejected(r)
+                        }
                         Ok(()) => commit(Command::Submit(sub)).await,
                     }
                 }
@@ -631,9 +681,14 @@ impl Handler<HandleClient> for Consensus {
                     let d = sm.read().unwrap_or_else(|p| p.into_inner());
                     ClientResponse::Identity(d.machine.lookup_fingerprint(&fp))
                 }
-                ClientRequest::History { .. } => ClientResponse::Unavailable(text(
-                    "history is served by the broadcaster (not yet wired)",
-                )),
+                ClientRequest::LookupDh(dh) => {
+                    let d = sm.read().unwrap_or_else(|p| p.into_inner());
+                    ClientResponse::Identity(d.machine.lookup_dh(&dh))
+                }
+                // The dispatcher routes History to the broadcaster.
+                ClientRequest::History { .. } => {
+                    ClientResponse::Unavailable(text("history is served by the broadcaster"))
+                }
                 ClientRequest::Status => {
                     let leader = raft.metrics().borrow().current_leader.map(|l| l as u16);
                     let d = sm.read().unwrap_or_else(|p| p.into_inner());
@@ -644,6 +699,12 @@ impl Handler<HandleClient> for Consensus {
                         open_round: s.open_round,
                         last_revealed: s.outputs.keys().next_back().copied(),
                         last_participants: s.last_closed.map(|(_, p)| p).unwrap_or(0),
+                        last_closed: s.last_closed.map(|(r, _)| r),
+                        // RECENT_VOID (32) is below the field's limit (64).
+                        recent_void: protocol::bounded::BoundedVec::new(
+                            s.recent_void.iter().rev().take(64).copied().collect(),
+                        )
+                        .unwrap_or_else(|_| unreachable!("at most 64 taken")),
                     })
                 }
             };
@@ -657,25 +718,6 @@ impl Handler<HandleClient> for Consensus {
 #[rtype(result = "()")]
 pub struct Committed(pub AppliedEntry);
 
-/// Opens this server's shares and reveals sums (full behaviour: the rounds issue).
-pub struct ShareKeeper {
-    stats: ActorStats,
-}
-
-impl Actor for ShareKeeper {
-    type Context = Context<Self>;
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(256);
-    }
-}
-
-impl Handler<Committed> for ShareKeeper {
-    type Result = ();
-    fn handle(&mut self, _msg: Committed, _: &mut Self::Context) {
-        self.stats.dequeued();
-    }
-}
-
 /// Publishes signed round outputs on gossipsub.
 pub struct Broadcaster {
     stats: ActorStats,
@@ -683,6 +725,57 @@ pub struct Broadcaster {
     peer_stats: ActorStats,
     me: NodeId,
     identity: keys::Identity,
+    sm: SharedSm,
+}
+
+impl Broadcaster {
+    fn vouch(&self, output: RoundOutput) -> SignedOutput {
+        let hash = output.hash();
+        let signature = Fixed(
+            self.identity
+                .sign(&OutputVouch::signed_bytes(output.round, &hash)),
+        );
+        let vouch = OutputVouch {
+            round: output.round,
+            output_hash: Fixed(hash),
+            server: self.me as u16,
+            signature,
+        };
+        SignedOutput { output, vouch }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct HandleHistory {
+    from_round: protocol::wire::Round,
+    reply: oneshot::Sender<ClientResponse>,
+}
+
+impl Handler<HandleHistory> for Broadcaster {
+    type Result = ();
+    fn handle(&mut self, msg: HandleHistory, _: &mut Self::Context) {
+        self.stats.dequeued();
+        let (outputs, oldest_kept) = {
+            let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
+            let outs = &d.machine.state().outputs;
+            let picked: Vec<RoundOutput> = outs
+                .range(msg.from_round..)
+                .take(protocol::limits::MAX_HISTORY_OUTPUTS)
+                .map(|(_, o)| o.clone())
+                .collect();
+            (picked, outs.keys().next().copied())
+        };
+        let signed: Vec<SignedOutput> = outputs.into_iter().map(|o| self.vouch(o)).collect();
+        let resp = match protocol::bounded::BoundedVec::new(signed) {
+            Ok(outputs) => ClientResponse::History {
+                outputs,
+                oldest_kept,
+            },
+            Err(_) => ClientResponse::Unavailable(text("history page too large")),
+        };
+        let _ = msg.reply.send(resp);
+    }
 }
 
 impl Actor for Broadcaster {

@@ -97,6 +97,7 @@ fn run(config: &std::path::Path) -> anyhow::Result<()> {
             .collect(),
         data_dir: s.data_dir.clone(),
         params: s.params.clone(),
+        round_ms: s.manifest.round.round_ms,
         raft: actors::server::RaftTuning {
             heartbeat_ms: raft.heartbeat_ms.unwrap_or(d.heartbeat_ms),
             election_min_ms: raft.election_min_ms.unwrap_or(d.election_min_ms),

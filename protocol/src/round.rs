@@ -31,6 +31,9 @@ use crate::wire::{
 /// submissions dropped) so a cluster that cannot reveal does not grow without bound.
 pub const MAX_AWAITING_REVEAL: usize = 16;
 
+/// Void rounds remembered for clients asking "did my round happen?".
+pub const RECENT_VOID: usize = 32;
+
 /// A closed round waiting for `t+1` reveals.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClosedRound {
@@ -63,6 +66,10 @@ pub struct State {
     pub by_key: BTreeMap<Key32, Bytes<MAX_NAME_BYTES>>,
     /// Directory: fingerprint → signing key.
     pub by_fingerprint: BTreeMap<Key32, Key32>,
+    /// Directory: x25519 key → signing key (slots name senders by x25519 key).
+    pub by_dh: BTreeMap<Key32, Key32>,
+    /// The most recent void rounds (at most [`RECENT_VOID`]), so senders learn to retry.
+    pub recent_void: std::collections::VecDeque<Round>,
     /// Probes committed.
     pub probes: u64,
     /// Commands applied.
@@ -81,6 +88,8 @@ impl Default for State {
             names: BTreeMap::new(),
             by_key: BTreeMap::new(),
             by_fingerprint: BTreeMap::new(),
+            by_dh: BTreeMap::new(),
+            recent_void: std::collections::VecDeque::new(),
             probes: 0,
             applied: 0,
         }
@@ -243,6 +252,13 @@ impl RoundMachine {
         self.state.names.get(&key).copied()
     }
 
+    /// Look up a registered x25519 key (how slots name their senders).
+    pub fn lookup_dh(&self, dh: &Key32) -> Option<(Bytes<MAX_NAME_BYTES>, PublicKeys)> {
+        let sign = self.state.by_dh.get(dh)?;
+        let name = self.state.by_key.get(sign)?;
+        Some((name.clone(), *self.state.names.get(name)?))
+    }
+
     /// Look up a fingerprint.
     pub fn lookup_fingerprint(&self, fp: &Key32) -> Option<(Bytes<MAX_NAME_BYTES>, PublicKeys)> {
         let sign = self.state.by_fingerprint.get(fp)?;
@@ -301,7 +317,7 @@ impl RoundMachine {
         self.state.open_round += 1;
         self.state.last_closed = Some((round, participants));
         if participants < self.params.min_anonymity_set {
-            self.state.void_rounds += 1;
+            self.note_void(round);
             return Ok(Effect::Void {
                 round,
                 participants,
@@ -316,13 +332,22 @@ impl RoundMachine {
             },
         );
         while self.state.awaiting.len() > MAX_AWAITING_REVEAL {
-            self.state.awaiting.pop_first();
-            self.state.void_rounds += 1;
+            if let Some((abandoned, _)) = self.state.awaiting.pop_first() {
+                self.note_void(abandoned);
+            }
         }
         Ok(Effect::Closed {
             round,
             participants,
         })
+    }
+
+    fn note_void(&mut self, round: Round) {
+        self.state.void_rounds += 1;
+        self.state.recent_void.push_back(round);
+        while self.state.recent_void.len() > RECENT_VOID {
+            self.state.recent_void.pop_front();
+        }
     }
 
     fn reveal(&mut self, rev: &Reveal) -> Result<Effect, RejectReason> {
@@ -394,7 +419,9 @@ impl RoundMachine {
             }
             return Err(RejectReason::NameTaken);
         }
-        if self.state.by_key.contains_key(&reg.keys.sign) {
+        if self.state.by_key.contains_key(&reg.keys.sign)
+            || self.state.by_dh.contains_key(&reg.keys.dh)
+        {
             return Err(RejectReason::KeysTaken);
         }
         let fp = reg.keys.to_identity().fingerprint();
@@ -403,6 +430,7 @@ impl RoundMachine {
         self.state
             .by_fingerprint
             .insert(crate::bounded::Fixed(fp.0), reg.keys.sign);
+        self.state.by_dh.insert(reg.keys.dh, reg.keys.sign);
         Ok(Effect::Registered { name })
     }
 }

@@ -256,6 +256,8 @@ pub enum ClientRequest {
     LookupName(Bytes<MAX_NAME_BYTES>),
     /// Look up a fingerprint ([`keys::Fingerprint`] bytes).
     LookupFingerprint(Key32),
+    /// Look up a registered x25519 key (slots name senders by it).
+    LookupDh(Key32),
     /// Outputs of rounds from `from_round` on (at most [`MAX_HISTORY_OUTPUTS`]).
     History {
         /// First round wanted.
@@ -391,6 +393,10 @@ pub struct StatusInfo {
     pub last_revealed: Option<Round>,
     /// Participants of the last closed round.
     pub last_participants: u32,
+    /// The last closed round.
+    pub last_closed: Option<Round>,
+    /// Recent void rounds (too few participants, or abandoned).
+    pub recent_void: BoundedVec<Round, 64>,
 }
 
 /// A server's answer to a [`ClientRequest`].

@@ -247,6 +247,11 @@ fn round_below_min_anonymity_set_is_void_and_reveals_nothing() {
         Effect::Rejected(RejectReason::NotAwaitingReveal { round: 1 })
     );
     assert!(m.state().outputs.is_empty());
+    assert_eq!(
+        m.state().recent_void.iter().copied().collect::<Vec<_>>(),
+        vec![1],
+        "senders learn the round was void"
+    );
 }
 
 #[test]

@@ -37,12 +37,27 @@ pub fn binary(package: &str, name: &str) -> PathBuf {
     path
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+/// A free TCP port on 127.0.0.1, below the kernel's ephemeral range (32768+ on Linux):
+/// a port taken from that range can be grabbed as the local end of some outgoing
+/// connection while a node is down, and the node then cannot bind it on restart.
+/// Ports handed out are remembered so one test process never reuses one.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    l.local_addr()
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("local_addr: {e}"))
+    use rand::Rng;
+    static TAKEN: OnceLock<std::sync::Mutex<std::collections::HashSet<u16>>> = OnceLock::new();
+    let taken = TAKEN.get_or_init(Default::default);
+    let mut rng = rand::thread_rng();
+    for _ in 0..10_000 {
+        let port = rng.gen_range(20_000..32_000);
+        let mut t = taken.lock().unwrap_or_else(|p| p.into_inner());
+        if t.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            t.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000");
 }
 
 /// Options for a test cluster.
@@ -62,6 +77,8 @@ pub struct ClusterOpts {
     pub min_anonymity_set: u32,
     /// Admission policy.
     pub policy: Policy,
+    /// Slots per round.
+    pub slots: u32,
 }
 
 impl Default for ClusterOpts {
@@ -74,6 +91,7 @@ impl Default for ClusterOpts {
             round_ms: 1000,
             min_anonymity_set: 3,
             policy: Policy::Open,
+            slots: 16,
         }
     }
 }
@@ -113,7 +131,7 @@ impl Cluster {
             base_port: 7100,
             threshold: None,
             round_ms: opts.round_ms,
-            slots: 16,
+            slots: opts.slots,
             slot_bytes: 256,
             min_anonymity_set: opts.min_anonymity_set,
             retention_rounds: 100,
@@ -124,6 +142,13 @@ impl Cluster {
         let ports: Vec<(u16, u16)> = (0..opts.servers)
             .map(|_| (free_port(), free_port()))
             .collect();
+        // Clients read cluster.toml: point it at the same ports.
+        let cluster_path = dir.path().join("cluster.toml");
+        let mut cm: keys::manifest::ClusterManifest = read_manifest(&cluster_path)?;
+        for (j, s) in cm.servers.iter_mut().enumerate() {
+            s.address = format!("/ip4/127.0.0.1/tcp/{}", ports[j].0);
+        }
+        std::fs::write(&cluster_path, toml::to_string_pretty(&cm)?)?;
         let mut nodes = Vec::new();
         let mut servers = Vec::new();
         for i in 0..opts.servers as usize {
@@ -309,6 +334,23 @@ impl Cluster {
         })
         .await?;
         Ok((conn, events))
+    }
+
+    /// Path of client `j`'s config (1-based, as keygen names them).
+    pub fn client_config(&self, j: u32) -> PathBuf {
+        self.dir.path().join(format!("client-{j}.toml"))
+    }
+
+    /// Start client `j`'s engine in this process.
+    pub fn client(
+        &self,
+        j: u32,
+    ) -> anyhow::Result<(
+        client::engine::EngineHandle,
+        tokio::sync::mpsc::Receiver<client::engine::Event>,
+    )> {
+        let settings = client::config::Settings::load(&self.client_config(j))?;
+        client::engine::start(settings)
     }
 
     /// Every node's log text.

@@ -1,0 +1,271 @@
+//! The share-keeper actor and the leader's round clock.
+//!
+//! ```text
+//!  StateMachine ─Committed(Accepted)─► ShareKeeper: open own share, XOR into sum[r]
+//!               ─Committed(Closed r)─► ShareKeeper: commit Reveal(r, me, sum[r]) via Raft
+//!               ─Committed(Void r)───► ShareKeeper: forget sum[r] (zeroized)
+//!  RoundClock (on every node, acts only on the leader): when round r has been open for
+//!  round_ms, commit Close(r).
+//! ```
+//! A sum is never revealed before the replicated state closed its round with at least k
+//! clients: the keeper reveals only on a `Closed` effect, which the state machine emits
+//! only then, and the state machine refuses reveals for any other round.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use openraft::Raft;
+use prometheus_client::metrics::counter::Counter;
+use protocol::bounded::Bytes;
+use protocol::seal::open_share;
+use protocol::shamir::xor_into;
+use protocol::wire::{Command, Reveal, Round, Submission};
+use protocol::{Effect, Params};
+use zeroize::Zeroizing;
+
+use crate::metrics::ActorStats;
+use crate::net::NetHandle;
+use crate::server::{write, Committed};
+use crate::store::SharedSm;
+use crate::types::{Applied, NodeId, TypeConfig};
+
+/// Share-keeper counters.
+#[derive(Clone, Default)]
+pub struct KeeperMetrics {
+    /// Shares that did not open (a client sealed garbage to us).
+    pub open_failures: Counter,
+    /// Reveals committed.
+    pub reveals: Counter,
+    /// Sums recomputed from the replicated state (after a restart).
+    pub recomputed: Counter,
+}
+
+struct RoundSum {
+    sum: Zeroizing<Vec<u8>>,
+    included: u32,
+}
+
+/// Opens this server's shares and reveals per-round sums.
+pub struct ShareKeeper {
+    me: NodeId,
+    secret: x25519_dalek::StaticSecret,
+    params: Params,
+    sums: BTreeMap<Round, RoundSum>,
+    raft: Raft<TypeConfig>,
+    net: NetHandle,
+    sm: SharedSm,
+    stats: ActorStats,
+    metrics: KeeperMetrics,
+}
+
+impl ShareKeeper {
+    /// A keeper for server `me`.
+    #[allow(clippy::too_many_arguments)] // one constructor, called once, every field needed
+    pub fn new(
+        me: NodeId,
+        secret: x25519_dalek::StaticSecret,
+        params: Params,
+        raft: Raft<TypeConfig>,
+        net: NetHandle,
+        sm: SharedSm,
+        stats: ActorStats,
+        metrics: KeeperMetrics,
+    ) -> Self {
+        Self {
+            me,
+            secret,
+            params,
+            sums: BTreeMap::new(),
+            raft,
+            net,
+            sm,
+            stats,
+            metrics,
+        }
+    }
+
+    fn add(&mut self, round: Round, sub: &Submission) {
+        let entry = self.sums.entry(round).or_insert_with(|| RoundSum {
+            sum: Zeroizing::new(vec![0u8; self.params.vector_bytes()]),
+            included: 0,
+        });
+        entry.included += 1;
+        let Some(sealed) = sub.shares.as_slice().get(self.me as usize) else {
+            // Share count is checked before commit; a missing share is a broken invariant
+            // of the log, not client input.
+            self.stats.failed();
+            return;
+        };
+        match open_share(sealed, round, &sub.client, self.me as u16, &self.secret) {
+            Ok(share) if share.len() == entry.sum.len() => xor_into(&mut entry.sum, &share),
+            _ => {
+                // Only we can open our share, so this cannot be refused before commit. It
+                // counts as zero: the round's output will be garbled (jamming), but no
+                // server stalls or crashes. Rejecting such clients is future work.
+                self.metrics.open_failures.inc();
+            }
+        }
+    }
+
+    fn recompute(&mut self, round: Round) {
+        let subs: Vec<Submission> = {
+            let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
+            d.machine
+                .pending_submissions(round)
+                .into_iter()
+                .cloned()
+                .collect()
+        };
+        self.sums.remove(&round);
+        for s in &subs {
+            self.add(round, s);
+        }
+        self.metrics.recomputed.inc();
+    }
+}
+
+impl Actor for ShareKeeper {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(256);
+    }
+}
+
+impl Handler<Committed> for ShareKeeper {
+    type Result = ();
+    fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
+        self.stats.dequeued();
+        match (&msg.0.effect, &msg.0.command) {
+            (Effect::Accepted { round, .. }, Command::Submit(sub)) => self.add(*round, sub),
+            (
+                Effect::Closed {
+                    round,
+                    participants,
+                },
+                _,
+            ) => {
+                let round = *round;
+                if self.sums.get(&round).map(|s| s.included) != Some(*participants) {
+                    // We missed accepted submissions (they were in a snapshot we loaded).
+                    self.recompute(round);
+                }
+                let sum = self
+                    .sums
+                    .remove(&round)
+                    .map(|s| s.sum)
+                    .unwrap_or_else(|| Zeroizing::new(vec![0u8; self.params.vector_bytes()]));
+                let Ok(sum) = Bytes::new(sum.to_vec()) else {
+                    self.stats.failed();
+                    return;
+                };
+                let cmd = Command::Reveal(Reveal {
+                    round,
+                    server: self.me as u16,
+                    sum,
+                });
+                let (raft, net, stats, reveals) = (
+                    self.raft.clone(),
+                    self.net.clone(),
+                    self.stats.clone(),
+                    self.metrics.reveals.clone(),
+                );
+                tokio::spawn(async move {
+                    match write(&raft, &net, cmd).await {
+                        Ok(Applied::Ok { .. }) => {
+                            reveals.inc();
+                        }
+                        // Replays after a restart meet an already revealed round: fine.
+                        Ok(Applied::Rejected(_)) | Ok(Applied::Internal) => {}
+                        Err(e) => {
+                            stats.failed();
+                            tracing::warn!(round, error = %e, "could not commit our reveal");
+                        }
+                    }
+                });
+            }
+            (Effect::Void { round, .. }, _) => {
+                self.sums.remove(round);
+            }
+            _ => {}
+        }
+        // Bound memory: sums for rounds far behind the open one can never be revealed.
+        let open = self
+            .sm
+            .read()
+            .map(|d| d.machine.state().open_round)
+            .unwrap_or(0);
+        let floor = open.saturating_sub(protocol::round::MAX_AWAITING_REVEAL as u64 + 2);
+        while self.sums.first_key_value().is_some_and(|(r, _)| *r < floor) {
+            self.sums.pop_first();
+        }
+    }
+}
+
+/// The leader's round clock: closes the open round when `round_ms` has passed.
+pub struct RoundClock {
+    raft: Raft<TypeConfig>,
+    net: NetHandle,
+    sm: SharedSm,
+    round: Duration,
+    seen_round: Round,
+    opened_at: Instant,
+    closing: Arc<AtomicBool>,
+}
+
+impl RoundClock {
+    /// A clock for rounds of `round`.
+    pub fn new(raft: Raft<TypeConfig>, net: NetHandle, sm: SharedSm, round: Duration) -> Self {
+        Self {
+            raft,
+            net,
+            sm,
+            round,
+            seen_round: 0,
+            opened_at: Instant::now(),
+            closing: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Check the clock; called every few tens of milliseconds.
+    pub fn tick(&mut self) {
+        let leader = self.raft.metrics().borrow().state.is_leader();
+        let (open, empty) = self
+            .sm
+            .read()
+            .map(|d| {
+                (
+                    d.machine.state().open_round,
+                    d.machine.state().collecting.is_empty(),
+                )
+            })
+            .unwrap_or((0, true));
+        let now = Instant::now();
+        if open != self.seen_round || !leader {
+            // A new round opened, or we are not the leader: its full time starts now.
+            self.seen_round = open;
+            self.opened_at = now;
+            return;
+        }
+        if empty {
+            // An empty round stays open (an idle cluster writes nothing to its log), and
+            // its clock starts with its first submission.
+            self.opened_at = now;
+            return;
+        }
+        if now.duration_since(self.opened_at) < self.round
+            || self.closing.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let (raft, net, closing) = (self.raft.clone(), self.net.clone(), self.closing.clone());
+        tokio::spawn(async move {
+            if let Err(e) = write(&raft, &net, Command::Close { round: open }).await {
+                tracing::warn!(round = open, error = %e, "could not close the round");
+            }
+            closing.store(false, Ordering::Release);
+        });
+    }
+}

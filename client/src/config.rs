@@ -1,0 +1,90 @@
+//! Client config (`client-<j>.toml` + `cluster.toml`) → validated settings.
+
+use std::path::{Path, PathBuf};
+
+use keys::manifest::{read_manifest, resolve, ClientManifest, ClusterManifest, Policy};
+use protocol::bounded::Fixed;
+use protocol::{Admission, Params};
+
+use crate::conn::ServerAddr;
+
+/// Everything the engine needs.
+pub struct Settings {
+    /// Display name.
+    pub name: String,
+    /// Our identity.
+    pub identity: keys::Identity,
+    /// Local history folder.
+    pub data_dir: PathBuf,
+    /// Round parameters (as the servers use them).
+    pub params: Params,
+    /// Round length.
+    pub round_ms: u64,
+    /// Where the servers are.
+    pub servers: Vec<ServerAddr>,
+    /// Servers' x25519 keys (shares are sealed to them), by index.
+    pub server_dh: Vec<x25519_dalek::PublicKey>,
+    /// Servers' ed25519 keys (they sign outputs), by index.
+    pub server_sign: Vec<[u8; 32]>,
+}
+
+impl Settings {
+    /// Outputs are accepted once this many distinct servers vouch for the same hash.
+    pub fn vouches_needed(&self) -> usize {
+        self.params.f() + 1
+    }
+
+    /// Load from a client config file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let m: ClientManifest = read_manifest(path)?;
+        let cluster_path = resolve(path, &m.client.cluster_file);
+        let c: ClusterManifest = read_manifest(&cluster_path)?;
+        let identity = keys::load_identity(&resolve(path, &m.client.key_file))?;
+        let bad = |field: String, why: &str| {
+            anyhow::anyhow!("{}: {field}: {why}", cluster_path.display())
+        };
+        let mut servers = Vec::new();
+        let mut server_dh = Vec::new();
+        let mut server_sign = Vec::new();
+        for (i, s) in c.servers.iter().enumerate() {
+            servers.push(ServerAddr::parse(i as u16, &s.peer_id, &s.address)?);
+            let dh = keys::identity::parse_hex32(&s.x25519)
+                .map_err(|_| bad(format!("servers[{i}].x25519"), "must be 64 hex characters"))?;
+            let sign = keys::identity::parse_hex32(&s.ed25519)
+                .map_err(|_| bad(format!("servers[{i}].ed25519"), "must be 64 hex characters"))?;
+            server_dh.push(x25519_dalek::PublicKey::from(dh));
+            server_sign.push(sign);
+        }
+        let admission = match c.admission.policy {
+            Policy::Open => Admission::Open,
+            Policy::Listed => Admission::Listed(
+                c.admission
+                    .clients
+                    .iter()
+                    .filter_map(|k| keys::identity::parse_hex32(k).ok().map(Fixed))
+                    .collect(),
+            ),
+        };
+        let r = &c.round;
+        let params = Params::new(
+            c.servers.len(),
+            r.threshold as usize,
+            r.slots as usize,
+            r.slot_bytes as usize,
+            r.min_anonymity_set as usize,
+            r.retention_rounds,
+            admission,
+        )
+        .map_err(|e| bad(format!("round.{}", e.field), &e.problem))?;
+        Ok(Self {
+            name: m.client.name.clone(),
+            identity,
+            data_dir: resolve(path, &m.client.data_dir),
+            params,
+            round_ms: r.round_ms,
+            servers,
+            server_dh,
+            server_sign,
+        })
+    }
+}

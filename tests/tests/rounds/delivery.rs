@@ -1,0 +1,381 @@
+//! Messages arrive exactly once, at their recipient only, through crashes, absences,
+//! void rounds and collisions; servers never see a plaintext.
+
+use std::collections::HashMap;
+
+use rand::{Rng, SeedableRng};
+use tests::cluster::{Cluster, ClusterOpts};
+
+use crate::util::{until, Client};
+
+fn opts(clients: u32) -> ClusterOpts {
+    ClusterOpts {
+        clients,
+        round_ms: 400,
+        min_anonymity_set: 3,
+        ..ClusterOpts::default()
+    }
+}
+
+async fn leader(c: &Cluster) -> u64 {
+    c.wait_for(
+        "an agreed leader",
+        std::time::Duration::from_secs(60),
+        || c.agreed_leader(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Send `count` messages between random pairs; return (sender index, recipient index, text).
+async fn send_random(
+    clients: &[Client],
+    count: usize,
+    seed: u64,
+    tag: &str,
+) -> Vec<(usize, usize, String)> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut sent = Vec::new();
+    for m in 0..count {
+        let from = rng.gen_range(0..clients.len());
+        let mut to = rng.gen_range(0..clients.len() - 1);
+        if to >= from {
+            to += 1;
+        }
+        let text = format!(
+            "{tag} message {m} from {} to {} #{:08x}",
+            clients[from].name,
+            clients[to].name,
+            rng.gen::<u32>()
+        );
+        clients[from]
+            .engine
+            .send(&clients[to].name, &text, false)
+            .await
+            .unwrap();
+        sent.push((from, to, text));
+    }
+    sent
+}
+
+fn assert_exactly_once(clients: &[Client], sent: &[(usize, usize, String)]) {
+    for (from, to, text) in sent {
+        for (i, cl) in clients.iter().enumerate() {
+            let n = cl.received().iter().filter(|(_, t)| t == text).count();
+            let expect = usize::from(i == *to);
+            assert_eq!(
+                n, expect,
+                "{text:?} reached {} {n} times (expected {expect})",
+                cl.name
+            );
+        }
+        let got = clients[*to].received();
+        let (who, _) = got.iter().find(|(_, t)| t == text).unwrap();
+        assert_eq!(who, &clients[*from].name, "sender shown wrongly");
+    }
+}
+
+fn all_delivered(clients: &[Client], sent: &[(usize, usize, String)]) -> bool {
+    sent.iter()
+        .all(|(_, to, text)| clients[*to].received().iter().any(|(_, t)| t == text))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_messages_among_eight_clients_arrive_exactly_once_and_servers_never_see_them() {
+    let c = Cluster::start(opts(8)).unwrap();
+    leader(&c).await;
+    let mut clients = Vec::new();
+    for j in 1..=8 {
+        clients.push(Client::start(&c, j).await);
+    }
+    let sent = send_random(&clients, 50, 1, "fifty").await;
+    until(&c, &mut clients, "all 50 messages delivered", |cl| {
+        all_delivered(cl, &sent)
+    })
+    .await;
+    // Let a few more rounds pass so a duplicate would have time to show up.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    for cl in clients.iter_mut() {
+        cl.drain();
+    }
+    assert_exactly_once(&clients, &sent);
+    // Every sender saw its message as sent.
+    let sent_states = clients
+        .iter()
+        .flat_map(|cl| cl.seen.iter())
+        .filter(|e| matches!(e, client::engine::Event::State { state, .. } if state == "sent"))
+        .count();
+    assert_eq!(sent_states, 50);
+
+    // No plaintext in server logs or data directories.
+    let mut haystack = c.logs().into_bytes();
+    for n in &c.nodes {
+        for entry in walk(&n.data_dir) {
+            haystack.extend(std::fs::read(entry).unwrap_or_default());
+        }
+    }
+    for (_, _, text) in &sent {
+        let needle = text.as_bytes();
+        assert!(
+            !haystack.windows(needle.len()).any(|w| w == needle),
+            "plaintext {text:?} found on a server"
+        );
+        let marker = &needle[needle.len() - 9..]; // the random #xxxxxxxx suffix alone
+        assert!(
+            !haystack.windows(marker.len()).any(|w| w == marker),
+            "fragment of {text:?} found on a server"
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_mid_run_loses_no_message() {
+    let mut c = Cluster::start(opts(6)).unwrap();
+    let old = leader(&c).await;
+    let mut clients = Vec::new();
+    for j in 1..=6 {
+        clients.push(Client::start(&c, j).await);
+    }
+    let sent = send_random(&clients, 20, 2, "crash").await;
+    until(
+        &c,
+        &mut clients,
+        "a few messages delivered before the crash",
+        |cl| {
+            sent.iter()
+                .filter(|(_, to, t)| cl[*to].received().iter().any(|(_, x)| x == t))
+                .count()
+                >= 3
+        },
+    )
+    .await;
+    c.kill(old as usize);
+    let more = send_random(&clients, 10, 3, "after-crash").await;
+    let all: Vec<_> = sent.into_iter().chain(more).collect();
+    until(
+        &c,
+        &mut clients,
+        "every message delivered despite the crash",
+        |cl| all_delivered(cl, &all),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    for cl in clients.iter_mut() {
+        cl.drain();
+    }
+    assert_exactly_once(&clients, &all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_away_for_twenty_rounds_receives_what_was_sent_meanwhile() {
+    let c = Cluster::start(opts(5)).unwrap();
+    leader(&c).await;
+    let mut clients = Vec::new();
+    for j in 1..=5 {
+        clients.push(Client::start(&c, j).await);
+    }
+    // Everyone sees at least one round, so the absent client knows where it left off.
+    until(&c, &mut clients, "every client accepted a round", |cl| {
+        cl.iter().all(|c| {
+            c.seen
+                .iter()
+                .any(|e| matches!(e, client::engine::Event::Round { .. }))
+        })
+    })
+    .await;
+    let away = clients.remove(4);
+    drop(away); // engine stops: the client is offline
+    let start_round = status_round(&c).await;
+    let texts: Vec<String> = (0..3)
+        .map(|i| format!("while you were away {i} #{:08x}", rand::random::<u32>()))
+        .collect();
+    for t in &texts {
+        clients[0].engine.send("client-5", t, false).await.unwrap();
+    }
+    let cfg = c.client_config(5);
+    let _ = cfg;
+    // Wait until 20 rounds have passed and the messages are revealed.
+    c.wait_for(
+        "20 rounds to pass",
+        std::time::Duration::from_secs(120),
+        || async { (status_round(&c).await >= start_round + 20).then_some(()) },
+    )
+    .await
+    .unwrap();
+    until(
+        &c,
+        &mut clients,
+        "messages for the absent client sent",
+        |cl| {
+            cl[0]
+                .seen
+                .iter()
+                .filter(
+                    |e| matches!(e, client::engine::Event::State { state, .. } if state == "sent"),
+                )
+                .count()
+                >= 3
+        },
+    )
+    .await;
+    let mut back = vec![Client::start(&c, 5).await];
+    until(
+        &c,
+        &mut back,
+        "the returning client received every message",
+        |cl| {
+            texts
+                .iter()
+                .all(|t| cl[0].received().iter().any(|(_, x)| x == t))
+        },
+    )
+    .await;
+    let got = back[0].received();
+    for t in &texts {
+        assert_eq!(
+            got.iter()
+                .filter(|(from, x)| x == t && from == "client-1")
+                .count(),
+            1,
+            "{t}"
+        );
+    }
+}
+
+async fn status_round(c: &Cluster) -> u64 {
+    for i in 0..c.nodes.len() {
+        if let Some(s) = c.status(i).await {
+            if let Some(r) = s["round"].as_u64() {
+                return r;
+            }
+        }
+    }
+    0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_below_the_anonymity_set_are_void_and_the_sender_retries() {
+    let c = Cluster::start(opts(3)).unwrap();
+    leader(&c).await;
+    // Only two clients online with k = 3: every round is void.
+    let mut clients = vec![Client::start(&c, 1).await, Client::start(&c, 2).await];
+    let id = clients[0]
+        .engine
+        .send("client-2", "not yet", false)
+        .await
+        .unwrap();
+    until(
+        &c,
+        &mut clients,
+        "the sender is told its round was void",
+        |cl| {
+            cl[0]
+                .states(id)
+                .iter()
+                .any(|(s, r)| s == "retrying" && r.as_deref().is_some_and(|r| r.contains("void")))
+        },
+    )
+    .await;
+    assert!(
+        clients[1].received().is_empty(),
+        "a void round revealed something"
+    );
+    let void = c.status(0).await.unwrap();
+    assert!(void["round"].as_u64().unwrap() > 1);
+    // A third client joins: rounds reach k, and the message arrives.
+    clients.push(Client::start(&c, 3).await);
+    until(
+        &c,
+        &mut clients,
+        "the message arrives once k clients take part",
+        |cl| cl[1].received().iter().any(|(_, t)| t == "not yet"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_senders_in_one_slot_collide_detect_it_and_both_get_through() {
+    // One slot per round: any two senders in the same round collide.
+    let c = Cluster::start(ClusterOpts {
+        slots: 1,
+        ..opts(3)
+    })
+    .unwrap();
+    leader(&c).await;
+    let mut clients = vec![
+        Client::start(&c, 1).await,
+        Client::start(&c, 2).await,
+        Client::start(&c, 3).await,
+    ];
+    // Queue one message on each of two clients at once; they usually land in the same
+    // round and so the same (only) slot. Repeat until a collision was observed.
+    let collided = |states: Vec<(String, Option<String>)>| {
+        states
+            .iter()
+            .any(|(s, r)| s == "retrying" && r.as_deref().is_some_and(|r| r.contains("collision")))
+    };
+    let mut expected = Vec::new();
+    let mut saw_collision = false;
+    for attempt in 0..5 {
+        let (ta, tb) = (
+            format!("from one #{attempt}"),
+            format!("from two #{attempt}"),
+        );
+        let a = clients[0]
+            .engine
+            .send("client-3", &ta, false)
+            .await
+            .unwrap();
+        let b = clients[1]
+            .engine
+            .send("client-3", &tb, false)
+            .await
+            .unwrap();
+        expected.push(ta.clone());
+        expected.push(tb.clone());
+        until(&c, &mut clients, "both messages arrive", |cl| {
+            let got = cl[2].received();
+            got.iter().any(|(_, t)| *t == ta) && got.iter().any(|(_, t)| *t == tb)
+        })
+        .await;
+        if collided(clients[0].states(a)) || collided(clients[1].states(b)) {
+            saw_collision = true;
+            break;
+        }
+    }
+    assert!(
+        saw_collision,
+        "five pairs sent at once never collided in a one-slot round"
+    );
+    let counts: HashMap<String, usize> =
+        clients[2]
+            .received()
+            .into_iter()
+            .fold(HashMap::new(), |mut m, (_, t)| {
+                *m.entry(t).or_default() += 1;
+                m
+            });
+    for t in &expected {
+        assert_eq!(
+            counts.get(t),
+            Some(&1),
+            "{t} delivered {:?} times",
+            counts.get(t)
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! Anonymous rounds end to end, on real node processes with in-process client engines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
+
+mod abuse;
+mod delivery;
+mod util;

@@ -1,0 +1,111 @@
+//! Helpers: a set of running client engines and waits on their events.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use client::engine::{EngineHandle, Event};
+use tests::cluster::Cluster;
+use tokio::sync::mpsc;
+
+/// Deadline for anything that takes rounds on a loaded 2-core machine.
+pub const DEADLINE: Duration = Duration::from_secs(240);
+
+/// A running client.
+pub struct Client {
+    /// Its registered name.
+    pub name: String,
+    /// Engine.
+    pub engine: EngineHandle,
+    /// Its events, as collected so far.
+    pub seen: Vec<Event>,
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Client {
+    /// Start client `j` and register it as `client-j`.
+    pub async fn start(c: &Cluster, j: u32) -> Self {
+        let (engine, rx) = c.client(j).unwrap();
+        let name = format!("client-{j}");
+        let mut tries = 0;
+        loop {
+            match engine.register(&name).await {
+                Ok(()) => break,
+                Err(e) if tries < 30 => {
+                    tries += 1;
+                    eprintln!("register {name}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("register {name}: {e}\n{}", c.log_tails()),
+            }
+        }
+        Self {
+            name,
+            engine,
+            seen: Vec::new(),
+            rx,
+        }
+    }
+
+    /// Move queued events into `seen`.
+    pub fn drain(&mut self) {
+        while let Ok(ev) = self.rx.try_recv() {
+            self.seen.push(ev);
+        }
+    }
+
+    /// Texts received, with sender.
+    pub fn received(&self) -> Vec<(String, String)> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message { from, text, .. } => Some((from.clone(), text.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The states outbox message `id` went through.
+    pub fn states(&self, id: u64) -> Vec<(String, Option<String>)> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::State {
+                    id: i,
+                    state,
+                    reason,
+                    ..
+                } if *i == id => Some((state.clone(), reason.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Poll every client's events until `done` holds or the deadline passes.
+pub async fn until(
+    c: &Cluster,
+    clients: &mut [Client],
+    what: &str,
+    done: impl Fn(&[Client]) -> bool,
+) {
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        for cl in clients.iter_mut() {
+            cl.drain();
+        }
+        if done(clients) {
+            return;
+        }
+        if tokio::time::Instant::now() > end {
+            let summary: HashMap<&str, usize> = clients
+                .iter()
+                .map(|c| (c.name.as_str(), c.received().len()))
+                .collect();
+            panic!(
+                "timed out waiting for: {what}; received so far: {summary:?}\n{}",
+                c.log_tails()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
