@@ -34,19 +34,21 @@ for _ in $(seq 1 150); do
 done
 
 cli() { $BIN/chat-cli --config "$DIR/client-$1.toml" "${@:2}"; }
+# For background use: exec, so that $! is chat-cli itself and cleanup can stop it.
+cli_bg() { exec $BIN/chat-cli --config "$DIR/client-$1.toml" "${@:2}"; }
 echo "== registering alice, bob and three cover clients"
 cli 1 register alice
 cli 2 register bob
 for j in 3 4 5; do cli $j register "cover-$j" >/dev/null; done
 
 mkfifo "$DIR/alice.in" "$DIR/bob.in"
-cli 1 --json listen --stdin <"$DIR/alice.in" >"$DIR/alice.out" 2>"$DIR/alice.err" &
+cli_bg 1 --json listen --stdin <"$DIR/alice.in" >"$DIR/alice.out" 2>"$DIR/alice.err" &
 PIDS+=($!)
-cli 2 --json listen --stdin <"$DIR/bob.in" >"$DIR/bob.out" 2>"$DIR/bob.err" &
+cli_bg 2 --json listen --stdin <"$DIR/bob.in" >"$DIR/bob.out" 2>"$DIR/bob.err" &
 PIDS+=($!)
 exec 3>"$DIR/alice.in" 4>"$DIR/bob.in"
 for j in 3 4 5; do
-  cli $j --json listen >"$DIR/cover-$j.out" 2>&1 &
+  cli_bg $j --json listen >"$DIR/cover-$j.out" 2>&1 &
   PIDS+=($!)
 done
 
