@@ -1,0 +1,294 @@
+//! Round benchmark load generator: C simulated clients in one process, sharing one
+//! connection to the cluster. Every round each client submits exactly one fixed-size
+//! submission; a fraction of them carry a message to a random other client. Reports
+//! end-to-end latency (queued → revealed and opened by the recipient), delivered
+//! messages per second, rounds per second, first-try success and bytes uploaded.
+//!
+//! The clients are protocol-complete (real Shamir split, sealing, signatures, slot
+//! encryption, f+1 vouch checking, trial decryption by the recipient) but share one
+//! libp2p connection and one status poller, so that 500 of them fit on a 2-core machine
+//! beside the servers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use client::conn::{ClusterConn, ConnEvent, ServerAddr};
+use futures::StreamExt;
+use keys::manifest::{read_manifest, ClusterManifest};
+use protocol::slot::{open_slot, seal_slot, Sender, SlotMessage};
+use protocol::submission::build_submission;
+use protocol::wire::{
+    ClientRequest, ClientResponse, RejectReason, Round, RoundOutput, SignedOutput,
+};
+use protocol::{Admission, Params};
+use rand::{Rng, SeedableRng};
+
+/// Round benchmark load generator.
+#[derive(Parser, Debug)]
+struct Args {
+    /// cluster.toml written by keygen.
+    #[arg(long)]
+    cluster: std::path::PathBuf,
+    /// Simulated clients.
+    #[arg(long)]
+    clients: usize,
+    /// Fraction of clients that start a new message each round.
+    #[arg(long, default_value_t = 0.05)]
+    send_fraction: f64,
+    /// Measured seconds (after a warm-up of 3 rounds).
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// RNG seed (printed in the result).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// An output and the servers that vouched for its hash.
+type Vouched = (RoundOutput, BTreeSet<u16>);
+
+struct Msg {
+    from: usize,
+    to: usize,
+    queued: Instant,
+    attempts: u32,
+    body: Vec<u8>,
+}
+
+struct InFlight {
+    msg: Msg,
+    slot: usize,
+    bytes: Vec<u8>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let m: ClusterManifest = read_manifest(&args.cluster)?;
+    let n = m.servers.len();
+    let params = Params::new(
+        n,
+        m.round.threshold as usize,
+        m.round.slots as usize,
+        m.round.slot_bytes as usize,
+        m.round.min_anonymity_set as usize,
+        m.round.retention_rounds,
+        Admission::Open,
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", args.cluster.display()))?;
+    let mut server_dh = Vec::new();
+    let mut server_sign = Vec::new();
+    let mut servers = Vec::new();
+    for (i, s) in m.servers.iter().enumerate() {
+        server_dh.push(x25519_dalek::PublicKey::from(keys::identity::parse_hex32(
+            &s.x25519,
+        )?));
+        server_sign.push(keys::identity::parse_hex32(&s.ed25519)?);
+        servers.push(ServerAddr::parse(i as u16, &s.peer_id, &s.address)?);
+    }
+    let needed = (n - 1) / 2 + 1;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let ids: Vec<keys::Identity> = (0..args.clients)
+        .map(|_| keys::Identity::generate(&mut rng))
+        .collect();
+
+    let (conn, mut events) = ClusterConn::connect(servers)?;
+    let ready = Instant::now() + Duration::from_secs(30);
+    while conn.connected().await.len() < n {
+        if Instant::now() > ready {
+            bail!("could not connect to all {n} servers");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let slot_bytes = params.slot_bytes as usize;
+    let slots = params.slots as usize;
+    let mut queues: Vec<VecDeque<Msg>> = (0..args.clients).map(|_| VecDeque::new()).collect();
+    let mut in_flight: BTreeMap<Round, Vec<InFlight>> = BTreeMap::new();
+    let mut vouches: BTreeMap<Round, HashMap<[u8; 32], Vouched>> = BTreeMap::new();
+    let mut accepted: BTreeSet<Round> = BTreeSet::new();
+    let mut latencies = Vec::new();
+    let (mut delivered, mut first_try, mut collisions, mut missed, mut bytes_up, mut submissions) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut participants = Vec::new();
+    let mut submitted_round: Round = 0;
+    let mut warm_rounds = 3u32;
+    let mut measure_start: Option<Instant> = None;
+    let mut outputs_measured = 0u64;
+    let mut next_server = 0usize;
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        if let Some(start) = measure_start {
+            if start.elapsed() >= Duration::from_secs(args.seconds) {
+                break;
+            }
+        }
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ConnEvent::Gossip { data, .. }) = ev else { continue };
+                let Ok(SignedOutput { output, vouch }) = protocol::decode::<SignedOutput>(&data) else { continue };
+                let Some(key) = server_sign.get(vouch.server as usize) else { continue };
+                let hash = output.hash();
+                if vouch.output_hash.0 != hash || !vouch.signature_valid(key) || accepted.contains(&output.round) {
+                    continue;
+                }
+                let r = output.round;
+                let e = vouches.entry(r).or_default().entry(hash).or_insert_with(|| (output, BTreeSet::new()));
+                e.1.insert(vouch.server);
+                if e.1.len() < needed {
+                    continue;
+                }
+                let output = e.0.clone();
+                vouches.remove(&r);
+                accepted.insert(r);
+                let measuring = measure_start.is_some();
+                if measuring {
+                    outputs_measured += 1;
+                    participants.push(output.participants);
+                } else if warm_rounds > 0 {
+                    warm_rounds -= 1;
+                    if warm_rounds == 0 {
+                        measure_start = Some(Instant::now());
+                    }
+                }
+                for f in in_flight.remove(&r).unwrap_or_default() {
+                    let slot = output.slot(f.slot).unwrap_or_default();
+                    // The recipient trial-decrypts: only an intact slot opens.
+                    let opened = slot == f.bytes.as_slice() && open_slot(slot, ids[f.msg.to].x25519_secret()).is_ok();
+                    if opened {
+                        if measuring {
+                            delivered += 1;
+                            latencies.push(f.msg.queued.elapsed().as_secs_f64() * 1000.0);
+                            if f.msg.attempts == 0 {
+                                first_try += 1;
+                            }
+                        }
+                    } else {
+                        if measuring {
+                            collisions += 1;
+                        }
+                        let mut msg = f.msg;
+                        msg.attempts += 1;
+                        let from = msg.from;
+                        queues[from].push_front(msg);
+                    }
+                }
+            }
+            _ = poll.tick() => {
+                let server = (next_server % n) as u16;
+                next_server += 1;
+                let Ok(Ok(ClientResponse::Status(st))) = tokio::time::timeout(Duration::from_secs(2), conn.request(server, ClientRequest::Status)).await else { continue };
+                // Rounds whose output never came (void, abandoned): put their messages back.
+                let lost: Vec<Round> = in_flight.keys().copied().filter(|r| st.recent_void.as_slice().contains(r) || r + 20 < st.open_round).collect();
+                for r in lost {
+                    for f in in_flight.remove(&r).unwrap_or_default() {
+                        let from = f.msg.from;
+                        queues[from].push_front(f.msg);
+                    }
+                }
+                if st.open_round <= submitted_round {
+                    continue;
+                }
+                let round = st.open_round;
+                submitted_round = round;
+                // New messages this round.
+                for (c, q) in queues.iter_mut().enumerate() {
+                    if rng.gen_bool(args.send_fraction.clamp(0.0, 1.0)) {
+                        let mut to = rng.gen_range(0..args.clients - 1);
+                        if to >= c { to += 1; }
+                        let body: Vec<u8> = (0..64).map(|_| rng.gen()).collect();
+                        q.push_back(Msg { from: c, to, queued: Instant::now(), attempts: 0, body });
+                    }
+                }
+                // Build every client's submission (a queued message or cover).
+                let mut built = Vec::with_capacity(args.clients);
+                let mut flights = Vec::new();
+                for (c, q) in queues.iter_mut().enumerate() {
+                    let mut vector = vec![0u8; params.vector_bytes()];
+                    if let Some(msg) = q.pop_front() {
+                        let sm = SlotMessage {
+                            sender: Sender::Identity(ids[c].public().dh),
+                            conversation: [0; 16],
+                            seq: rng.gen(),
+                            timestamp_ms: 0,
+                            fragment_index: 0,
+                            fragment_count: 1,
+                            body: msg.body.clone(),
+                        };
+                        let bytes = seal_slot(&sm, ids[c].x25519_secret(), &ids[msg.to].public().x25519(), slot_bytes, &mut rand_core::OsRng).context("seal")?;
+                        let slot = rng.gen_range(0..slots);
+                        vector[slot * slot_bytes..(slot + 1) * slot_bytes].copy_from_slice(&bytes);
+                        flights.push((c, InFlight { msg, slot, bytes }));
+                    }
+                    let sub = build_submission(&params, round, &vector, &ids[c], &server_dh, &mut rand_core::OsRng)?;
+                    bytes_up += protocol::encode(&ClientRequest::Submit(sub.clone())).map(|b| b.len() as u64).unwrap_or(0);
+                    submissions += 1;
+                    built.push((c, sub));
+                }
+                let results: Vec<(usize, bool)> = futures::stream::iter(built.into_iter().enumerate())
+                    .map(|(k, (c, sub))| {
+                        let conn = conn.clone();
+                        async move {
+                            let server = (k % n) as u16;
+                            let r = conn.request(server, ClientRequest::Submit(sub)).await;
+                            let ok = matches!(r, Ok(ClientResponse::Accepted { .. }) | Ok(ClientResponse::Rejected(RejectReason::DuplicateSubmission { .. })));
+                            (c, ok)
+                        }
+                    })
+                    .buffer_unordered(64)
+                    .collect()
+                    .await;
+                let ok: BTreeSet<usize> = results.iter().filter(|(_, ok)| *ok).map(|(c, _)| *c).collect();
+                let mut round_flights = Vec::new();
+                for (c, f) in flights {
+                    if ok.contains(&c) {
+                        round_flights.push(f);
+                    } else {
+                        if measure_start.is_some() { missed += 1; }
+                        let from = f.msg.from;
+                        queues[from].push_front(f.msg);
+                    }
+                }
+                in_flight.insert(round, round_flights);
+            }
+        }
+    }
+    let secs = measure_start
+        .map(|s| s.elapsed().as_secs_f64())
+        .unwrap_or(f64::NAN);
+    latencies.sort_by(f64::total_cmp);
+    let avg_participants = if participants.is_empty() {
+        0.0
+    } else {
+        participants.iter().map(|p| f64::from(*p)).sum::<f64>() / participants.len() as f64
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "clients": args.clients,
+            "slots": slots,
+            "slot_bytes": slot_bytes,
+            "seconds": secs,
+            "delivered": delivered,
+            "msgs_per_sec": delivered as f64 / secs,
+            "rounds_per_sec": outputs_measured as f64 / secs,
+            "p50_ms": percentile(&latencies, 0.5),
+            "p99_ms": percentile(&latencies, 0.99),
+            "first_try_rate": if delivered > 0 { first_try as f64 / delivered as f64 } else { f64::NAN },
+            "collisions": collisions,
+            "missed_rounds": missed,
+            "bytes_per_client_round": bytes_up.checked_div(submissions).unwrap_or(0),
+            "avg_participants": avg_participants,
+            "seed": args.seed,
+        })
+    );
+    Ok(())
+}
