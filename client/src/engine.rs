@@ -66,6 +66,8 @@ pub enum Event {
         latency_ms: u64,
         /// The sender hid behind a one-time reply key.
         anonymous: bool,
+        /// Address for a reply (`key:<hex>`; works for anonymous senders too).
+        reply_to: String,
     },
     /// An outgoing message changed state.
     State {
@@ -463,23 +465,33 @@ impl Engine {
     }
 
     async fn queue(&mut self, to: &str, text: &str, anonymous: bool) -> Result<u64, String> {
-        let keys = self
-            .lookup(to)
-            .await?
-            .ok_or_else(|| format!("no user named {to:?} is registered"))?;
+        // `key:<hex>` addresses an x25519 key directly: how one replies to an anonymous
+        // sender's one-time key, whose `reply_to` the Message event carries.
+        let to_dh = match to.strip_prefix("key:") {
+            Some(hex) => {
+                keys::identity::parse_hex32(hex).map_err(|e| format!("bad reply key: {e}"))?
+            }
+            None => {
+                self.lookup(to)
+                    .await?
+                    .ok_or_else(|| format!("no user named {to:?} is registered"))?
+                    .dh
+                    .0
+            }
+        };
         let slot_bytes = self.s.params.slot_bytes as usize;
         let fragments = fragment(text.as_bytes(), slot_bytes).ok_or("message too long")?;
         let me = self.s.identity.public().dh;
         let rec = OutboxRecord {
             to_name: to.into(),
-            to_dh: keys.dh.0,
+            to_dh,
             text: text.into(),
-            conversation: conversation_id(&me, &keys.dh.0),
+            conversation: conversation_id(&me, &to_dh),
             seq: rand::thread_rng().gen(),
             timestamp_ms: now_ms(),
             anonymous,
         };
-        self.names.insert(keys.dh.0, to.into());
+        self.names.insert(to_dh, to.into());
         let entry = HistoryEntry {
             direction: Direction::Sent,
             peer: to.into(),
@@ -831,6 +843,7 @@ impl Engine {
             timestamp_ms: done.timestamp_ms,
             latency_ms,
             anonymous,
+            reply_to: format!("key:{}", hex::encode(sender)),
         })
         .await;
     }

@@ -79,6 +79,8 @@ pub struct ClusterOpts {
     pub policy: Policy,
     /// Slots per round.
     pub slots: u32,
+    /// Revealed rounds the servers keep.
+    pub retention_rounds: u64,
 }
 
 impl Default for ClusterOpts {
@@ -92,6 +94,7 @@ impl Default for ClusterOpts {
             min_anonymity_set: 3,
             policy: Policy::Open,
             slots: 16,
+            retention_rounds: 100,
         }
     }
 }
@@ -134,7 +137,7 @@ impl Cluster {
             slots: opts.slots,
             slot_bytes: 256,
             min_anonymity_set: opts.min_anonymity_set,
-            retention_rounds: 100,
+            retention_rounds: opts.retention_rounds,
             policy: opts.policy,
             force: false,
         };

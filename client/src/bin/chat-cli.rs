@@ -36,7 +36,8 @@ enum Command {
     },
     /// Send TEXT to the user registered as NAME; waits until it is sent or fails.
     Send {
-        /// Recipient's registered name.
+        /// Recipient: a registered name, or `key:<hex>` (the `reply_to` of a message,
+        /// which is how to answer an anonymous sender).
         #[arg(long)]
         to: String,
         /// Hide from the recipient too: send from a one-time reply key.
@@ -81,9 +82,17 @@ fn print(json: bool, ev: &Event) {
             text,
             round,
             latency_ms,
+            anonymous,
+            reply_to,
             ..
         } => {
-            println!("[round {round}, {latency_ms} ms] {from}: {text}")
+            if *anonymous {
+                println!(
+                    "[round {round}, {latency_ms} ms] {from}: {text}  (reply with --to {reply_to})"
+                )
+            } else {
+                println!("[round {round}, {latency_ms} ms] {from}: {text}")
+            }
         }
         Event::State {
             id,

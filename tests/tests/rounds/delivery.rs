@@ -379,3 +379,93 @@ async fn two_senders_in_one_slot_collide_detect_it_and_both_get_through() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_sender_stays_hidden_and_still_gets_a_reply() {
+    let c = Cluster::start(opts(3)).unwrap();
+    leader(&c).await;
+    let mut clients = vec![
+        Client::start(&c, 1).await,
+        Client::start(&c, 2).await,
+        Client::start(&c, 3).await,
+    ];
+    clients[0]
+        .engine
+        .send("client-2", "guess who", true)
+        .await
+        .unwrap();
+    until(&c, &mut clients, "the anonymous message arrives", |cl| {
+        cl[1].received().iter().any(|(_, t)| t == "guess who")
+    })
+    .await;
+    let (from, _, anonymous, reply_to) = clients[1]
+        .received_full()
+        .into_iter()
+        .find(|m| m.1 == "guess who")
+        .unwrap();
+    assert!(
+        anonymous && from.starts_with("anonymous-"),
+        "sender exposed as {from:?}"
+    );
+    clients[1]
+        .engine
+        .send(&reply_to, "no idea, but thanks", false)
+        .await
+        .unwrap();
+    until(
+        &c,
+        &mut clients,
+        "the reply reaches the anonymous sender",
+        |cl| {
+            cl[0]
+                .received()
+                .iter()
+                .any(|(from, t)| t == "no idea, but thanks" && from == "client-2")
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_away_beyond_retention_is_told_what_it_missed() {
+    let c = Cluster::start(ClusterOpts {
+        retention_rounds: 5,
+        ..opts(4)
+    })
+    .unwrap();
+    leader(&c).await;
+    let mut clients = Vec::new();
+    for j in 1..=4 {
+        clients.push(Client::start(&c, j).await);
+    }
+    until(&c, &mut clients, "every client accepted a round", |cl| {
+        cl.iter().all(|c| {
+            c.seen
+                .iter()
+                .any(|e| matches!(e, client::engine::Event::Round { .. }))
+        })
+    })
+    .await;
+    drop(clients.remove(3));
+    let start = status_round(&c).await;
+    c.wait_for(
+        "12 rounds to pass (retention is 5)",
+        std::time::Duration::from_secs(120),
+        || async { (status_round(&c).await >= start + 12).then_some(()) },
+    )
+    .await
+    .unwrap();
+    let mut back = vec![Client::start(&c, 4).await];
+    until(
+        &c,
+        &mut back,
+        "the returning client is told of the gap",
+        |cl| {
+            cl[0]
+                .seen
+                .iter()
+                .any(|e| matches!(e, client::engine::Event::Gap { .. }))
+        },
+    )
+    .await;
+}

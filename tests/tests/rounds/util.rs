@@ -64,6 +64,23 @@ impl Client {
             .collect()
     }
 
+    /// Received messages as (from, text, anonymous, reply_to).
+    pub fn received_full(&self) -> Vec<(String, String, bool, String)> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message {
+                    from,
+                    text,
+                    anonymous,
+                    reply_to,
+                    ..
+                } => Some((from.clone(), text.clone(), *anonymous, reply_to.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The states outbox message `id` went through.
     pub fn states(&self, id: u64) -> Vec<(String, Option<String>)> {
         self.seen
