@@ -102,6 +102,8 @@ pub enum Event {
         participants: u32,
         /// Known leader.
         leader: Option<u16>,
+        /// Hex SHA-256 of the output, as f+1 servers vouched for it (clients can compare).
+        hash: String,
     },
     /// Rounds that the servers no longer keep: messages in them are lost to us.
     Gap {
@@ -745,6 +747,7 @@ impl Engine {
             round: r,
             participants: output.participants,
             leader: self.leader,
+            hash: hex::encode(output.hash()),
         })
         .await;
         let mine = self.s.identity.x25519_secret().clone();

@@ -18,13 +18,21 @@ pub fn binary(package: &str, name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let path = target.join("debug").join(name);
+    // CHORUS_PROFILE=release uses release binaries (the chaos run); default debug.
+    let release = std::env::var("CHORUS_PROFILE").is_ok_and(|p| p == "release");
+    let path = target
+        .join(if release { "release" } else { "debug" })
+        .join(name);
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
     if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut args = vec!["build", "-q", "-p", package, "--bin", name];
+        if release {
+            args.push("--release");
+        }
         let status = Command::new(cargo)
-            .args(["build", "-q", "-p", package, "--bin", name])
+            .args(&args)
             .current_dir(&root)
             .status()
             .unwrap_or_else(|e| panic!("running cargo build for {name}: {e}"));
@@ -250,6 +258,23 @@ impl Cluster {
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         let bin = binary("node", "node");
         self.spawn(i, &bin)
+    }
+
+    /// Send a signal (e.g. "STOP", "CONT") to node `i`; false if it is not running.
+    pub fn signal(&self, i: usize, sig: &str) -> bool {
+        let Some(c) = &self.nodes[i].child else {
+            return false;
+        };
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(c.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// OS pid of node `i`, if running.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(Child::id)
     }
 
     /// Is node `i` running?
