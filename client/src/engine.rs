@@ -42,6 +42,8 @@ const LOST_AFTER_ROUNDS: u64 = 20;
 const MAX_REPLY_KEYS: usize = 64;
 /// Rounds of vouches kept while waiting for f+1 servers to agree.
 const VOUCH_WINDOW: u64 = 64;
+/// Partially received multi-fragment messages kept at once.
+const MAX_PARTIAL_MESSAGES: usize = 1024;
 /// Events queued for the consumer before the engine waits.
 const EVENT_QUEUE: usize = 1024;
 /// Commands queued before callers wait.
@@ -799,6 +801,17 @@ impl Engine {
         let sender = msg.sender.reply_to();
         let key = (sender, msg.conversation, msg.seq);
         let count = usize::from(msg.fragment_count);
+        if !self.reassembly.contains_key(&key) && self.reassembly.len() >= MAX_PARTIAL_MESSAGES {
+            // Anyone can address slots to us: bound what half-sent messages may hold.
+            if let Some(oldest) = self
+                .reassembly
+                .iter()
+                .min_by_key(|(_, p)| p.timestamp_ms)
+                .map(|(k, _)| *k)
+            {
+                self.reassembly.remove(&oldest);
+            }
+        }
         let entry = self.reassembly.entry(key).or_insert_with(|| Parts {
             parts: vec![None; count],
             timestamp_ms: msg.timestamp_ms,

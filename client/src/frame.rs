@@ -85,8 +85,19 @@ pub async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<V
             format!("frame of {n} bytes exceeds the {MAX_FRAME_BYTES}-byte limit"),
         ));
     }
-    let mut buf = vec![0u8; n];
-    io.read_exact(&mut buf).await?;
+    // Grow the buffer as bytes arrive rather than trusting the announced length: a peer
+    // that announces 16 MiB on many streams and then trickles costs only what it sends.
+    let mut buf = Vec::with_capacity(n.min(64 * 1024));
+    io.take(n as u64).read_to_end(&mut buf).await?;
+    if buf.len() != n {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "frame announced {n} bytes, stream ended after {}",
+                buf.len()
+            ),
+        ));
+    }
     Ok(buf)
 }
 

@@ -132,10 +132,32 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     let mut max_rss_kb = 0u64;
     let mut faults_injected = Vec::new();
 
+    // The fault schedule is drawn up front from the seed, so a seed always replays the
+    // same faults at the same offsets; traffic uses its own RNG stream.
+    let mut traffic_rng = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x0074_7261_6666_6963);
+    let mut schedule: Vec<(Duration, usize, Fault, Duration)> = Vec::new();
+    let mut at = Duration::from_secs(rng.gen_range(4..8));
+    while at < Duration::from_secs(args.duration) {
+        let hold = Duration::from_millis(rng.gen_range(2000..6000));
+        // Up to f servers at once: the next fault may start while this one holds only
+        // when f > 1.
+        let width = rng.gen_range(1..=f.max(1));
+        let first = rng.gen_range(0..n);
+        for k in 0..width {
+            let fault = if rng.gen_bool(0.5) {
+                Fault::Kill
+            } else {
+                Fault::Pause
+            };
+            schedule.push((at, (first + k) % n, fault, hold));
+        }
+        at += hold + Duration::from_secs(rng.gen_range(3..8));
+    }
+    let mut schedule = std::collections::VecDeque::from(schedule);
+
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
     let drain_end = end + Duration::from_secs(30);
-    let mut next_fault = start + Duration::from_secs(rng.gen_range(4..8));
     let mut active: Vec<(usize, Fault, Instant)> = Vec::new(); // node, fault, heal at
     let mut next_send = start;
     let mut msg_no = 0u64;
@@ -161,17 +183,18 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
             }
         }
         active = still;
-        // Inject a fault while there is budget (never more than f at once).
-        if now < end && now >= next_fault && active.len() < f {
-            let busy: Vec<usize> = active.iter().map(|a| a.0).collect();
-            let candidates: Vec<usize> = (0..n).filter(|i| !busy.contains(i)).collect();
-            let node = candidates[rng.gen_range(0..candidates.len())];
-            let fault = if rng.gen_bool(0.5) {
-                Fault::Kill
-            } else {
-                Fault::Pause
+        // Inject scheduled faults (their heals come first, so at most f are active).
+        while schedule
+            .front()
+            .is_some_and(|(off, ..)| start + *off <= now)
+            && active.len() < f
+        {
+            let Some((_, node, fault, hold)) = schedule.pop_front() else {
+                break;
             };
-            let hold = Duration::from_millis(rng.gen_range(2000..6000));
+            if active.iter().any(|a| a.0 == node) {
+                continue;
+            }
             match fault {
                 Fault::Kill => c.kill(node),
                 Fault::Pause => {
@@ -185,12 +208,11 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
                 hold.as_secs_f64()
             ));
             active.push((node, fault, now + hold));
-            next_fault = now + hold + Duration::from_secs(rng.gen_range(3..8));
         }
         // Traffic: one new message about every 700 ms until the end.
         if now < end && now >= next_send {
-            let from = rng.gen_range(0..clients.len());
-            let mut to = rng.gen_range(0..clients.len() - 1);
+            let from = traffic_rng.gen_range(0..clients.len());
+            let mut to = traffic_rng.gen_range(0..clients.len() - 1);
             if to >= from {
                 to += 1;
             }
@@ -200,7 +222,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
                 args.seed,
                 clients[from].name,
                 clients[to].name,
-                rng.gen::<u32>()
+                traffic_rng.gen::<u32>()
             );
             match clients[from]
                 .engine
