@@ -9,4 +9,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q --release -p node -p tests --bin node --bin chaos
-CHORUS_PROFILE=release exec ./target/release/chaos "$@"
+CHORUS_PROFILE=release CHORUS_NO_BUILD=1 exec ./target/release/chaos "$@"

@@ -35,8 +35,6 @@ use crate::types::{NodeId, PeerRequest, PeerResponse};
 const COMMAND_QUEUE: usize = 1024;
 /// Inbound events queued to the actors before the loop stops reading the network.
 const EVENT_QUEUE: usize = 1024;
-/// Longest wait between reconnection attempts to a lost server.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 mod behaviour {
     #![allow(missing_docs)] // the derive generates an undocumented event enum
@@ -250,7 +248,7 @@ pub fn start(
         events: ev_tx,
         topic,
         pending: HashMap::new(),
-        backoff: HashMap::new(),
+        backoff: Default::default(),
         metrics,
         peer_replies: FuturesUnordered::new(),
         client_replies: FuturesUnordered::new(),
@@ -269,8 +267,8 @@ struct EventLoop {
         request_response::OutboundRequestId,
         oneshot::Sender<Result<PeerResponse, NetError>>,
     >,
-    /// Per server: (next dial time, current backoff).
-    backoff: HashMap<NodeId, (Instant, Duration)>,
+    /// Redial schedule per server.
+    backoff: client::backoff::Backoff<NodeId>,
     metrics: NetMetrics,
     /// Answers being prepared by the actors, sent back when ready.
     peer_replies: FuturesUnordered<BoxFuture<'static, PeerReply>>,
@@ -322,25 +320,15 @@ impl EventLoop {
         self.metrics.peers_connected.set(connected as i64);
         for p in self.peers.clone() {
             if p.id == self.me || self.swarm.is_connected(&p.peer_id) {
-                self.backoff.remove(&p.id);
-                continue;
+                self.backoff.connected(p.id);
+            } else if self.backoff.due(p.id, now) {
+                let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(p.peer_id)
+                    .addresses(vec![p.addr.clone()])
+                    .build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    tracing::debug!(peer = p.id, error = %e, "dial failed");
+                }
             }
-            let (next, delay) = self
-                .backoff
-                .get(&p.id)
-                .copied()
-                .unwrap_or((now, Duration::from_millis(250)));
-            if now < next {
-                continue;
-            }
-            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(p.peer_id)
-                .addresses(vec![p.addr.clone()])
-                .build();
-            if let Err(e) = self.swarm.dial(opts) {
-                tracing::debug!(peer = p.id, error = %e, "dial failed");
-            }
-            let delay2 = (delay * 2).min(MAX_BACKOFF);
-            self.backoff.insert(p.id, (now + delay, delay2));
         }
     }
 

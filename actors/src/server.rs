@@ -790,18 +790,7 @@ impl Handler<Committed> for Broadcaster {
     fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
         self.stats.dequeued();
         if let Effect::Output(output) = msg.0.effect {
-            let hash = output.hash();
-            let signature = Fixed(
-                self.identity
-                    .sign(&OutputVouch::signed_bytes(output.round, &hash)),
-            );
-            let vouch = OutputVouch {
-                round: output.round,
-                output_hash: Fixed(hash),
-                server: self.me as u16,
-                signature,
-            };
-            match protocol::encode(&SignedOutput { output, vouch }) {
+            match protocol::encode(&self.vouch(output)) {
                 Ok(bytes) => {
                     self.peer_stats.enqueued();
                     self.peer_conn.do_send(Publish(bytes));

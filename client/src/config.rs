@@ -2,9 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use keys::manifest::{read_manifest, resolve, ClientManifest, ClusterManifest, Policy};
-use protocol::bounded::Fixed;
-use protocol::{Admission, Params};
+use keys::manifest::{read_manifest, resolve, ClientManifest, ClusterManifest};
+use protocol::Params;
 
 use crate::conn::ServerAddr;
 
@@ -55,27 +54,9 @@ impl Settings {
             server_dh.push(x25519_dalek::PublicKey::from(dh));
             server_sign.push(sign);
         }
-        let admission = match c.admission.policy {
-            Policy::Open => Admission::Open,
-            Policy::Listed => Admission::Listed(
-                c.admission
-                    .clients
-                    .iter()
-                    .filter_map(|k| keys::identity::parse_hex32(k).ok().map(Fixed))
-                    .collect(),
-            ),
-        };
+        let params = Params::from_manifest(c.servers.len(), &c.round, &c.admission)
+            .map_err(|e| bad(e.field, &e.problem))?;
         let r = &c.round;
-        let params = Params::new(
-            c.servers.len(),
-            r.threshold as usize,
-            r.slots as usize,
-            r.slot_bytes as usize,
-            r.min_anonymity_set as usize,
-            r.retention_rounds,
-            admission,
-        )
-        .map_err(|e| bad(format!("round.{}", e.field), &e.problem))?;
         Ok(Self {
             name: m.client.name.clone(),
             identity,

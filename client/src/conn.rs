@@ -23,8 +23,6 @@ use crate::frame::{FrameCodec, CLIENT_PROTOCOL, OUTPUT_TOPIC};
 const COMMAND_QUEUE: usize = 256;
 /// Events queued before the loop waits for the consumer.
 const EVENT_QUEUE: usize = 1024;
-/// Longest wait between redials of a lost server.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A server to connect to.
 #[derive(Clone, Debug)]
@@ -170,7 +168,7 @@ impl ClusterConn {
             commands: rx,
             events: ev_tx,
             pending: HashMap::new(),
-            backoff: HashMap::new(),
+            backoff: Default::default(),
         };
         tokio::spawn(lp.run());
         Ok((Self { tx }, ev_rx))
@@ -212,7 +210,7 @@ struct Loop {
             oneshot::Sender<Result<ClientResponse, ConnError>>,
         ),
     >,
-    backoff: HashMap<ServerIndex, (tokio::time::Instant, Duration)>,
+    backoff: crate::backoff::Backoff<ServerIndex>,
 }
 
 impl Loop {
@@ -255,23 +253,13 @@ impl Loop {
         let now = tokio::time::Instant::now();
         for s in self.servers.clone() {
             if self.swarm.is_connected(&s.peer_id) {
-                self.backoff.remove(&s.index);
-                continue;
+                self.backoff.connected(s.index);
+            } else if self.backoff.due(s.index, now) {
+                let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(s.peer_id)
+                    .addresses(vec![s.addr.clone()])
+                    .build();
+                let _ = self.swarm.dial(opts);
             }
-            let (next, delay) = self
-                .backoff
-                .get(&s.index)
-                .copied()
-                .unwrap_or((now, Duration::from_millis(250)));
-            if now < next {
-                continue;
-            }
-            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(s.peer_id)
-                .addresses(vec![s.addr.clone()])
-                .build();
-            let _ = self.swarm.dial(opts);
-            self.backoff
-                .insert(s.index, (now + delay, (delay * 2).min(MAX_BACKOFF)));
         }
     }
 

@@ -1,12 +1,11 @@
 //! Config file → validated settings. Every error names the file, the field and why.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use keys::manifest::{read_manifest, resolve, NodeManifest, Policy};
-use protocol::bounded::Fixed;
-use protocol::{Admission, Params};
+use keys::manifest::{read_manifest, resolve, NodeManifest};
+use protocol::Params;
 
 /// Validated node settings.
 pub struct Settings {
@@ -134,45 +133,9 @@ pub fn validate(path: &Path, m: NodeManifest) -> Result<Settings, ConfigError> {
             format!("{:?} is not host:port ({e})", m.node.admin),
         )
     })?;
-    let admission = match m.admission.policy {
-        Policy::Open => Admission::Open,
-        Policy::Listed => {
-            let mut set = BTreeSet::new();
-            for (j, c) in m.admission.clients.iter().enumerate() {
-                let k = hex32(c).ok_or_else(|| {
-                    err(
-                        &format!("admission.clients[{j}]"),
-                        "must be 64 hex characters".into(),
-                    )
-                })?;
-                set.insert(Fixed(k));
-            }
-            Admission::Listed(set)
-        }
-    };
+    let params =
+        Params::from_manifest(n, &m.round, &m.admission).map_err(|e| err(&e.field, e.problem))?;
     let r = &m.round;
-    let params = Params::new(
-        n,
-        r.threshold as usize,
-        r.slots as usize,
-        r.slot_bytes as usize,
-        r.min_anonymity_set as usize,
-        r.retention_rounds,
-        admission,
-    )
-    .map_err(|e| {
-        err(
-            &format!(
-                "round.{}",
-                if e.field == "servers" {
-                    "servers"
-                } else {
-                    e.field
-                }
-            ),
-            e.problem,
-        )
-    })?;
     if r.round_ms < 100 {
         return Err(err(
             "round.round_ms",

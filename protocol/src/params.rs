@@ -39,13 +39,46 @@ pub struct Params {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]
 pub struct ParamsError {
-    /// The offending field (as named in the config file).
-    pub field: &'static str,
+    /// The offending field (as named in the config file, e.g. `round.slots`).
+    pub field: String,
     /// What is wrong.
     pub problem: String,
 }
 
 impl Params {
+    /// From the `[round]` and `[admission]` sections of a cluster or node config, with
+    /// `servers` entries; errors name the config field (`round.threshold`,
+    /// `admission.clients[2]`, …).
+    pub fn from_manifest(
+        servers: usize,
+        round: &keys::manifest::RoundSection,
+        admission: &keys::manifest::AdmissionSection,
+    ) -> Result<Self, ParamsError> {
+        let admission = match admission.policy {
+            keys::manifest::Policy::Open => Admission::Open,
+            keys::manifest::Policy::Listed => {
+                let mut set = BTreeSet::new();
+                for (j, c) in admission.clients.iter().enumerate() {
+                    let key = keys::identity::parse_hex32(c).map_err(|_| ParamsError {
+                        field: format!("admission.clients[{j}]"),
+                        problem: "must be 64 hex characters (an ed25519 public key)".into(),
+                    })?;
+                    set.insert(crate::bounded::Fixed(key));
+                }
+                Admission::Listed(set)
+            }
+        };
+        Self::new(
+            servers,
+            round.threshold as usize,
+            round.slots as usize,
+            round.slot_bytes as usize,
+            round.min_anonymity_set as usize,
+            round.retention_rounds,
+            admission,
+        )
+    }
+
     /// Check and build.
     pub fn new(
         servers: usize,
@@ -56,7 +89,12 @@ impl Params {
         retention_rounds: u64,
         admission: Admission,
     ) -> Result<Self, ParamsError> {
-        let err = |field, problem: String| Err(ParamsError { field, problem });
+        let err = |field: &str, problem: String| {
+            Err(ParamsError {
+                field: format!("round.{field}"),
+                problem,
+            })
+        };
         if !(2..=MAX_SERVERS).contains(&servers) {
             return err(
                 "servers",

@@ -25,7 +25,10 @@ pub fn binary(package: &str, name: &str) -> PathBuf {
         .join(name);
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
-    if !built.iter().any(|b| b == name) {
+    // CHORUS_NO_BUILD=1: the caller built the binaries (scripts do, so that a long run
+    // never rebuilds from a work tree that changed under it).
+    let prebuilt = std::env::var_os("CHORUS_NO_BUILD").is_some();
+    if !prebuilt && !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut args = vec!["build", "-q", "-p", package, "--bin", name];
         if release {

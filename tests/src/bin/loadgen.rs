@@ -22,7 +22,7 @@ use protocol::submission::build_submission;
 use protocol::wire::{
     ClientRequest, ClientResponse, RejectReason, Round, RoundOutput, SignedOutput,
 };
-use protocol::{Admission, Params};
+use protocol::Params;
 use rand::{Rng, SeedableRng};
 
 /// Round benchmark load generator.
@@ -74,16 +74,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let m: ClusterManifest = read_manifest(&args.cluster)?;
     let n = m.servers.len();
-    let params = Params::new(
-        n,
-        m.round.threshold as usize,
-        m.round.slots as usize,
-        m.round.slot_bytes as usize,
-        m.round.min_anonymity_set as usize,
-        m.round.retention_rounds,
-        Admission::Open,
-    )
-    .map_err(|e| anyhow::anyhow!("{}: {e}", args.cluster.display()))?;
+    let params = Params::from_manifest(n, &m.round, &m.admission)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.cluster.display()))?;
     let mut server_dh = Vec::new();
     let mut server_sign = Vec::new();
     let mut servers = Vec::new();
