@@ -335,6 +335,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
             Duration::from_millis(cfg.round_ms),
         ),
         rejected: metrics.rejected_commands.clone(),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_CLIENT_CALLS_IN_FLIGHT)),
     }
     .start();
     let keeper = ShareKeeper::new(
@@ -554,7 +555,12 @@ pub struct Consensus {
         ReasonLabel,
         prometheus_client::metrics::counter::Counter,
     >,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
+
+/// Client calls a server serves at once; enough for hundreds of clients submitting in
+/// the same round, small enough that a flood cannot pile up unbounded tasks.
+const MAX_CLIENT_CALLS_IN_FLIGHT: usize = 2048;
 
 /// How often the round clock is checked: well under any sensible `round_ms`.
 const CLOCK_TICK: Duration = Duration::from_millis(20);
@@ -631,7 +637,17 @@ impl Handler<HandleClient> for Consensus {
             self.stats.clone(),
         );
         let rejected = self.rejected.clone();
+        // Each client call runs as its own task (a write may wait for an election); the
+        // permit bounds how many may be in flight, and beyond that callers hear "busy".
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            self.stats.failed();
+            let _ = msg.reply.send(ClientResponse::Unavailable(text(
+                "server busy: too many requests in flight",
+            )));
+            return;
+        };
         tokio::spawn(async move {
+            let _permit = permit;
             let count = |r: &protocol::wire::RejectReason| {
                 rejected
                     .get_or_create(&ReasonLabel {

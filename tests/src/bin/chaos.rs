@@ -31,6 +31,9 @@ struct Args {
     clients: u32,
 }
 
+/// Healthy time after a heal before the next fault.
+const QUIET: Duration = Duration::from_secs(6);
+
 #[derive(Clone, Copy, Debug)]
 enum Fault {
     Kill,
@@ -124,7 +127,6 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     // What happened, as the clients saw it.
     let mut expected: HashMap<String, (usize, usize)> = HashMap::new(); // text → (from, to)
     let mut id_text: HashMap<(usize, u64), String> = HashMap::new();
-    let mut sender_sent: HashMap<String, bool> = HashMap::new();
     let mut received: HashMap<String, Vec<usize>> = HashMap::new();
     let mut round_hashes: BTreeMap<u64, HashMap<String, usize>> = BTreeMap::new();
     let mut heals: Vec<Instant> = Vec::new();
@@ -159,7 +161,11 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     let end = start + Duration::from_secs(args.duration);
     let drain_end = end + Duration::from_secs(30);
     let mut active: Vec<(usize, Fault, Instant)> = Vec::new(); // node, fault, heal at
+    let mut last_heal: Option<Instant> = None;
     let mut next_send = start;
+    let (queued_tx, mut queued_rx) =
+        mpsc::channel::<(usize, usize, String, Result<u64, String>)>(256);
+    let mut sent_ids: std::collections::HashSet<(usize, u64)> = std::collections::HashSet::new();
     let mut msg_no = 0u64;
 
     loop {
@@ -178,16 +184,20 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
                     }
                 }
                 heals.push(Instant::now());
+                last_heal = Some(Instant::now());
             } else {
                 still.push((node, fault, heal_at));
             }
         }
         active = still;
-        // Inject scheduled faults (their heals come first, so at most f are active).
+        // Inject scheduled faults (their heals come first, so at most f are active). A
+        // fault delayed by a slow loop waits until the last heal is QUIET old, so "rounds
+        // resumed within 5 s of a heal" is measured on a healed cluster.
         while schedule
             .front()
             .is_some_and(|(off, ..)| start + *off <= now)
             && active.len() < f
+            && last_heal.is_none_or(|h| now >= h + QUIET)
         {
             let Some((_, node, fault, hold)) = schedule.pop_front() else {
                 break;
@@ -224,18 +234,27 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
                 clients[to].name,
                 traffic_rng.gen::<u32>()
             );
-            match clients[from]
-                .engine
-                .send(&clients[to].name, &text, false)
-                .await
-            {
+            // Queueing asks the directory, which can take seconds while a server is
+            // paused: do it off the loop so faults and heals stay on schedule.
+            let (engine, to_name, tx) = (
+                clients[from].engine.clone(),
+                clients[to].name.clone(),
+                queued_tx.clone(),
+            );
+            tokio::spawn(async move {
+                let r = engine.send(&to_name, &text, false).await;
+                let _ = tx.send((from, to, text, r)).await;
+            });
+            next_send = now + Duration::from_millis(700);
+        }
+        while let Ok((from, to, text, r)) = queued_rx.try_recv() {
+            match r {
                 Ok(id) => {
                     id_text.insert((from, id), text.clone());
                     expected.insert(text, (from, to));
                 }
                 Err(e) => eprintln!("chaos: queueing failed (cluster busy?): {e}"),
             }
-            next_send = now + Duration::from_millis(700);
         }
         // Collect events.
         for (i, cl) in clients.iter_mut().enumerate() {
@@ -243,9 +262,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
                 match ev {
                     Event::Message { text, .. } => received.entry(text).or_default().push(i),
                     Event::State { id, state, .. } if state == "sent" => {
-                        if let Some(t) = id_text.get(&(i, id)) {
-                            sender_sent.insert(t.clone(), true);
-                        }
+                        sent_ids.insert((i, id));
                     }
                     Event::Round { round, hash, .. } => {
                         *round_hashes
@@ -273,6 +290,11 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
                 max_rss_kb = max_rss_kb.max(rss_kb(pid));
             }
         }
+        let sender_sent: HashMap<String, bool> = id_text
+            .iter()
+            .filter(|(k, _)| sent_ids.contains(k))
+            .map(|(_, t)| (t.clone(), true))
+            .collect();
         // After the traffic ends, stop early once everything sent was received.
         if now > end + Duration::from_secs(5)
             && expected
@@ -286,6 +308,11 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     }
 
     // Invariants.
+    let sender_sent: HashMap<String, bool> = id_text
+        .iter()
+        .filter(|(k, _)| sent_ids.contains(k))
+        .map(|(_, t)| (t.clone(), true))
+        .collect();
     let mut lost = 0;
     let mut duplicated = 0;
     for (text, (_, to)) in &expected {
