@@ -188,8 +188,7 @@ impl ServerHandle {
     /// Ready: a known leader and our applied index caught up with our log.
     pub fn ready(&self) -> bool {
         let m = self.raft.metrics().borrow().clone();
-        m.current_leader.is_some()
-            && m.last_applied.map(|l| l.index) >= m.last_log_index.map(|i| i.saturating_sub(0))
+        m.current_leader.is_some() && m.last_applied.map(|l| l.index) >= m.last_log_index
     }
 
     /// Stop Raft (flushing the log), then the actors and tasks.
