@@ -136,6 +136,10 @@ enum EngineCmd {
         name: String,
         reply: oneshot::Sender<Result<Option<PublicKeys>, String>>,
     },
+    LookupFingerprint {
+        fingerprint: [u8; 32],
+        reply: oneshot::Sender<Result<Option<(String, PublicKeys)>, String>>,
+    },
 }
 
 /// Handle to a running engine.
@@ -181,6 +185,20 @@ impl EngineHandle {
                 name: name.into(),
                 reply,
             })
+            .await
+            .map_err(|_| "engine stopped".to_string())?;
+        rx.await.map_err(|_| "engine stopped".to_string())?
+    }
+
+    /// Look up who owns a fingerprint (the hex form users paste); returns their
+    /// registered name and keys.
+    pub async fn lookup_fingerprint(
+        &self,
+        fingerprint: [u8; 32],
+    ) -> Result<Option<(String, PublicKeys)>, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(EngineCmd::LookupFingerprint { fingerprint, reply })
             .await
             .map_err(|_| "engine stopped".to_string())?;
         rx.await.map_err(|_| "engine stopped".to_string())?
@@ -415,6 +433,17 @@ impl Engine {
             }
             EngineCmd::Lookup { name, reply } => {
                 let _ = reply.send(self.lookup(&name).await);
+            }
+            EngineCmd::LookupFingerprint { fingerprint, reply } => {
+                let found = self
+                    .directory(ClientRequest::LookupFingerprint(Fixed(fingerprint)))
+                    .await
+                    .map(|o| {
+                        o.map(|(name, keys)| {
+                            (String::from_utf8_lossy(name.as_slice()).into_owned(), keys)
+                        })
+                    });
+                let _ = reply.send(found);
             }
             EngineCmd::Send {
                 to,

@@ -1,0 +1,364 @@
+//! What the window shows, independent of iced: contacts, conversations, delivery states
+//! and cluster health. The `update` in `app.rs` only moves data between the engine and
+//! these types; everything here is plain data with unit-testable rules.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use client::store::{Direction, HistoryEntry};
+use serde::{Deserialize, Serialize};
+
+/// Where a message bubble stands, as the engine reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Handed to the engine; no outbox id yet.
+    Handing,
+    /// In the outbox, waiting for a round.
+    Queued,
+    /// Submitted in this round; waiting for its output.
+    InRound(u64),
+    /// Seen in the round's output: delivered to the recipient's slot.
+    Sent(u64),
+    /// Collided or the round was void; will be tried again.
+    Retrying(String),
+    /// Gave up, with the reason.
+    Failed(String),
+    /// A message we received in this round.
+    Received(u64),
+}
+
+impl Delivery {
+    /// From the engine's `state` string (`queued`, `in_round`, `sent`, `retrying`,
+    /// `failed`) or a history entry's (`sent`, `failed: why`, `queued`).
+    pub fn from_engine(state: &str, round: Option<u64>, reason: Option<String>) -> Self {
+        let reason = || reason.clone().unwrap_or_else(|| "no reason given".into());
+        match state {
+            "queued" => Self::Queued,
+            "in_round" => Self::InRound(round.unwrap_or(0)),
+            "sent" => Self::Sent(round.unwrap_or(0)),
+            "retrying" => Self::Retrying(reason()),
+            "failed" => Self::Failed(reason()),
+            other => match other.strip_prefix("failed: ") {
+                Some(why) => Self::Failed(why.to_string()),
+                None => Self::Queued,
+            },
+        }
+    }
+
+    /// The words under a bubble.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Handing => "sending…".into(),
+            Self::Queued => "queued".into(),
+            Self::InRound(r) => format!("in round {r}"),
+            Self::Sent(r) => format!("sent · round {r}"),
+            Self::Retrying(why) => format!("retrying: {why}"),
+            Self::Failed(why) => format!("failed: {why}"),
+            Self::Received(r) => format!("round {r}"),
+        }
+    }
+
+    /// Final states do not change any more.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Sent(_) | Self::Failed(_) | Self::Received(_))
+    }
+}
+
+/// One message in a conversation.
+#[derive(Clone, Debug)]
+pub struct Bubble {
+    /// We wrote it.
+    pub outgoing: bool,
+    /// Text.
+    pub text: String,
+    /// Sender's clock, ms since the epoch.
+    pub timestamp_ms: u64,
+    /// Delivery state.
+    pub delivery: Delivery,
+    /// Slots it takes (1 for short messages).
+    pub fragments: usize,
+    /// Outbox / history id of an outgoing message.
+    pub outbox_id: Option<u64>,
+    /// Our own id for a message not yet in the outbox.
+    pub local_id: u64,
+}
+
+/// A contact as saved in `contacts.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// What we show.
+    pub name: String,
+    /// What the engine sends to: a registered name, or `key:<hex>` for someone who wrote
+    /// from a key we cannot name.
+    pub address: String,
+    /// ed25519 key, hex, once looked up.
+    #[serde(default)]
+    pub sign: Option<String>,
+    /// x25519 key, hex, once looked up.
+    #[serde(default)]
+    pub dh: Option<String>,
+    /// The user compared safety numbers and marked it verified.
+    #[serde(default)]
+    pub verified: bool,
+    /// Messages received and not yet looked at.
+    #[serde(default)]
+    pub unread: u32,
+}
+
+impl Contact {
+    /// A contact known only by name or address.
+    pub fn new(name: &str, address: &str) -> Self {
+        Self {
+            name: name.into(),
+            address: address.into(),
+            sign: None,
+            dh: None,
+            verified: false,
+            unread: 0,
+        }
+    }
+
+    /// The fingerprint, if we know both keys.
+    pub fn fingerprint(&self) -> Option<keys::Fingerprint> {
+        let sign = keys::identity::parse_hex32(self.sign.as_deref()?).ok()?;
+        let dh = keys::identity::parse_hex32(self.dh.as_deref()?).ok()?;
+        Some(keys::Fingerprint::of(&keys::PublicIdentity { sign, dh }))
+    }
+}
+
+/// The contact list and every conversation, keyed by contact address.
+#[derive(Default)]
+pub struct Book {
+    /// Contacts in the order they were added.
+    pub contacts: Vec<Contact>,
+    /// Bubbles per contact address, oldest first.
+    pub conversations: HashMap<String, Vec<Bubble>>,
+    /// Where the contacts are saved (None in tests).
+    pub path: Option<PathBuf>,
+}
+
+/// Most bubbles kept per conversation in memory (the store keeps everything).
+const MAX_BUBBLES: usize = 2000;
+
+impl Book {
+    /// Load `contacts.json` from `data_dir` (a missing file is an empty book).
+    pub fn load(data_dir: &Path) -> Result<Self, String> {
+        let path = data_dir.join("contacts.json");
+        let contacts = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Vec<Contact>>(&bytes)
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        Ok(Self {
+            contacts,
+            conversations: HashMap::new(),
+            path: Some(path),
+        })
+    }
+
+    /// Write the contacts atomically (temp file + rename).
+    pub fn save(&self) -> Result<(), String> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let json = serde_json::to_vec_pretty(&self.contacts).map_err(|e| e.to_string())?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The index of the contact with this address.
+    pub fn find(&self, address: &str) -> Option<usize> {
+        self.contacts.iter().position(|c| c.address == address)
+    }
+
+    /// The contact for `address`, added if new. Returns its index.
+    pub fn ensure(&mut self, name: &str, address: &str) -> usize {
+        match self.find(address) {
+            Some(i) => i,
+            None => {
+                self.contacts.push(Contact::new(name, address));
+                self.contacts.len() - 1
+            }
+        }
+    }
+
+    /// Add or update a contact found in the directory.
+    pub fn upsert_found(&mut self, name: &str, sign: [u8; 32], dh: [u8; 32]) -> usize {
+        let i = self.ensure(name, name);
+        let c = &mut self.contacts[i];
+        let (sign, dh) = (hex::encode(sign), hex::encode(dh));
+        if c.sign.as_deref() != Some(&sign) || c.dh.as_deref() != Some(&dh) {
+            // New keys: whatever was verified before no longer holds.
+            c.verified = false;
+        }
+        c.sign = Some(sign);
+        c.dh = Some(dh);
+        i
+    }
+
+    /// Append a bubble to a conversation.
+    pub fn push(&mut self, address: &str, bubble: Bubble) {
+        let list = self.conversations.entry(address.to_string()).or_default();
+        list.push(bubble);
+        if list.len() > MAX_BUBBLES {
+            let extra = list.len() - MAX_BUBBLES;
+            list.drain(..extra);
+        }
+    }
+
+    /// The outgoing bubble with this outbox id, anywhere.
+    pub fn by_outbox_id(&mut self, id: u64) -> Option<&mut Bubble> {
+        self.conversations
+            .values_mut()
+            .flat_map(|l| l.iter_mut())
+            .find(|b| b.outbox_id == Some(id))
+    }
+
+    /// The outgoing bubble with this local id, anywhere.
+    pub fn by_local_id(&mut self, local: u64) -> Option<&mut Bubble> {
+        self.conversations
+            .values_mut()
+            .flat_map(|l| l.iter_mut())
+            .find(|b| b.outbox_id.is_none() && b.local_id == local)
+    }
+
+    /// Rebuild conversations from the stored history (oldest first); peers in history
+    /// that are not contacts yet become contacts.
+    pub fn load_history(&mut self, entries: Vec<(u64, HistoryEntry)>) {
+        for (id, e) in entries {
+            let name = e
+                .peer
+                .strip_prefix("key:")
+                .map(|k| format!("key {}", &k[..k.len().min(8)]))
+                .unwrap_or_else(|| e.peer.clone());
+            self.ensure(&name, &e.peer);
+            let outgoing = e.direction == Direction::Sent;
+            let delivery = if outgoing {
+                Delivery::from_engine(&e.state, Some(e.round), None)
+            } else {
+                Delivery::Received(e.round)
+            };
+            self.push(
+                &e.peer,
+                Bubble {
+                    outgoing,
+                    text: e.text,
+                    timestamp_ms: e.timestamp_ms,
+                    delivery,
+                    fragments: 1,
+                    outbox_id: outgoing.then_some(id),
+                    local_id: 0,
+                },
+            );
+        }
+    }
+}
+
+/// Which servers are up, the latest round, and whether outputs can be confirmed.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterView {
+    /// Per server: connected.
+    pub up: Vec<bool>,
+    /// Tolerated faults (f); outputs need f+1 matching vouches.
+    pub f: usize,
+    /// Last accepted round.
+    pub round: Option<u64>,
+    /// Participants in that round (the anonymity set).
+    pub participants: u32,
+    /// Leader as last reported.
+    pub leader: Option<u16>,
+}
+
+impl ClusterView {
+    /// A view of `n` servers, all down until they connect.
+    pub fn new(n: usize, f: usize) -> Self {
+        Self {
+            up: vec![false; n],
+            f,
+            ..Self::default()
+        }
+    }
+
+    /// Servers connected now.
+    pub fn reachable(&self) -> usize {
+        self.up.iter().filter(|u| **u).count()
+    }
+
+    /// Fewer than f+1 servers reachable: no output can gather enough vouches.
+    pub fn cannot_confirm(&self) -> bool {
+        self.reachable() < self.f + 1
+    }
+}
+
+/// `HH:MM` in UTC for a bubble (the engine's clocks are UTC milliseconds).
+pub fn clock(ms: u64) -> String {
+    let secs = ms / 1000;
+    format!("{:02}:{:02}", (secs / 3600) % 24, (secs / 60) % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_states_map_to_labels() {
+        assert_eq!(
+            Delivery::from_engine("queued", None, None).label(),
+            "queued"
+        );
+        assert_eq!(
+            Delivery::from_engine("in_round", Some(7), None).label(),
+            "in round 7"
+        );
+        assert_eq!(
+            Delivery::from_engine("sent", Some(9), None).label(),
+            "sent · round 9"
+        );
+        assert_eq!(
+            Delivery::from_engine("failed", Some(9), Some("collision 8 times".into())).label(),
+            "failed: collision 8 times"
+        );
+        assert_eq!(
+            Delivery::from_engine("failed: no user named \"x\"", Some(0), None),
+            Delivery::Failed("no user named \"x\"".into())
+        );
+    }
+
+    #[test]
+    fn new_keys_clear_verification() {
+        let mut b = Book::default();
+        let i = b.upsert_found("bob", [1; 32], [2; 32]);
+        b.contacts[i].verified = true;
+        assert_eq!(b.upsert_found("bob", [1; 32], [2; 32]), i);
+        assert!(b.contacts[i].verified);
+        b.upsert_found("bob", [3; 32], [2; 32]);
+        assert!(!b.contacts[i].verified);
+    }
+
+    #[test]
+    fn contacts_round_trip_through_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut b = Book::load(dir.path()).expect("empty");
+        b.upsert_found("bob", [1; 32], [2; 32]);
+        b.contacts[0].unread = 3;
+        b.save().expect("save");
+        let again = Book::load(dir.path()).expect("load");
+        assert_eq!(again.contacts, b.contacts);
+        std::fs::write(dir.path().join("contacts.json"), b"{not json").expect("write");
+        let err = Book::load(dir.path()).err().expect("refused");
+        assert!(err.contains("contacts.json"), "{err}");
+    }
+
+    #[test]
+    fn fewer_than_f_plus_one_servers_cannot_confirm() {
+        let mut v = ClusterView::new(3, 1);
+        assert!(v.cannot_confirm());
+        v.up[0] = true;
+        assert!(v.cannot_confirm());
+        v.up[2] = true;
+        assert!(!v.cannot_confirm());
+    }
+}

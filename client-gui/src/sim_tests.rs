@@ -1,0 +1,283 @@
+//! iced_test simulator tests of the window: user actions go through the real widgets
+//! (clicks, typing, Enter), and the engine's answers and events are fed to `update` the
+//! way the event stream delivers them.
+
+use client::engine::Event;
+use iced::keyboard::key::Named;
+use iced_test::selector::{self, Candidate};
+use iced_test::{simulator, Simulator};
+
+use crate::app::{App, Message, COMPOSER};
+use crate::link::Me;
+
+fn me() -> Me {
+    let id = keys::Identity::generate(&mut rand_core::OsRng);
+    Me {
+        name: "alice".into(),
+        public: id.public(),
+        servers: 3,
+        f: 1,
+        slot_bytes: 256,
+        data_dir: std::env::temp_dir(),
+    }
+}
+
+/// Any text widget whose content contains `needle`.
+fn containing(needle: &str) -> impl FnMut(Candidate<'_>) -> Option<String> + Send + '_ {
+    move |c| match c {
+        Candidate::Text { content, .. } if content.contains(needle) => Some(content.to_string()),
+        _ => None,
+    }
+}
+
+fn shows(app: &App, needle: &str) -> bool {
+    let mut ui = simulator(app.view());
+    ui.find(containing(needle)).is_ok()
+}
+
+/// Run `act` against the current view, then apply the messages it produced.
+fn interact(app: &mut App, act: impl FnOnce(&mut Simulator<'_, Message>)) {
+    let messages: Vec<Message> = {
+        let mut ui = simulator(app.view());
+        act(&mut ui);
+        ui.into_messages().collect()
+    };
+    for m in messages {
+        let _ = app.update(m);
+    }
+}
+
+fn type_into(app: &mut App, id: &'static str, text: &str) {
+    interact(app, |ui| {
+        ui.click(selector::id(id)).expect("input on screen");
+        ui.typewrite(text);
+        ui.tap_key(Named::Enter);
+    });
+}
+
+fn with_bob() -> App {
+    let mut app = App::offline(me());
+    let _ = app.update(Message::Found {
+        query: "bob".into(),
+        result: Ok(Some(("bob".into(), [7; 32], [9; 32]))),
+    });
+    app
+}
+
+#[test]
+fn add_a_contact_by_name_and_verify_it() {
+    let mut app = App::offline(me());
+    type_into(&mut app, "add-contact", "bob");
+    assert_eq!(app.add_input, "bob", "typing reached the add-contact field");
+    // The lookup goes to the engine; its answer comes back as Found.
+    let _ = app.update(Message::Found {
+        query: "bob".into(),
+        result: Ok(Some(("bob".into(), [7; 32], [9; 32]))),
+    });
+    assert!(app.add_input.is_empty(), "field cleared once added");
+    assert_eq!(app.book.contacts.len(), 1);
+    assert!(shows(&app, "bob"));
+
+    interact(&mut app, |ui| {
+        ui.click("Verify").expect("verify button");
+    });
+    let theirs = app.book.contacts[0]
+        .fingerprint()
+        .expect("keys known")
+        .safety_number();
+    let mine = app.me.as_ref().expect("me").fingerprint().safety_number();
+    assert!(shows(&app, &theirs), "contact's safety number shown");
+    assert!(shows(&app, &mine), "our own safety number shown beside it");
+    interact(&mut app, |ui| {
+        ui.click("They match: mark verified").expect("verify");
+    });
+    assert!(app.book.contacts[0].verified);
+    assert!(shows(&app, "Mark as not verified"));
+}
+
+#[test]
+fn an_unknown_name_is_reported_in_words() {
+    let mut app = App::offline(me());
+    type_into(&mut app, "add-contact", "nobody");
+    let _ = app.update(Message::Found {
+        query: "nobody".into(),
+        result: Ok(None),
+    });
+    assert!(app.book.contacts.is_empty());
+    assert!(shows(&app, "no user named \"nobody\" is registered"));
+    let _ = app.update(Message::Found {
+        query: "x".into(),
+        result: Err("no server reachable".into()),
+    });
+    assert!(shows(&app, "no server reachable"));
+}
+
+#[test]
+fn enter_sends_and_the_engine_moves_it_from_queued_to_sent() {
+    let mut app = with_bob();
+    type_into(&mut app, COMPOSER, "hello bob");
+    assert!(
+        app.composer.is_empty(),
+        "Enter sent and cleared the composer"
+    );
+    assert!(shows(&app, "hello bob"));
+    assert!(shows(&app, "sending…"));
+
+    let _ = app.update(Message::Queued {
+        local: 1,
+        result: Ok(42),
+    });
+    assert!(shows(&app, "queued"));
+    let _ = app.update(Message::Engine(Event::State {
+        id: 42,
+        to: "bob".into(),
+        state: "in_round".into(),
+        round: Some(7),
+        reason: None,
+        fragments: 1,
+    }));
+    assert!(shows(&app, "in round 7"));
+    let _ = app.update(Message::Engine(Event::State {
+        id: 42,
+        to: "bob".into(),
+        state: "sent".into(),
+        round: Some(7),
+        reason: None,
+        fragments: 1,
+    }));
+    assert!(shows(&app, "sent · round 7"));
+    assert!(!shows(&app, "queued"));
+}
+
+#[test]
+fn a_state_that_beats_the_outbox_id_is_not_lost() {
+    let mut app = with_bob();
+    type_into(&mut app, COMPOSER, "fast one");
+    let _ = app.update(Message::Engine(Event::State {
+        id: 5,
+        to: "bob".into(),
+        state: "in_round".into(),
+        round: Some(3),
+        reason: None,
+        fragments: 1,
+    }));
+    let _ = app.update(Message::Queued {
+        local: 1,
+        result: Ok(5),
+    });
+    assert!(shows(&app, "in round 3"));
+}
+
+#[test]
+fn a_failed_message_shows_its_reason() {
+    let mut app = with_bob();
+    type_into(&mut app, COMPOSER, "will not make it");
+    let _ = app.update(Message::Queued {
+        local: 1,
+        result: Ok(3),
+    });
+    let _ = app.update(Message::Engine(Event::State {
+        id: 3,
+        to: "bob".into(),
+        state: "retrying".into(),
+        round: Some(10),
+        reason: Some("slot collision".into()),
+        fragments: 1,
+    }));
+    assert!(shows(&app, "retrying: slot collision"));
+    let _ = app.update(Message::Engine(Event::State {
+        id: 3,
+        to: "bob".into(),
+        state: "failed".into(),
+        round: Some(18),
+        reason: Some("8 attempts collided or were void".into()),
+        fragments: 1,
+    }));
+    assert!(shows(&app, "failed: 8 attempts collided or were void"));
+    // A refusal by the engine itself (before any round) is a failure too.
+    type_into(&mut app, COMPOSER, "second");
+    let _ = app.update(Message::Queued {
+        local: 2,
+        result: Err("no user named \"bob\" is registered".into()),
+    });
+    assert!(shows(&app, "failed: no user named \"bob\" is registered"));
+}
+
+#[test]
+fn long_messages_show_their_fragments() {
+    let mut app = with_bob();
+    let long = "x".repeat(600);
+    interact(&mut app, |ui| {
+        ui.click(selector::id(COMPOSER)).expect("composer");
+        ui.typewrite(&long);
+    });
+    let n = app.fragments_for(&long).expect("fits");
+    assert!(n > 1);
+    assert!(shows(&app, &format!("takes {n} slots")));
+}
+
+#[test]
+fn incoming_messages_count_as_unread_until_opened() {
+    let mut app = with_bob();
+    let _ = app.update(Message::Engine(Event::Message {
+        from: "carol".into(),
+        text: "psst".into(),
+        round: 11,
+        timestamp_ms: 1_000,
+        latency_ms: 5,
+        anonymous: false,
+        reply_to: "key:00".into(),
+    }));
+    let carol = app.book.find("carol").expect("carol added");
+    assert_eq!(app.book.contacts[carol].unread, 1);
+    interact(&mut app, |ui| {
+        ui.click("1").expect("unread badge shown");
+    });
+    interact(&mut app, |ui| {
+        ui.click("carol").expect("carol listed");
+    });
+    assert_eq!(app.book.contacts[carol].unread, 0);
+    assert!(shows(&app, "psst"));
+}
+
+#[test]
+fn status_bar_shows_servers_round_and_when_outputs_cannot_be_confirmed() {
+    let mut app = App::offline(me());
+    assert!(shows(&app, "cannot confirm outputs"));
+    let _ = app.update(Message::Engine(Event::ServerUp { server: 0 }));
+    assert!(shows(&app, "only 1 of 3 servers reachable"));
+    let _ = app.update(Message::Engine(Event::ServerUp { server: 2 }));
+    assert!(!shows(&app, "cannot confirm outputs"));
+    assert!(shows(&app, "2 up"));
+    assert!(shows(&app, "1 down"));
+    let _ = app.update(Message::Engine(Event::Round {
+        round: 12,
+        participants: 4,
+        leader: Some(1),
+        hash: String::new(),
+    }));
+    assert!(shows(&app, "round 12 · 4 participants · leader 1"));
+    let _ = app.update(Message::Engine(Event::ServerDown { server: 0 }));
+    assert!(shows(&app, "cannot confirm outputs"));
+}
+
+#[test]
+fn first_run_errors_are_shown_in_words() {
+    let mut app = App::empty(None);
+    type_into(&mut app, "setup-path", "/nonexistent/client.toml");
+    assert!(app.me.is_none());
+    assert!(
+        shows(&app, "/nonexistent/client.toml"),
+        "the error names the file"
+    );
+    let mut app = App::empty(None);
+    interact(&mut app, |ui| {
+        ui.click(selector::id("setup-cluster"))
+            .expect("cluster field");
+        ui.typewrite("/nonexistent/cluster.toml");
+        ui.click(selector::id("setup-name")).expect("name field");
+        ui.typewrite("dora");
+        ui.tap_key(Named::Enter);
+    });
+    assert!(shows(&app, "cluster file"), "names the bad cluster file");
+}
