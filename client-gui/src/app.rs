@@ -24,8 +24,6 @@ const MESSAGES: &str = "messages";
 
 /// Directory answer carried in a message: name and both keys.
 pub type FoundKeys = (String, [u8; 32], [u8; 32]);
-/// Directory answer for our own name: both keys, or nothing.
-pub type OwnKeys = Result<Option<([u8; 32], [u8; 32])>, String>;
 
 /// Everything the window reacts to.
 #[derive(Debug, Clone)]
@@ -46,8 +44,8 @@ pub enum Message {
     Register,
     /// The cluster answered a registration.
     Registered(Result<String, String>),
-    /// Our own name's directory entry (to offer registration when missing).
-    OwnEntry(OwnKeys),
+    /// The name registered for our own fingerprint, if any (to offer registration).
+    OwnEntry(Result<Option<String>, String>),
     /// Contacts: the name or fingerprint typed into "add contact".
     AddInput(String),
     /// Look that up and add it.
@@ -217,10 +215,10 @@ impl App {
                 .push(Task::run(stream, Message::Engine).chain(Task::done(Message::EngineStopped)));
         }
         let handle = link.handle.clone();
-        let name = me.name.clone();
+        let fingerprint = me.fingerprint().0;
         tasks.push(Task::perform(
-            async move { handle.lookup(&name).await },
-            |r| Message::OwnEntry(r.map(|o| o.map(|k| (k.sign.0, k.dh.0)))),
+            async move { handle.lookup_fingerprint(fingerprint).await },
+            |r| Message::OwnEntry(r.map(|o| o.map(|(name, _)| name))),
         ));
         self.registration = Registration::Pending;
         self.me = Some(me);
@@ -369,22 +367,12 @@ impl App {
         )
     }
 
-    fn on_own_entry(&mut self, r: OwnKeys) {
-        let Some(me) = &self.me else { return };
-        if self.registration != Registration::Pending {
+    fn on_own_entry(&mut self, r: Result<Option<String>, String>) {
+        if self.me.is_none() || self.registration != Registration::Pending {
             return;
         }
         self.registration = match r {
-            Ok(Some((sign, dh))) if sign == me.public.sign && dh == me.public.dh => {
-                Registration::Registered(me.name.clone())
-            }
-            Ok(Some(_)) => {
-                self.notice = Some(format!(
-                    "the name {:?} belongs to someone else: register another",
-                    me.name
-                ));
-                Registration::Needed
-            }
+            Ok(Some(name)) => Registration::Registered(name),
             Ok(None) => Registration::Needed,
             Err(e) => {
                 self.notice = Some(format!("cluster unreachable: {e}"));
@@ -572,10 +560,11 @@ impl App {
                 if self.selected == Some(i) {
                     return operation::snap_to_end(MESSAGES);
                 }
-                self.book.contacts[i].unread += 1;
                 if self.selected.is_none() {
-                    self.selected = Some(i);
+                    // First conversation: open it, ready to answer.
+                    return self.select(i);
                 }
+                self.book.contacts[i].unread += 1;
                 self.save_contacts();
             }
             Event::State {
@@ -709,7 +698,14 @@ impl App {
 
     fn view_header(&self, me: &Me) -> Element<'_, Message> {
         let mut r = row![
-            text(format!("Chorus — {}", me.name)).size(20),
+            text(format!(
+                "Chorus — {}",
+                match &self.registration {
+                    Registration::Registered(name) => name,
+                    _ => &me.name,
+                }
+            ))
+            .size(20),
             space::horizontal(),
         ]
         .spacing(12)

@@ -281,3 +281,27 @@ fn first_run_errors_are_shown_in_words() {
     });
     assert!(shows(&app, "cluster file"), "names the bad cluster file");
 }
+
+#[test]
+fn registration_is_offered_until_our_fingerprint_has_a_name() {
+    use crate::app::Registration;
+    let mut app = App::offline(me());
+    app.registration = Registration::Pending;
+    let _ = app.update(Message::OwnEntry(Ok(None)));
+    assert!(shows(&app, "not registered:"));
+    interact(&mut app, |ui| {
+        ui.click("Register").expect("register button");
+    });
+    let _ = app.update(Message::Registered(Err(
+        "the name \"alice\" is taken".into()
+    )));
+    assert!(shows(
+        &app,
+        "registration failed: the name \"alice\" is taken"
+    ));
+    assert!(shows(&app, "not registered:"));
+    let _ = app.update(Message::Registered(Ok("alice2".into())));
+    assert!(shows(&app, "registered as alice2"));
+    assert!(shows(&app, "Chorus — alice2"));
+    assert!(!shows(&app, "not registered:"));
+}

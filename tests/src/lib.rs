@@ -5,4 +5,5 @@
 //! (kill -9, restart). Suites live in `tests/<suite>/main.rs`.
 
 pub mod cluster;
+pub mod hostile;
 pub mod http;

@@ -4,114 +4,13 @@ use std::time::Duration;
 
 use actors::types::{PeerRequest, PeerResponse};
 use client::frame::{FrameCodec, CLIENT_PROTOCOL, RAFT_PROTOCOL};
-use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, StreamProtocol};
 use protocol::bounded::Bytes;
 use protocol::wire::{ClientRequest, ClientResponse, Command};
 use tests::cluster::{Cluster, ClusterOpts};
+use tests::hostile::{one, swarm, Raw};
 
 use crate::util::{converged, leader, probes, DEADLINE};
-
-/// A codec that writes whatever bytes it is given and reads whatever comes back.
-#[derive(Clone, Default)]
-struct Raw;
-
-impl request_response::Codec for Raw {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-    async fn read_request<T: futures::AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        _: &mut T,
-    ) -> std::io::Result<Vec<u8>> {
-        Err(std::io::Error::other("not a server"))
-    }
-    async fn read_response<T: futures::AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> std::io::Result<Vec<u8>> {
-        use futures::AsyncReadExt;
-        let mut out = Vec::new();
-        io.take(1 << 20).read_to_end(&mut out).await?;
-        Ok(out)
-    }
-    async fn write_request<T: futures::AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        r: Vec<u8>,
-    ) -> std::io::Result<()> {
-        use futures::AsyncWriteExt;
-        io.write_all(&r).await?;
-        io.close().await
-    }
-    async fn write_response<T: futures::AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        _: &mut T,
-        _: Vec<u8>,
-    ) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn swarm<B: libp2p::swarm::NetworkBehaviour>(b: B) -> libp2p::Swarm<B> {
-    libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| b)
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
-}
-
-/// Send one request and wait for its outcome: Ok(response) or Err(failure text).
-async fn one<C>(
-    sw: &mut libp2p::Swarm<request_response::Behaviour<C>>,
-    c: &Cluster,
-    server: usize,
-    req: C::Request,
-) -> Result<C::Response, String>
-where
-    C: request_response::Codec + Clone + Send + 'static,
-    C::Response: std::fmt::Debug,
-{
-    let s = &c.servers[server];
-    let id = sw
-        .behaviour_mut()
-        .send_request_with_addresses(&s.peer_id, req, vec![s.addr.clone()]);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let ev = tokio::time::timeout_at(deadline, sw.select_next_some())
-            .await
-            .expect("no outcome within 30 s");
-        match ev {
-            SwarmEvent::Behaviour(request_response::Event::Message {
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            }) if request_id == id => return Ok(response),
-            SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
-                request_id,
-                error,
-                ..
-            }) if request_id == id => return Err(error.to_string()),
-            _ => {}
-        }
-    }
-}
 
 async fn rejections(c: &Cluster, i: usize, reason: &str) -> u64 {
     let (_, text) = tests::http::get(c.nodes[i].admin_port, "/metrics")
@@ -135,12 +34,13 @@ async fn a_peer_that_is_not_a_server_cannot_get_a_raft_request_accepted() {
     >::new(
         [(RAFT_PROTOCOL, ProtocolSupport::Outbound)],
         request_response::Config::default(),
-    ));
+    ))
+    .unwrap();
     let forged = PeerRequest::Forward(Command::Probe {
         id: 7,
         payload: Bytes::new(b"intruder".to_vec()).unwrap(),
     });
-    match one(&mut sw, &c, l, forged).await {
+    match one(&mut sw, &c.servers[l], forged, Duration::from_secs(30)).await {
         Ok(PeerResponse::Refused(why)) => assert!(why.contains("not a configured server"), "{why}"),
         other => panic!("expected a refusal naming the peer, got {other:?}"),
     }
@@ -160,7 +60,8 @@ async fn malformed_and_oversized_frames_are_rejected_and_the_node_keeps_serving(
             (RAFT_PROTOCOL, ProtocolSupport::Outbound),
         ],
         request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
-    ));
+    ))
+    .unwrap();
     let mut garbage = vec![0u8, 0, 0, 40];
     garbage.extend((0..40u8).map(|b| b.wrapping_mul(37)));
     let oversized = u32::MAX.to_be_bytes().to_vec();
@@ -171,7 +72,7 @@ async fn malformed_and_oversized_frames_are_rejected_and_the_node_keeps_serving(
         ("truncated", truncated),
     ] {
         // Against the client protocol and the Raft protocol alike: no valid answer.
-        let r = one(&mut sw, &c, 0, bytes).await;
+        let r = one(&mut sw, &c.servers[0], bytes, Duration::from_secs(30)).await;
         assert!(
             r.as_ref().map_or(true, |b| b.is_empty()),
             "{name}: got an answer {r:?}"

@@ -1,0 +1,110 @@
+//! Tools for hostile peers: a codec that sends raw bytes, a swarm with a fresh identity,
+//! and one-request helpers. Used by the hostile-peer tests and the `abuse` binary.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use libp2p::request_response;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{noise, tcp, yamux, StreamProtocol};
+
+use client::conn::ServerAddr;
+
+/// A codec that writes whatever bytes it is given and reads whatever comes back.
+#[derive(Clone, Default)]
+pub struct Raw;
+
+impl request_response::Codec for Raw {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+    async fn read_request<T: futures::AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
+        Err(std::io::Error::other("not a server"))
+    }
+    async fn read_response<T: futures::AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
+        use futures::AsyncReadExt;
+        let mut out = Vec::new();
+        io.take(1 << 20).read_to_end(&mut out).await?;
+        Ok(out)
+    }
+    async fn write_request<T: futures::AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        r: Vec<u8>,
+    ) -> std::io::Result<()> {
+        use futures::AsyncWriteExt;
+        io.write_all(&r).await?;
+        io.close().await
+    }
+    async fn write_response<T: futures::AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+        _: Vec<u8>,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A swarm with a fresh identity (a peer the cluster has never seen), tcp + noise + yamux.
+pub fn swarm<B: libp2p::swarm::NetworkBehaviour>(b: B) -> anyhow::Result<libp2p::Swarm<B>> {
+    Ok(libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|_| b)?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build())
+}
+
+/// Send one request and wait for its outcome: Ok(response) or Err(failure text), or
+/// Err after `timeout`.
+pub async fn one<C>(
+    sw: &mut libp2p::Swarm<request_response::Behaviour<C>>,
+    s: &ServerAddr,
+    req: C::Request,
+    timeout: Duration,
+) -> Result<C::Response, String>
+where
+    C: request_response::Codec + Clone + Send + 'static,
+    C::Response: std::fmt::Debug,
+{
+    let id = sw
+        .behaviour_mut()
+        .send_request_with_addresses(&s.peer_id, req, vec![s.addr.clone()]);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let Ok(ev) = tokio::time::timeout_at(deadline, sw.select_next_some()).await else {
+            return Err(format!("no outcome within {timeout:?}"));
+        };
+        match ev {
+            SwarmEvent::Behaviour(request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            }) if request_id == id => return Ok(response),
+            SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                ..
+            }) if request_id == id => return Err(error.to_string()),
+            _ => {}
+        }
+    }
+}
