@@ -70,6 +70,8 @@ impl ActorStats {
 pub struct NetMetrics {
     /// Connected peers (servers and clients).
     pub peers_connected: Gauge,
+    /// Connections established since start (churn shows as a fast-rising count).
+    pub connections_opened: Counter,
     /// Gossip publishes that failed.
     pub publish_failures: Counter,
     /// Refused inbound traffic, by reason.
@@ -182,6 +184,11 @@ impl NodeMetrics {
             "peers_connected",
             "Connected libp2p peers",
             net.peers_connected.clone(),
+        );
+        r.register(
+            "connections_opened",
+            "Connections established since start",
+            net.connections_opened.clone(),
         );
         r.register(
             "gossip_publish_failures",

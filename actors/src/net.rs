@@ -375,6 +375,7 @@ impl EventLoop {
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, "listening"),
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                self.metrics.connections_opened.inc();
                 if let Some(id) = self.server_of(&peer_id) {
                     tracing::info!(server = id, "connected to server");
                 }

@@ -280,6 +280,15 @@ impl Cluster {
         self.nodes[i].child.as_ref().map(Child::id)
     }
 
+    /// Did node `i`'s process exit by itself (a crash)? Nodes the harness stopped do
+    /// not count.
+    pub fn exited(&mut self, i: usize) -> bool {
+        self.nodes[i]
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
     /// Is node `i` running?
     pub fn is_up(&self, i: usize) -> bool {
         self.nodes[i].child.is_some()

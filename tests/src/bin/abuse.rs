@@ -1,0 +1,628 @@
+//! Abuse run: honest clients chat while a hostile client attacks the cluster at a bounded
+//! rate; their latency is compared with a baseline phase without the attack, in the same
+//! run, against the same cluster.
+//!
+//! Attack classes, in turn: malformed, truncated and oversized frames; future-round,
+//! stale-round, replayed and badly signed submissions; the wrong share count; an unknown
+//! client; Raft RPCs from a client PeerId; connection churn (a fresh identity per
+//! connection). Each class must be refused with its named reason in the servers'
+//! metrics, no node may crash, every honest message must arrive, and the honest p99
+//! latency under attack must stay within `--max-ratio` of the baseline's.
+//!
+//! Prints a table per class and a summary line; exits non-zero on any violation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actors::types::{PeerRequest, PeerResponse};
+use clap::Parser;
+use client::config::Settings;
+use client::conn::ClusterConn;
+use client::engine::{EngineHandle, Event};
+use client::frame::{FrameCodec, CLIENT_PROTOCOL, RAFT_PROTOCOL};
+use keys::manifest::Policy;
+use libp2p::request_response::{self, ProtocolSupport};
+use protocol::bounded::{BoundedVec, Bytes};
+use protocol::submission::build_submission;
+use protocol::wire::{ClientRequest, ClientResponse, Command, RejectReason, Submission};
+use rand::{Rng, SeedableRng};
+use tests::cluster::{Cluster, ClusterOpts};
+use tests::hostile::{one, swarm, Raw};
+use tokio::sync::mpsc;
+
+/// Honest chat under a bounded-rate attack, against a baseline without it.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Seconds of each phase: baseline (no attack), then attack.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Attack requests per second (the classes take turns).
+    #[arg(long, default_value_t = 40)]
+    rate: u32,
+    /// Honest chat clients.
+    #[arg(long, default_value_t = 5)]
+    clients: u32,
+    /// Honest messages per second, all clients together.
+    #[arg(long, default_value_t = 3.0)]
+    msg_rate: f64,
+    /// Largest allowed ratio of attack p99 to baseline p99.
+    #[arg(long, default_value_t = 2.0)]
+    max_ratio: f64,
+    /// Seed for the traffic pattern.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// An attack class: its name, and the metric (family, reason) that must count it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Class {
+    MalformedFrame,
+    TruncatedFrame,
+    OversizedFrame,
+    FutureRound,
+    StaleRound,
+    Replay,
+    BadSignature,
+    WrongShareCount,
+    UnknownClient,
+    RaftFromClient,
+    ConnectionChurn,
+}
+
+const CLASSES: [Class; 11] = [
+    Class::MalformedFrame,
+    Class::TruncatedFrame,
+    Class::OversizedFrame,
+    Class::FutureRound,
+    Class::StaleRound,
+    Class::Replay,
+    Class::BadSignature,
+    Class::WrongShareCount,
+    Class::UnknownClient,
+    Class::RaftFromClient,
+    Class::ConnectionChurn,
+];
+
+impl Class {
+    fn name(self) -> &'static str {
+        match self {
+            Self::MalformedFrame => "malformed frame",
+            Self::TruncatedFrame => "truncated frame",
+            Self::OversizedFrame => "oversized frame",
+            Self::FutureRound => "future-round submission",
+            Self::StaleRound => "stale-round submission",
+            Self::Replay => "replayed submission",
+            Self::BadSignature => "bad signature",
+            Self::WrongShareCount => "wrong share count",
+            Self::UnknownClient => "unknown client",
+            Self::RaftFromClient => "Raft RPC from a client",
+            Self::ConnectionChurn => "connection churn",
+        }
+    }
+
+    /// The metric line prefix and reason label that counts this class.
+    fn metric(self) -> (&'static str, &'static str) {
+        const NET: &str = "chorus_network_rejections_total";
+        const CMD: &str = "chorus_commands_rejected_total";
+        match self {
+            Self::MalformedFrame => (NET, "client_malformed_frame"),
+            Self::TruncatedFrame => (NET, "client_truncated_frame"),
+            Self::OversizedFrame => (NET, "client_frame_too_large"),
+            Self::FutureRound => (CMD, "future_round"),
+            Self::StaleRound => (CMD, "stale_round"),
+            Self::Replay => (CMD, "duplicate_submission"),
+            Self::BadSignature => (CMD, "bad_signature"),
+            Self::WrongShareCount => (CMD, "wrong_share_count"),
+            Self::UnknownClient => (CMD, "unknown_client"),
+            Self::RaftFromClient => (NET, "raft_from_non_server"),
+            Self::ConnectionChurn => ("chorus_connections_opened_total", ""),
+        }
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    sent: u64,
+    /// The response (or the dropped stream) was the refusal we expected (for churn:
+    /// the one request was served).
+    refused: u64,
+    /// Anything else, e.g. a timeout.
+    other: u64,
+}
+
+/// Sum of a metric over every node, by (family, reason).
+async fn scrape(c: &Cluster) -> HashMap<(String, String), u64> {
+    let mut out = HashMap::new();
+    for n in &c.nodes {
+        let Ok((_, text)) = tests::http::get(n.admin_port, "/metrics").await else {
+            continue;
+        };
+        for line in text.lines().filter(|l| l.starts_with("chorus_")) {
+            let Some((key, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(v) = value.parse::<f64>() else {
+                continue;
+            };
+            let family = key.split('{').next().unwrap_or(key).to_string();
+            let reason = key
+                .split("reason=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_string();
+            *out.entry((family, reason)).or_insert(0) += v as u64;
+        }
+    }
+    out
+}
+
+fn delta(
+    after: &HashMap<(String, String), u64>,
+    before: &HashMap<(String, String), u64>,
+    class: Class,
+) -> u64 {
+    let (family, reason) = class.metric();
+    let key = (family.to_string(), reason.to_string());
+    after
+        .get(&key)
+        .copied()
+        .unwrap_or(0)
+        .saturating_sub(before.get(&key).copied().unwrap_or(0))
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let idx = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[idx]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    println!(
+        "abuse: duration={}s per phase, rate={}/s, clients={}, msg_rate={}/s, seed={}",
+        args.duration, args.rate, args.clients, args.msg_rate, args.seed
+    );
+    match run(&args).await {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => {
+            println!("abuse: VIOLATIONS");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            println!("abuse: run failed: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<bool> {
+    // Client 1 is the attacker's listed identity (for replays and bad signatures);
+    // clients 2.. chat honestly.
+    let mut c = Cluster::start(ClusterOpts {
+        servers: 3,
+        clients: args.clients + 1,
+        round_ms: 500,
+        min_anonymity_set: 3,
+        policy: Policy::Listed,
+        snapshot_logs: 500,
+        keep_logs: 100,
+        ..ClusterOpts::default()
+    })?;
+    c.wait_for("an agreed leader", Duration::from_secs(60), || {
+        c.agreed_leader()
+    })
+    .await?;
+
+    let (events_tx, mut events) = mpsc::channel::<(usize, Event)>(4096);
+    let mut engines: Vec<EngineHandle> = Vec::new();
+    for j in 2..=args.clients + 1 {
+        let (engine, mut rx) = c.client(j)?;
+        let name = format!("client-{j}");
+        let mut ok = false;
+        for _ in 0..40 {
+            if engine.register(&name).await.is_ok() {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        anyhow::ensure!(ok, "could not register {name}");
+        let idx = engines.len();
+        let tx = events_tx.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                if tx.send((idx, ev)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        engines.push(engine);
+    }
+    drop(events_tx);
+
+    // Honest traffic: a fixed schedule from the seed, sends off the main loop.
+    let names: Vec<String> = (2..=args.clients + 1)
+        .map(|j| format!("client-{j}"))
+        .collect();
+    let sent: Arc<std::sync::Mutex<HashMap<String, (u8, usize)>>> = Arc::default();
+    let phase = Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let traffic_on = Arc::new(AtomicBool::new(true));
+    let traffic = {
+        let engines = engines.clone();
+        let names = names.clone();
+        let sent = sent.clone();
+        let phase = phase.clone();
+        let on = traffic_on.clone();
+        let seed = args.seed;
+        let period = Duration::from_secs_f64(1.0 / args.msg_rate.max(0.1));
+        tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut tick = tokio::time::interval(period);
+            let mut seq = 0u64;
+            while on.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let p = phase.load(Ordering::Relaxed);
+                if p == 0 {
+                    continue;
+                }
+                let from = rng.gen_range(0..engines.len());
+                let mut to = rng.gen_range(0..engines.len() - 1);
+                if to >= from {
+                    to += 1;
+                }
+                seq += 1;
+                let text = format!("honest {seq} phase {p}");
+                if let Ok(mut s) = sent.lock() {
+                    s.insert(text.clone(), (p, to));
+                }
+                let e = engines[from].clone();
+                let to_name = names[to].clone();
+                tokio::spawn(async move {
+                    let _ = e.send(&to_name, &text, false).await;
+                });
+            }
+        })
+    };
+
+    // Collect latencies as messages arrive, in the background of both phases.
+    let latencies: Arc<std::sync::Mutex<Vec<(String, usize, u64)>>> = Arc::default();
+    let collector = {
+        let lat = latencies.clone();
+        tokio::spawn(async move {
+            while let Some((idx, ev)) = events.recv().await {
+                if let Event::Message {
+                    text, latency_ms, ..
+                } = ev
+                {
+                    if let Ok(mut l) = lat.lock() {
+                        l.push((text, idx, latency_ms));
+                    }
+                }
+            }
+        })
+    };
+
+    // Warm up until a round with the honest clients has been accepted.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    println!("abuse: baseline phase ({} s, no attack)", args.duration);
+    let m0 = scrape(&c).await;
+    phase.store(1, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+
+    println!(
+        "abuse: attack phase ({} s, {} requests/s)",
+        args.duration, args.rate
+    );
+    let m1 = scrape(&c).await;
+    phase.store(2, Ordering::Relaxed);
+    let stop = Arc::new(AtomicBool::new(false));
+    let attacker = {
+        let me = Settings::load(&c.client_config(1))?;
+        let servers = c.servers.clone();
+        let (conn, _conn_events) = c.connect().await?;
+        let stop = stop.clone();
+        let rate = args.rate;
+        tokio::spawn(async move { attack(me, servers, conn, rate, stop).await })
+    };
+    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    stop.store(true, Ordering::Relaxed);
+    phase.store(0, Ordering::Relaxed);
+    let tallies = attacker.await??;
+
+    // Drain: every honest message sent should arrive.
+    let drain_deadline = Instant::now() + Duration::from_secs(45);
+    let (mut delivered, mut expected) = (0usize, 0usize);
+    while Instant::now() < drain_deadline {
+        let s = sent.lock().map(|s| s.clone()).unwrap_or_default();
+        let l = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+        expected = s.len();
+        delivered = s
+            .iter()
+            .filter(|(text, (_, to))| l.iter().any(|(t, i, _)| t == *text && i == to))
+            .count();
+        if delivered == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    traffic_on.store(false, Ordering::Relaxed);
+    traffic.abort();
+    // Metrics are counted when each node applies the commands: give them a moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let m2 = scrape(&c).await;
+
+    let crashed: Vec<usize> = (0..c.nodes.len()).filter(|&i| c.exited(i)).collect();
+    let panics = c.logs().matches("panicked").count();
+    collector.abort();
+
+    let l = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    let sent = sent.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut by_phase: BTreeMap<u8, Vec<u64>> = BTreeMap::new();
+    for (text, _, ms) in &l {
+        if let Some((p, _)) = sent.get(text) {
+            by_phase.entry(*p).or_default().push(*ms);
+        }
+    }
+    for v in by_phase.values_mut() {
+        v.sort_unstable();
+    }
+    let stats = |p: u8| {
+        let v = by_phase.get(&p).cloned().unwrap_or_default();
+        (
+            v.len(),
+            percentile(&v, 0.5),
+            percentile(&v, 0.99),
+            v.last().copied().unwrap_or(0),
+        )
+    };
+    let (n1, p50_1, p99_1, max_1) = stats(1);
+    let (n2, p50_2, p99_2, max_2) = stats(2);
+    let ratio = if p99_1 == 0 {
+        f64::INFINITY
+    } else {
+        p99_2 as f64 / p99_1 as f64
+    };
+
+    println!();
+    println!("| attack class | sent | handled as expected | other | metric (reason) | counted under attack | counted in baseline |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut all_counted = true;
+    for class in CLASSES {
+        let t = tallies.get(&class).copied().unwrap_or_default();
+        let (family, reason) = class.metric();
+        let under = delta(&m2, &m1, class);
+        let base = delta(&m1, &m0, class);
+        let counted = t.sent > 0 && under >= 1 && t.refused > 0;
+        all_counted &= counted;
+        println!(
+            "| {} | {} | {} | {} | {}{} | {} | {} |",
+            class.name(),
+            t.sent,
+            t.refused,
+            t.other,
+            family,
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!("{{reason=\"{reason}\"}}")
+            },
+            under,
+            base
+        );
+    }
+    println!();
+    println!("| phase | honest messages | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    println!("| baseline | {n1} | {p50_1} | {p99_1} | {max_1} |");
+    println!("| attack | {n2} | {p50_2} | {p99_2} | {max_2} |");
+    println!();
+    let lost = expected - delivered;
+    let ok = all_counted
+        && crashed.is_empty()
+        && panics == 0
+        && lost == 0
+        && n1 > 0
+        && n2 > 0
+        && ratio <= args.max_ratio;
+    println!(
+        "abuse: classes={} all_rejected_by_name={} crashes={} panics={} honest_sent={} lost={} p99_baseline_ms={} p99_attack_ms={} ratio={:.2} (max {:.1}) {}",
+        CLASSES.len(),
+        all_counted,
+        crashed.len(),
+        panics,
+        expected,
+        lost,
+        p99_1,
+        p99_2,
+        ratio,
+        args.max_ratio,
+        if ok { "OK" } else { "FAIL" }
+    );
+    Ok(ok)
+}
+
+/// The attacker: one request every `1/rate` s, classes in turn, servers in turn.
+async fn attack(
+    me: Settings,
+    servers: Vec<client::conn::ServerAddr>,
+    conn: ClusterConn,
+    rate: u32,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<HashMap<Class, Tally>> {
+    let mut tallies: HashMap<Class, Tally> = HashMap::new();
+    let timeout = Duration::from_secs(5);
+    let mut raw = swarm(request_response::Behaviour::<Raw>::new(
+        [(CLIENT_PROTOCOL, ProtocolSupport::Outbound)],
+        request_response::Config::default().with_request_timeout(timeout),
+    ))?;
+    let mut raft = swarm(request_response::Behaviour::<
+        FrameCodec<PeerRequest, PeerResponse>,
+    >::new(
+        [(RAFT_PROTOCOL, ProtocolSupport::Outbound)],
+        request_response::Config::default().with_request_timeout(timeout),
+    ))?;
+    let stranger = keys::Identity::generate(&mut rand_core::OsRng);
+    let vector = vec![0u8; me.params.vector_bytes()];
+    let build = |round: u64, who: &keys::Identity| -> anyhow::Result<Submission> {
+        Ok(build_submission(
+            &me.params,
+            round,
+            &vector,
+            who,
+            &me.server_dh,
+            &mut rand_core::OsRng,
+        )?)
+    };
+    let mut open_round = 0u64;
+    let mut round_checked = Instant::now() - Duration::from_secs(10);
+    let mut good: Option<Submission> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut k = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let class = CLASSES[k % CLASSES.len()];
+        let server = (k / CLASSES.len()) % servers.len();
+        k += 1;
+        if round_checked.elapsed() > Duration::from_millis(200) {
+            if let Ok(ClientResponse::Status(s)) =
+                conn.request(server as u16, ClientRequest::Status).await
+            {
+                if s.open_round != open_round {
+                    open_round = s.open_round;
+                    good = None;
+                }
+            }
+            round_checked = Instant::now();
+        }
+        let submit = |s: Submission| {
+            let conn = conn.clone();
+            async move {
+                tokio::time::timeout(
+                    timeout,
+                    conn.request(server as u16, ClientRequest::Submit(s)),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok)
+            }
+        };
+        let refused = match class {
+            Class::MalformedFrame | Class::TruncatedFrame | Class::OversizedFrame => {
+                let bytes = match class {
+                    Class::MalformedFrame => {
+                        let mut b = 40u32.to_be_bytes().to_vec();
+                        b.extend((0..40u8).map(|x| x.wrapping_mul(37).wrapping_add(k as u8)));
+                        b
+                    }
+                    Class::TruncatedFrame => vec![0u8, 0, 1, 0, 1, 2, 3],
+                    _ => u32::MAX.to_be_bytes().to_vec(),
+                };
+                // No valid answer: the stream is dropped (or an empty read).
+                match one(&mut raw, &servers[server], bytes, timeout).await {
+                    Ok(b) => Some(b.is_empty()),
+                    Err(e) => Some(!e.starts_with("no outcome")),
+                }
+            }
+            Class::FutureRound => {
+                let r = submit(build(open_round + 5, &me.identity)?).await;
+                r.map(|r| {
+                    matches!(
+                        r,
+                        ClientResponse::Rejected(RejectReason::FutureRound { .. })
+                    )
+                })
+            }
+            Class::StaleRound => {
+                let r = submit(build(open_round.saturating_sub(2), &me.identity)?).await;
+                r.map(|r| matches!(r, ClientResponse::Rejected(RejectReason::StaleRound { .. })))
+            }
+            Class::Replay => {
+                if good.is_none() {
+                    let s = build(open_round, &me.identity)?;
+                    if let Some(ClientResponse::Accepted { .. }) = submit(s.clone()).await {
+                        good = Some(s);
+                    }
+                }
+                match &good {
+                    Some(s) => submit(s.clone()).await.map(|r| {
+                        matches!(
+                            r,
+                            ClientResponse::Rejected(RejectReason::DuplicateSubmission { .. })
+                                | ClientResponse::Rejected(RejectReason::StaleRound { .. })
+                        )
+                    }),
+                    None => None,
+                }
+            }
+            Class::BadSignature => {
+                let mut s = build(open_round, &me.identity)?;
+                s.signature.0[k % 64] ^= 0x40;
+                submit(s)
+                    .await
+                    .map(|r| r == ClientResponse::Rejected(RejectReason::BadSignature))
+            }
+            Class::WrongShareCount => {
+                let mut s = build(open_round, &me.identity)?;
+                let shares = s.shares.as_slice()[..s.shares.as_slice().len() - 1].to_vec();
+                s.shares = BoundedVec::new(shares)?;
+                submit(s).await.map(|r| {
+                    matches!(
+                        r,
+                        ClientResponse::Rejected(RejectReason::WrongShareCount { .. })
+                    )
+                })
+            }
+            Class::UnknownClient => submit(build(open_round, &stranger)?)
+                .await
+                .map(|r| r == ClientResponse::Rejected(RejectReason::UnknownClient)),
+            Class::RaftFromClient => {
+                // Alternately a probe and a whole submission pushed straight at Raft.
+                let cmd = if k % 2 == 0 {
+                    Command::Probe {
+                        id: k as u64,
+                        payload: Bytes::new(b"intruder".to_vec())?,
+                    }
+                } else {
+                    Command::Submit(build(open_round, &stranger)?)
+                };
+                match one(
+                    &mut raft,
+                    &servers[server],
+                    PeerRequest::Forward(cmd),
+                    timeout,
+                )
+                .await
+                {
+                    Ok(PeerResponse::Refused(why)) => Some(why.contains("not a configured server")),
+                    Ok(_) => Some(false),
+                    Err(_) => None,
+                }
+            }
+            Class::ConnectionChurn => {
+                // A fresh identity, one connection, one request, gone.
+                let mut fresh = swarm(request_response::Behaviour::<
+                    FrameCodec<ClientRequest, ClientResponse>,
+                >::new(
+                    [(CLIENT_PROTOCOL, ProtocolSupport::Outbound)],
+                    request_response::Config::default().with_request_timeout(timeout),
+                ))?;
+                let r = one(&mut fresh, &servers[server], ClientRequest::Status, timeout).await;
+                Some(matches!(r, Ok(ClientResponse::Status(_))))
+            }
+        };
+        let t = tallies.entry(class).or_default();
+        t.sent += 1;
+        match refused {
+            Some(true) => t.refused += 1,
+            _ => t.other += 1,
+        }
+    }
+    Ok(tallies)
+}
