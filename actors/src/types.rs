@@ -101,3 +101,41 @@ pub enum PeerResponse {
     /// The request was refused (not a server, malformed...).
     Refused(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// Raft RPCs arrive from the network: random bytes must decode to an error (or a
+        /// value), never a panic or an allocation bigger than the input allows.
+        #[test]
+        fn peer_request_decoder_survives_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            let _ = protocol::codec::decode::<PeerRequest>(&bytes);
+        }
+
+        #[test]
+        fn peer_response_decoder_survives_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            let _ = protocol::codec::decode::<PeerResponse>(&bytes);
+        }
+
+        /// Mutations of a real forwarded command are refused or decode to some command.
+        #[test]
+        fn mutated_forwards_do_not_panic(pos in any::<prop::sample::Index>(), bit in 0u8..8, cut in any::<prop::sample::Index>()) {
+            let good = protocol::codec::encode(&PeerRequest::Forward(Command::Probe {
+                id: 9,
+                payload: protocol::bounded::Bytes::new(vec![5u8; 40]).expect("fits"),
+            }))
+            .expect("encode");
+            let mut bad = good.clone();
+            let i = pos.index(bad.len());
+            bad[i] ^= 1 << bit;
+            let _ = protocol::codec::decode::<PeerRequest>(&bad);
+            let _ = protocol::codec::decode::<PeerRequest>(&good[..cut.index(good.len())]);
+        }
+    }
+}

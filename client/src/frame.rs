@@ -47,11 +47,20 @@ impl<Req, Resp> FrameCodec<Req, Resp> {
     }
 }
 
-/// A stable label for why a frame was refused.
+/// A frame announced more bytes than [`MAX_FRAME_BYTES`].
+#[derive(Debug, thiserror::Error)]
+#[error("frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+pub struct FrameTooLarge(pub usize);
+
+/// A stable label for why a frame was refused. Decided by the error's type, not its
+/// text: a field over its bound inside a well-sized frame is malformed, not too large.
 pub fn classify(e: &io::Error) -> &'static str {
+    let too_large = e
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<FrameTooLarge>().is_some());
     match e.kind() {
         io::ErrorKind::UnexpectedEof => "truncated_frame",
-        io::ErrorKind::InvalidData if e.to_string().contains("exceeds the") => "frame_too_large",
+        io::ErrorKind::InvalidData if too_large => "frame_too_large",
         io::ErrorKind::InvalidData => "malformed_frame",
         _ => "stream_error",
     }
@@ -80,10 +89,7 @@ pub async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<V
     io.read_exact(&mut len).await?;
     let n = u32::from_be_bytes(len) as usize;
     if n > MAX_FRAME_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame of {n} bytes exceeds the {MAX_FRAME_BYTES}-byte limit"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, FrameTooLarge(n)));
     }
     // Grow the buffer as bytes arrive rather than trusting the announced length: a peer
     // that announces 16 MiB on many streams and then trickles costs only what it sends.
@@ -158,5 +164,75 @@ where
         r: Resp,
     ) -> io::Result<()> {
         write_frame(io, &encode_frame(&r)?).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::executor::block_on;
+    use futures::io::Cursor;
+    use proptest::prelude::*;
+    use protocol::wire::{ClientRequest, ClientResponse};
+    use request_response::Codec;
+
+    use super::*;
+
+    fn framed(len: u32, body: &[u8]) -> Vec<u8> {
+        let mut v = len.to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// Any byte stream gives a frame, or an error with a stable label; never a panic,
+        /// and never more bytes than the stream held.
+        #[test]
+        fn read_frame_survives_random_streams(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            match block_on(read_frame(&mut Cursor::new(bytes.clone()))) {
+                Ok(frame) => {
+                    let n = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+                    prop_assert_eq!(frame.as_slice(), &bytes[4..4 + n]);
+                }
+                Err(e) => prop_assert!(
+                    ["truncated_frame", "frame_too_large", "malformed_frame"].contains(&classify(&e)),
+                    "{e}"
+                ),
+            }
+        }
+
+        /// The server side of the client protocol refuses random frames by a named reason.
+        #[test]
+        fn client_requests_from_random_bytes_are_refused_by_name(body in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let seen: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+            let s2 = seen.clone();
+            let mut codec = FrameCodec::<ClientRequest, ClientResponse>::with_reject_hook(Arc::new(
+                move |reason| s2.lock().expect("lock").push(reason),
+            ));
+            let stream = framed(body.len() as u32, &body);
+            let r = block_on(codec.read_request(&CLIENT_PROTOCOL, &mut Cursor::new(stream)));
+            let seen = seen.lock().expect("lock").clone();
+            match r {
+                Ok(_) => prop_assert!(seen.is_empty()),
+                Err(_) => prop_assert_eq!(seen, vec!["malformed_frame"]),
+            }
+        }
+    }
+
+    #[test]
+    fn frame_errors_are_classified() {
+        let too_big = framed(u32::MAX, &[]);
+        let e = block_on(read_frame(&mut Cursor::new(too_big))).expect_err("too large");
+        assert_eq!(classify(&e), "frame_too_large");
+        let short = framed(10, &[1, 2, 3]);
+        let e = block_on(read_frame(&mut Cursor::new(short))).expect_err("truncated");
+        assert_eq!(classify(&e), "truncated_frame");
+        let e = block_on(read_frame(&mut Cursor::new(vec![0u8, 0]))).expect_err("no prefix");
+        assert_eq!(classify(&e), "truncated_frame");
+        let ok = block_on(read_frame(&mut Cursor::new(framed(2, &[7, 8, 9])))).expect("frame");
+        assert_eq!(ok, vec![7, 8]);
     }
 }

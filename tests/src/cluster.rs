@@ -92,6 +92,8 @@ pub struct ClusterOpts {
     pub slots: u32,
     /// Revealed rounds the servers keep.
     pub retention_rounds: u64,
+    /// Run each node in its own network namespace (for real partitions).
+    pub net: Option<std::sync::Arc<crate::netns::Net>>,
 }
 
 impl Default for ClusterOpts {
@@ -106,6 +108,7 @@ impl Default for ClusterOpts {
             policy: Policy::Open,
             slots: 16,
             retention_rounds: 100,
+            net: None,
         }
     }
 }
@@ -118,9 +121,18 @@ pub struct NodeProc {
     pub log: PathBuf,
     /// Admin port.
     pub admin_port: u16,
+    /// Admin host (127.0.0.1, or the node's namespace address).
+    pub admin_host: String,
     /// Data folder.
     pub data_dir: PathBuf,
     child: Option<Child>,
+}
+
+impl NodeProc {
+    /// GET `path` from this node's admin endpoint.
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        crate::http::get_at(&self.admin_host, self.admin_port, path).await
+    }
 }
 
 /// A running cluster; dropping it kills every node.
@@ -131,6 +143,8 @@ pub struct Cluster {
     pub nodes: Vec<NodeProc>,
     /// Where clients connect.
     pub servers: Vec<ServerAddr>,
+    /// The namespaces the nodes run in, if any (dropped after the nodes are killed).
+    pub net: Option<std::sync::Arc<crate::netns::Net>>,
 }
 
 impl Cluster {
@@ -156,11 +170,15 @@ impl Cluster {
         let ports: Vec<(u16, u16)> = (0..opts.servers)
             .map(|_| (free_port(), free_port()))
             .collect();
+        let host = |i: usize| match &opts.net {
+            Some(net) => net.ip(i),
+            None => "127.0.0.1".to_string(),
+        };
         // Clients read cluster.toml: point it at the same ports.
         let cluster_path = dir.path().join("cluster.toml");
         let mut cm: keys::manifest::ClusterManifest = read_manifest(&cluster_path)?;
         for (j, s) in cm.servers.iter_mut().enumerate() {
-            s.address = format!("/ip4/127.0.0.1/tcp/{}", ports[j].0);
+            s.address = format!("/ip4/{}/tcp/{}", host(j), ports[j].0);
         }
         std::fs::write(&cluster_path, toml::to_string_pretty(&cm)?)?;
         let mut nodes = Vec::new();
@@ -169,10 +187,10 @@ impl Cluster {
             let path = dir.path().join(format!("node-{i}.toml"));
             let mut m: NodeManifest = read_manifest(&path)?;
             for (j, s) in m.servers.iter_mut().enumerate() {
-                s.address = format!("/ip4/127.0.0.1/tcp/{}", ports[j].0);
+                s.address = format!("/ip4/{}/tcp/{}", host(j), ports[j].0);
             }
-            m.node.listen = format!("/ip4/127.0.0.1/tcp/{}", ports[i].0);
-            m.node.admin = format!("127.0.0.1:{}", ports[i].1);
+            m.node.listen = format!("/ip4/{}/tcp/{}", host(i), ports[i].0);
+            m.node.admin = format!("{}:{}", host(i), ports[i].1);
             m.raft = Some(RaftSection {
                 heartbeat_ms: Some(150),
                 election_min_ms: Some(1000),
@@ -192,6 +210,7 @@ impl Cluster {
                 config: path,
                 log: dir.path().join(format!("node-{i}.log")),
                 admin_port: ports[i].1,
+                admin_host: host(i),
                 data_dir: dir.path().join(format!("data/node-{i}")),
                 child: None,
             });
@@ -200,6 +219,7 @@ impl Cluster {
             dir,
             nodes,
             servers,
+            net: opts.net.clone(),
         };
         for i in 0..c.nodes.len() {
             c.spawn(i, &node_bin)?;
@@ -213,7 +233,16 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(&n.log)?;
-        let child = Command::new(bin)
+        let mut cmd = match &self.net {
+            Some(net) => {
+                let prefix = net.exec_prefix(i);
+                let mut c = Command::new(&prefix[0]);
+                c.args(&prefix[1..]).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&n.config)
             .env(
@@ -296,9 +325,7 @@ impl Cluster {
 
     /// `/status` of node `i`, if it answers.
     pub async fn status(&self, i: usize) -> Option<Value> {
-        let (code, body) = crate::http::get(self.nodes[i].admin_port, "/status")
-            .await
-            .ok()?;
+        let (code, body) = self.nodes[i].get("/status").await.ok()?;
         if code != 200 {
             return None;
         }

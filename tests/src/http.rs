@@ -6,8 +6,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// GET `path` from `127.0.0.1:port`; returns (status code, body).
 pub async fn get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    get_at("127.0.0.1", port, path).await
+}
+
+/// GET `path` from `host:port`; (status code, body). Times out after 5 s.
+pub async fn get_at(host: &str, port: u16, path: &str) -> anyhow::Result<(u16, String)> {
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut s = tokio::net::TcpStream::connect((host, port)).await?;
         s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
             .await?;
         let mut buf = Vec::new();

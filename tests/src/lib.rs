@@ -7,3 +7,4 @@
 pub mod cluster;
 pub mod hostile;
 pub mod http;
+pub mod netns;

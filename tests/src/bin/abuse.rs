@@ -50,6 +50,10 @@ struct Args {
     /// Largest allowed ratio of attack p99 to baseline p99.
     #[arg(long, default_value_t = 2.0)]
     max_ratio: f64,
+    /// Slots per round (more slots, fewer collisions: retries from collisions are
+    /// honest latency too, but they make small samples noisy).
+    #[arg(long, default_value_t = 64)]
+    slots: u32,
     /// Seed for the traffic pattern.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -136,7 +140,7 @@ struct Tally {
 async fn scrape(c: &Cluster) -> HashMap<(String, String), u64> {
     let mut out = HashMap::new();
     for n in &c.nodes {
-        let Ok((_, text)) = tests::http::get(n.admin_port, "/metrics").await else {
+        let Ok((_, text)) = n.get("/metrics").await else {
             continue;
         };
         for line in text.lines().filter(|l| l.starts_with("chorus_")) {
@@ -185,8 +189,8 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     println!(
-        "abuse: duration={}s per phase, rate={}/s, clients={}, msg_rate={}/s, seed={}",
-        args.duration, args.rate, args.clients, args.msg_rate, args.seed
+        "abuse: duration={}s per phase, rate={}/s, clients={}, msg_rate={}/s, slots={}, seed={}",
+        args.duration, args.rate, args.clients, args.msg_rate, args.slots, args.seed
     );
     match run(&args).await {
         Ok(true) => std::process::ExitCode::SUCCESS,
@@ -210,6 +214,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         round_ms: 500,
         min_anonymity_set: 3,
         policy: Policy::Listed,
+        slots: args.slots,
         snapshot_logs: 500,
         keep_logs: 100,
         ..ClusterOpts::default()

@@ -1,5 +1,6 @@
 //! Chaos run: real node processes under a seeded fault schedule (kill -9 and restart,
-//! SIGSTOP/SIGCONT) while client engines chat, then an invariant check.
+//! SIGSTOP/SIGCONT, and network partitions through namespaces when run as root) while
+//! client engines chat, then an invariant check.
 //!
 //! Never more than f servers are faulted at once. At the end it reports
 //! `lost=… duplicated=… divergent=… panics=…` and exits non-zero on any violation,
@@ -29,6 +30,10 @@ struct Args {
     /// Chat clients.
     #[arg(long, default_value_t = 20)]
     clients: u32,
+    /// Network partitions (each node in its own network namespace; needs root and
+    /// iproute2): `auto` uses them when they can be set up, `on` requires them.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
+    partitions: String,
 }
 
 /// Healthy time after a heal before the next fault.
@@ -38,6 +43,8 @@ const QUIET: Duration = Duration::from_secs(6);
 enum Fault {
     Kill,
     Pause,
+    /// Cut the node off from every other server (clients still reach it).
+    Partition,
 }
 
 struct ClientState {
@@ -95,7 +102,22 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let n = args.nodes as usize;
     let f = (n - 1) / 2;
+    let net = match args.partitions.as_str() {
+        "off" => None,
+        mode => match tests::netns::Net::create(n) {
+            Ok(net) => Some(std::sync::Arc::new(net)),
+            Err(e) if mode == "auto" => {
+                println!("chaos: partitions off: cannot set up network namespaces: {e:#}");
+                None
+            }
+            Err(e) => return Err(e.context("--partitions on")),
+        },
+    };
+    if let Some(net) = &net {
+        println!("chaos: partitions on: {net:?}");
+    }
     let mut c = Cluster::start(ClusterOpts {
+        net: net.clone(),
         servers: args.nodes,
         clients: args.clients,
         round_ms: 500,
@@ -146,11 +168,12 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         let width = rng.gen_range(1..=f.max(1));
         let first = rng.gen_range(0..n);
         for k in 0..width {
-            let fault = if rng.gen_bool(0.5) {
-                Fault::Kill
+            let kinds: &[Fault] = if net.is_some() {
+                &[Fault::Kill, Fault::Pause, Fault::Partition]
             } else {
-                Fault::Pause
+                &[Fault::Kill, Fault::Pause]
             };
+            let fault = kinds[rng.gen_range(0..kinds.len())];
             schedule.push((at, (first + k) % n, fault, hold));
         }
         at += hold + Duration::from_secs(rng.gen_range(3..8));
@@ -182,6 +205,11 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
                     Fault::Pause => {
                         c.signal(node, "CONT");
                     }
+                    Fault::Partition => {
+                        if let Some(net) = &net {
+                            net.heal(node, &(0..n).collect::<Vec<_>>())?;
+                        }
+                    }
                 }
                 heals.push(Instant::now());
                 last_heal = Some(Instant::now());
@@ -209,6 +237,11 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
                 Fault::Kill => c.kill(node),
                 Fault::Pause => {
                     c.signal(node, "STOP");
+                }
+                Fault::Partition => {
+                    if let Some(net) = &net {
+                        net.cut(node, &(0..n).collect::<Vec<_>>())?;
+                    }
                 }
             }
             faults_injected.push(format!(
