@@ -5,4 +5,5 @@
 mod config;
 mod consensus;
 mod hostile;
+mod partition;
 mod util;
