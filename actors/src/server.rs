@@ -671,8 +671,16 @@ impl Handler<HandleClient> for Consensus {
             };
             let resp = match msg.req {
                 ClientRequest::Submit(sub) => {
-                    match protocol::round::check_submission(&params, &sub) {
-                        // Refuse junk before it costs a log entry; the state machine checks again.
+                    // Refuse junk before it costs a log entry; the state machine checks
+                    // again. The signature comes first, so that nobody without the
+                    // client's key learns whether it already submitted this round.
+                    let checked = protocol::round::check_submission(&params, &sub).and_then(|()| {
+                        sm.read()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .machine
+                            .precheck_submission(&sub)
+                    });
+                    match checked {
                         Err(r) => {
                             count(&r);
                             ClientResponse::Rejected(r)

@@ -143,6 +143,10 @@ pub enum Effect {
     },
 }
 
+/// Rounds ahead of a server's applied open round that it still forwards to the log (it
+/// may be a close or two behind the leader).
+pub const FUTURE_WINDOW: Round = 2;
+
 /// Checks on a submission that need no state: sizes, count, admission and signature.
 /// Servers run these before forwarding, so junk never reaches the log; the state machine
 /// runs them again on apply (the log is the source of truth).
@@ -244,6 +248,34 @@ impl RoundMachine {
                 .map(|c| c.submissions.iter().collect())
                 .unwrap_or_default()
         }
+    }
+
+    /// Refusals a server can make from its own applied state before a submission costs
+    /// a log entry. Only what stays true whatever the log holds next: the open round only
+    /// grows and a client's submission in it only stays, so a round below ours is stale
+    /// and a client already collected is a duplicate. A round more than
+    /// [`FUTURE_WINDOW`] ahead of ours is refused too; within the window it goes to the
+    /// log, since this server may simply not have applied the latest close yet. Run it
+    /// after [`check_submission`]: a duplicate answer tells that the client submitted, so
+    /// only an authenticated submission may get one.
+    pub fn precheck_submission(&self, sub: &Submission) -> Result<(), RejectReason> {
+        let open = self.state.open_round;
+        if sub.round < open {
+            return Err(RejectReason::StaleRound {
+                got: sub.round,
+                open,
+            });
+        }
+        if sub.round > open.saturating_add(FUTURE_WINDOW) {
+            return Err(RejectReason::FutureRound {
+                got: sub.round,
+                open,
+            });
+        }
+        if sub.round == open && self.state.collecting.contains_key(&sub.client) {
+            return Err(RejectReason::DuplicateSubmission { round: open });
+        }
+        Ok(())
     }
 
     /// Look up a name.

@@ -222,6 +222,56 @@ fn every_bad_submission_gets_its_named_reason() {
 }
 
 #[test]
+fn prechecks_refuse_only_what_the_log_would_refuse_too() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let a = Identity::generate(&mut rng);
+    let b = Identity::generate(&mut rng);
+    let mut w = World::new(3, 1, 1, Admission::Open);
+    let mut m = RoundMachine::new(w.params.clone());
+    let v = vec![0u8; w.params.vector_bytes()];
+    let sub = |w: &mut World, round: u64, who: &Identity| match w.submit(round, who, &v) {
+        Command::Submit(s) => s,
+        _ => unreachable!(),
+    };
+    let first = sub(&mut w, 1, &a);
+    assert_eq!(m.precheck_submission(&first), Ok(()));
+    assert!(matches!(
+        m.apply(&Command::Submit(first.clone())),
+        Effect::Accepted { .. }
+    ));
+    // Collected already: a duplicate, as the log would say.
+    assert_eq!(
+        m.precheck_submission(&first),
+        Err(RejectReason::DuplicateSubmission { round: 1 })
+    );
+    // Another client, same round: fine. A round within the window ahead: left to the log.
+    assert_eq!(m.precheck_submission(&sub(&mut w, 1, &b)), Ok(()));
+    let near = sub(&mut w, 1 + protocol::round::FUTURE_WINDOW, &b);
+    assert_eq!(m.precheck_submission(&near), Ok(()));
+    let far = sub(&mut w, 2 + protocol::round::FUTURE_WINDOW, &b);
+    assert_eq!(
+        m.precheck_submission(&far),
+        Err(RejectReason::FutureRound {
+            got: 2 + protocol::round::FUTURE_WINDOW,
+            open: 1
+        })
+    );
+    assert!(matches!(
+        m.apply(&Command::Close { round: 1 }),
+        Effect::Closed { .. }
+    ));
+    assert_eq!(
+        m.precheck_submission(&first),
+        Err(RejectReason::StaleRound { got: 1, open: 2 })
+    );
+    // The log agrees with every refusal above.
+    assert_eq!(
+        m.apply(&Command::Submit(first)),
+        Effect::Rejected(RejectReason::StaleRound { got: 1, open: 2 })
+    );
+}
+
+#[test]
 fn round_below_min_anonymity_set_is_void_and_reveals_nothing() {
     let mut w = World::new(3, 1, 3, Admission::Open);
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
