@@ -48,12 +48,73 @@ struct RoundSum {
     included: u32,
 }
 
+/// What a share-keeper holds: one running XOR per open round, never anything per client.
+/// An opened share is XORed in and dropped at once (it is `Zeroizing`, so its bytes are
+/// wiped); a round's sum leaves when the round closes (to be revealed) or is void.
+struct RoundSums {
+    vector_bytes: usize,
+    rounds: BTreeMap<Round, RoundSum>,
+}
+
+impl RoundSums {
+    fn new(vector_bytes: usize) -> Self {
+        Self {
+            vector_bytes,
+            rounds: BTreeMap::new(),
+        }
+    }
+
+    /// Count a submission in `round`, with our opened share if it opened.
+    fn add(&mut self, round: Round, opened: Option<Zeroizing<Vec<u8>>>) {
+        let entry = self.rounds.entry(round).or_insert_with(|| RoundSum {
+            sum: Zeroizing::new(vec![0u8; self.vector_bytes]),
+            included: 0,
+        });
+        entry.included += 1;
+        if let Some(share) = opened.filter(|s| s.len() == entry.sum.len()) {
+            xor_into(&mut entry.sum, &share);
+        }
+    }
+
+    fn included(&self, round: Round) -> Option<u32> {
+        self.rounds.get(&round).map(|s| s.included)
+    }
+
+    /// The round's sum, removed (zeros if nothing was added).
+    fn take(&mut self, round: Round) -> Zeroizing<Vec<u8>> {
+        self.rounds
+            .remove(&round)
+            .map(|s| s.sum)
+            .unwrap_or_else(|| Zeroizing::new(vec![0u8; self.vector_bytes]))
+    }
+
+    fn forget(&mut self, round: Round) {
+        self.rounds.remove(&round);
+    }
+
+    /// Drop sums for rounds below `floor` (they can never be revealed).
+    fn forget_below(&mut self, floor: Round) {
+        while self
+            .rounds
+            .first_key_value()
+            .is_some_and(|(r, _)| *r < floor)
+        {
+            self.rounds.pop_first();
+        }
+    }
+
+    /// Bytes of secret material held.
+    fn held_bytes(&self) -> usize {
+        self.rounds.values().map(|s| s.sum.len()).sum()
+    }
+}
+
 /// Opens this server's shares and reveals per-round sums.
 pub struct ShareKeeper {
     me: NodeId,
     secret: x25519_dalek::StaticSecret,
     params: Params,
-    sums: BTreeMap<Round, RoundSum>,
+    sums: RoundSums,
     raft: Raft<TypeConfig>,
     net: NetHandle,
     sm: SharedSm,
@@ -77,8 +138,8 @@ impl ShareKeeper {
         Self {
             me,
             secret,
+            sums: RoundSums::new(params.vector_bytes()),
             params,
-            sums: BTreeMap::new(),
             raft,
             net,
             sm,
@@ -88,26 +149,24 @@ impl ShareKeeper {
     }
 
     fn add(&mut self, round: Round, sub: &Submission) {
-        let entry = self.sums.entry(round).or_insert_with(|| RoundSum {
-            sum: Zeroizing::new(vec![0u8; self.params.vector_bytes()]),
-            included: 0,
-        });
-        entry.included += 1;
         let Some(sealed) = sub.shares.as_slice().get(self.me as usize) else {
             // Share count is checked before commit; a missing share is a broken invariant
             // of the log, not client input.
             self.stats.failed();
+            self.sums.add(round, None);
             return;
         };
-        match open_share(sealed, round, &sub.client, self.me as u16, &self.secret) {
-            Ok(share) if share.len() == entry.sum.len() => xor_into(&mut entry.sum, &share),
-            _ => {
-                // Only we can open our share, so this cannot be refused before commit. It
-                // counts as zero: the round's output will be garbled (jamming), but no
-                // server stalls or crashes. Rejecting such clients is future work.
-                self.metrics.open_failures.inc();
-            }
+        let opened = open_share(sealed, round, &sub.client, self.me as u16, &self.secret).ok();
+        if opened
+            .as_ref()
+            .is_none_or(|s| s.len() != self.params.vector_bytes())
+        {
+            // Only we can open our share, so this cannot be refused before commit. It
+            // counts as zero: the round's output will be garbled (jamming), but no server
+            // stalls or crashes. Rejecting such clients is future work.
+            self.metrics.open_failures.inc();
         }
+        self.sums.add(round, opened);
     }
 
     fn recompute(&mut self, round: Round) {
@@ -119,7 +178,7 @@ impl ShareKeeper {
                 .cloned()
                 .collect()
         };
-        self.sums.remove(&round);
+        self.sums.forget(round);
         for s in &subs {
             self.add(round, s);
         }
@@ -148,15 +207,11 @@ impl Handler<Committed> for ShareKeeper {
                 _,
             ) => {
                 let round = *round;
-                if self.sums.get(&round).map(|s| s.included) != Some(*participants) {
+                if self.sums.included(round) != Some(*participants) {
                     // We missed accepted submissions (they were in a snapshot we loaded).
                     self.recompute(round);
                 }
-                let sum = self
-                    .sums
-                    .remove(&round)
-                    .map(|s| s.sum)
-                    .unwrap_or_else(|| Zeroizing::new(vec![0u8; self.params.vector_bytes()]));
+                let sum = self.sums.take(round);
                 let Ok(sum) = Bytes::new(sum.to_vec()) else {
                     self.stats.failed();
                     return;
@@ -187,7 +242,7 @@ impl Handler<Committed> for ShareKeeper {
                 });
             }
             (Effect::Void { round, .. }, _) => {
-                self.sums.remove(round);
+                self.sums.forget(*round);
             }
             _ => {}
         }
@@ -198,9 +253,7 @@ impl Handler<Committed> for ShareKeeper {
             .map(|d| d.machine.state().open_round)
             .unwrap_or(0);
         let floor = open.saturating_sub(protocol::round::MAX_AWAITING_REVEAL as u64 + 2);
-        while self.sums.first_key_value().is_some_and(|(r, _)| *r < floor) {
-            self.sums.pop_first();
-        }
+        self.sums.forget_below(floor);
     }
 }
 
@@ -267,5 +320,55 @@ impl RoundClock {
             }
             closing.store(false, Ordering::Release);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opened(byte: u8, len: usize) -> Option<Zeroizing<Vec<u8>>> {
+        Some(Zeroizing::new(vec![byte; len]))
+    }
+
+    #[test]
+    fn a_keeper_holds_one_sum_per_open_round_and_nothing_after_close() {
+        let mut sums = RoundSums::new(64);
+        for client in 0..50u8 {
+            sums.add(7, opened(client, 64));
+        }
+        sums.add(8, opened(1, 64));
+        // Fifty clients' openings are folded into one 64-byte sum, not kept each.
+        assert_eq!(sums.held_bytes(), 2 * 64);
+        assert_eq!(sums.included(7), Some(50));
+        let sum = sums.take(7);
+        let expected = (0..50u8).fold(0u8, |acc, b| acc ^ b);
+        assert!(sum.iter().all(|b| *b == expected));
+        // After round 7 closes nothing of it remains; round 8 is still collecting.
+        assert_eq!(sums.included(7), None);
+        assert_eq!(sums.held_bytes(), 64);
+        sums.forget(8);
+        assert_eq!(sums.held_bytes(), 0);
+    }
+
+    #[test]
+    fn unopened_or_odd_sized_shares_count_but_add_nothing() {
+        let mut sums = RoundSums::new(16);
+        sums.add(1, None);
+        sums.add(1, opened(9, 15));
+        assert_eq!(sums.included(1), Some(2));
+        assert!(sums.take(1).iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn rounds_that_can_no_longer_be_revealed_are_dropped() {
+        let mut sums = RoundSums::new(8);
+        for r in 1..=10 {
+            sums.add(r, opened(1, 8));
+        }
+        sums.forget_below(8);
+        assert_eq!(sums.held_bytes(), 3 * 8);
+        assert_eq!(sums.included(7), None);
+        assert_eq!(sums.included(8), Some(1));
     }
 }
