@@ -166,6 +166,11 @@ impl NodeMetrics {
             keeper.recomputed.clone(),
         );
         r.register(
+            "share_keeper_held_bytes",
+            "Bytes of round sums the share-keeper holds (one vector per open round)",
+            keeper.held_bytes.clone(),
+        );
+        r.register(
             "actor_mailbox_depth",
             "Messages waiting in each actor's mailbox",
             mailbox.clone(),

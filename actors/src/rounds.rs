@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use openraft::Raft;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use protocol::bounded::Bytes;
 use protocol::seal::open_share;
 use protocol::shamir::xor_into;
@@ -41,6 +42,8 @@ pub struct KeeperMetrics {
     pub reveals: Counter,
     /// Sums recomputed from the replicated state (after a restart).
     pub recomputed: Counter,
+    /// Bytes of round sums held now.
+    pub held_bytes: Gauge,
 }
 
 struct RoundSum {
@@ -254,6 +257,7 @@ impl Handler<Committed> for ShareKeeper {
             .unwrap_or(0);
         let floor = open.saturating_sub(protocol::round::MAX_AWAITING_REVEAL as u64 + 2);
         self.sums.forget_below(floor);
+        self.metrics.held_bytes.set(self.sums.held_bytes() as i64);
     }
 }
 
