@@ -353,6 +353,51 @@ mod tests {
     }
 
     #[test]
+    fn stored_history_becomes_conversations_after_a_restart() {
+        let entry = |direction, peer: &str, text: &str, round, state: &str| HistoryEntry {
+            direction,
+            peer: peer.into(),
+            text: text.into(),
+            timestamp_ms: 1_000 * round,
+            round,
+            state: state.into(),
+        };
+        let mut b = Book::default();
+        b.load_history(vec![
+            (1, entry(Direction::Sent, "bob", "hi bob", 3, "sent")),
+            (2, entry(Direction::Received, "bob", "hi alice", 4, "")),
+            (
+                3,
+                entry(
+                    Direction::Sent,
+                    "key:00aa11bb22",
+                    "to a key",
+                    0,
+                    "failed: gave up",
+                ),
+            ),
+            (4, entry(Direction::Sent, "bob", "later", 0, "queued")),
+        ]);
+        assert_eq!(b.contacts.len(), 2);
+        let bob = &b.conversations["bob"];
+        assert_eq!(bob.len(), 3);
+        assert_eq!(bob[0].delivery, Delivery::Sent(3));
+        assert_eq!(bob[0].outbox_id, Some(1));
+        assert_eq!(bob[1].delivery, Delivery::Received(4));
+        assert!(!bob[1].outgoing);
+        assert_eq!(bob[2].delivery, Delivery::Queued);
+        // The engine re-announces queued messages by outbox id after a restart.
+        b.by_outbox_id(4).expect("found by id").delivery = Delivery::Sent(9);
+        assert_eq!(b.conversations["bob"][2].delivery, Delivery::Sent(9));
+        let anon = &b.contacts[b.find("key:00aa11bb22").expect("contact")];
+        assert_eq!(anon.name, "key 00aa11bb");
+        assert_eq!(
+            b.conversations["key:00aa11bb22"][0].delivery,
+            Delivery::Failed("gave up".into())
+        );
+    }
+
+    #[test]
     fn fewer_than_f_plus_one_servers_cannot_confirm() {
         let mut v = ClusterView::new(3, 1);
         assert!(v.cannot_confirm());

@@ -107,11 +107,34 @@ async fn fifty_messages_among_eight_clients_arrive_exactly_once_and_servers_neve
         .count();
     assert_eq!(sent_states, 50);
 
-    // No plaintext in server logs or data directories.
+    // No plaintext in server logs, data directories, metrics or status.
     let mut haystack = c.logs().into_bytes();
+    let mut exported = String::new();
     for n in &c.nodes {
         for entry in walk(&n.data_dir) {
             haystack.extend(std::fs::read(entry).unwrap_or_default());
+        }
+        for path in ["/metrics", "/status"] {
+            let (_, body) = n.get(path).await.unwrap();
+            exported.push_str(&body);
+        }
+    }
+    haystack.extend(exported.as_bytes());
+    // Metrics and status name no client: no name, key or fingerprint appears there.
+    for j in 1..=8 {
+        let s = client::config::Settings::load(&c.client_config(j)).unwrap();
+        let public = s.identity.public();
+        for id in [
+            s.name.clone(),
+            format!("client-{j}"),
+            hex::encode(public.sign),
+            hex::encode(public.dh),
+            public.fingerprint().to_hex(),
+        ] {
+            assert!(
+                !exported.contains(&id),
+                "metrics or status mention client {j} ({id})"
+            );
         }
     }
     for (_, _, text) in &sent {
