@@ -232,7 +232,7 @@ impl Book {
             let name = e
                 .peer
                 .strip_prefix("key:")
-                .map(|k| format!("key {}", &k[..k.len().min(8)]))
+                .map(|k| format!("key {}", k.chars().take(8).collect::<String>()))
                 .unwrap_or_else(|| e.peer.clone());
             self.ensure(&name, &e.peer);
             let outgoing = e.direction == Direction::Sent;

@@ -420,6 +420,26 @@ impl Cluster {
         client::engine::start(settings)
     }
 
+    /// Start client `j`'s engine and register it as `client-<j>`, retrying while the
+    /// cluster settles (up to 20 s).
+    pub async fn registered_client(
+        &self,
+        j: u32,
+    ) -> anyhow::Result<(
+        client::engine::EngineHandle,
+        tokio::sync::mpsc::Receiver<client::engine::Event>,
+    )> {
+        let (engine, rx) = self.client(j)?;
+        let name = format!("client-{j}");
+        for _ in 0..40 {
+            if engine.register(&name).await.is_ok() {
+                return Ok((engine, rx));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        anyhow::bail!("could not register {name}")
+    }
+
     /// Every node's log text.
     pub fn logs(&self) -> String {
         self.nodes

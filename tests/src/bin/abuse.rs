@@ -227,17 +227,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     let (events_tx, mut events) = mpsc::channel::<(usize, Event)>(4096);
     let mut engines: Vec<EngineHandle> = Vec::new();
     for j in 2..=args.clients + 1 {
-        let (engine, mut rx) = c.client(j)?;
-        let name = format!("client-{j}");
-        let mut ok = false;
-        for _ in 0..40 {
-            if engine.register(&name).await.is_ok() {
-                ok = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        anyhow::ensure!(ok, "could not register {name}");
+        let (engine, mut rx) = c.registered_client(j).await?;
         let idx = engines.len();
         let tx = events_tx.clone();
         tokio::spawn(async move {

@@ -132,17 +132,8 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     .await?;
     let mut clients = Vec::new();
     for j in 1..=args.clients {
-        let (engine, rx) = c.client(j)?;
+        let (engine, rx) = c.registered_client(j).await?;
         let name = format!("client-{j}");
-        let mut ok = false;
-        for _ in 0..40 {
-            if engine.register(&name).await.is_ok() {
-                ok = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        anyhow::ensure!(ok, "could not register {name}");
         clients.push(ClientState { name, engine, rx });
     }
 
