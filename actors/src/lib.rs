@@ -1,12 +1,40 @@
 //! The Chorus server's actors: peer-connection (libp2p swarm), consensus (openraft with a
-//! durable redb log), share-keeper, broadcaster and the metrics registry.
+//! durable redb log), share-keeper and broadcaster, the tasks between them, and the
+//! metrics registry.
 //!
-//! Only this crate knows openraft and actix (and, with `client`, libp2p).
+//! Only this crate knows openraft and actix; libp2p it shares with `client` through the
+//! `p2p` crate.
+//!
+//! Modules, leaves first (each imports only from those above it):
+//! - [`types`], [`metrics`]: openraft type config and wire types between servers; the
+//!   prometheus registry and counters.
+//! - [`store`]: openraft log and state machine on redb.
+//! - [`net`], [`raft_net`]: the swarm's event loop; openraft's network over it.
+//! - [`write`]: the commit path (forward to the leader, bounded retries, typed error).
+//! - [`messages`]: messages more than one actor handles.
+//! - [`peer_connection`], [`client_api`], [`round_clock`], [`consensus`],
+//!   [`round_sums`], [`share_keeper`], [`broadcaster`]: the actors and their logic.
+//! - [`dispatch`]: the tasks that route network events and applied entries to actors.
+//! - [`status`], [`server`]: `/status`, and the wiring that starts everything.
 
+pub mod broadcaster;
+pub mod client_api;
+pub mod consensus;
+pub mod dispatch;
+pub mod messages;
 pub mod metrics;
 pub mod net;
+pub mod peer_connection;
 pub mod raft_net;
-pub mod rounds;
+pub mod round_clock;
+pub mod round_sums;
 pub mod server;
+pub mod share_keeper;
+pub mod status;
 pub mod store;
 pub mod types;
+pub mod write;
+
+/// Every actor's mailbox holds this many messages; senders wait beyond it (dispatchers
+/// use `send().await`, never `do_send`).
+pub const MAILBOX_CAPACITY: usize = 256;

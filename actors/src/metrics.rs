@@ -106,6 +106,19 @@ pub struct RaftGauges {
     pub round: Gauge,
 }
 
+/// Share-keeper counters.
+#[derive(Clone, Default)]
+pub struct KeeperMetrics {
+    /// Shares that did not open (a client sealed garbage to us).
+    pub open_failures: Counter,
+    /// Reveals committed.
+    pub reveals: Counter,
+    /// Sums recomputed from the replicated state (after a restart).
+    pub recomputed: Counter,
+    /// Bytes of round sums held now.
+    pub held_bytes: Gauge,
+}
+
 /// All of the node's metrics.
 #[derive(Clone)]
 pub struct NodeMetrics {
@@ -121,7 +134,7 @@ pub struct NodeMetrics {
     /// Commands refused by the state machine, by reason.
     pub rejected_commands: Family<ReasonLabel, Counter>,
     /// Share-keeper counters.
-    pub keeper: crate::rounds::KeeperMetrics,
+    pub keeper: KeeperMetrics,
     /// Rounds by outcome (closed, void, output).
     pub rounds: Family<OutcomeLabel, Counter>,
 }
@@ -142,7 +155,7 @@ impl NodeMetrics {
         let failed = Family::<ActorLabel, Counter>::default();
         let raft = RaftGauges::default();
         let rejected_commands = Family::<ReasonLabel, Counter>::default();
-        let keeper = crate::rounds::KeeperMetrics::default();
+        let keeper = KeeperMetrics::default();
         let rounds = Family::<OutcomeLabel, Counter>::default();
         let r = registry.sub_registry_with_prefix("chorus");
         r.register(

@@ -26,7 +26,9 @@ use protocol::wire::{ClientRequest, ClientResponse};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use client::frame::{FrameCodec, RejectHook, CLIENT_PROTOCOL, OUTPUT_TOPIC, RAFT_PROTOCOL};
+use p2p::frame::{FrameCodec, RejectHook};
+use p2p::names::{CLIENT_PROTOCOL, OUTPUT_TOPIC, RAFT_PROTOCOL};
+use p2p::ServerAddr;
 
 use crate::metrics::NetMetrics;
 use crate::types::{NodeId, PeerRequest, PeerResponse};
@@ -50,17 +52,6 @@ mod behaviour {
     }
 }
 pub use behaviour::{Behaviour, BehaviourEvent};
-
-/// One server of the fixed set, as the network sees it.
-#[derive(Clone, Debug)]
-pub struct Peer {
-    /// Raft node id (server index).
-    pub id: NodeId,
-    /// Its PeerId.
-    pub peer_id: PeerId,
-    /// Where to dial it.
-    pub addr: Multiaddr,
-}
 
 /// Why a network call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -161,7 +152,7 @@ pub struct NetConfig {
     /// Where to listen.
     pub listen: Multiaddr,
     /// All servers (including us).
-    pub peers: Vec<Peer>,
+    pub peers: Vec<ServerAddr>,
     /// Idle timeout for connections.
     pub idle_timeout: Duration,
 }
@@ -234,7 +225,7 @@ pub fn start(
     let topic = gossipsub::IdentTopic::new(OUTPUT_TOPIC);
     swarm.behaviour_mut().gossip.subscribe(&topic)?;
     for p in &cfg.peers {
-        if p.id != cfg.me {
+        if node_id(p) != cfg.me {
             swarm.add_peer_address(p.peer_id, p.addr.clone());
         }
     }
@@ -259,7 +250,7 @@ pub fn start(
 struct EventLoop {
     swarm: Swarm<Behaviour>,
     me: NodeId,
-    peers: Vec<Peer>,
+    peers: Vec<ServerAddr>,
     commands: mpsc::Receiver<NetCommand>,
     events: mpsc::Sender<NetEvent>,
     topic: gossipsub::IdentTopic,
@@ -268,7 +259,7 @@ struct EventLoop {
         oneshot::Sender<Result<PeerResponse, NetError>>,
     >,
     /// Redial schedule per server.
-    backoff: client::backoff::Backoff<NodeId>,
+    backoff: p2p::backoff::Backoff<NodeId>,
     metrics: NetMetrics,
     /// Answers being prepared by the actors, sent back when ready.
     peer_replies: FuturesUnordered<BoxFuture<'static, PeerReply>>,
@@ -286,7 +277,7 @@ type ClientReply = (
 
 impl EventLoop {
     fn server_of(&self, peer: &PeerId) -> Option<NodeId> {
-        self.peers.iter().find(|p| &p.peer_id == peer).map(|p| p.id)
+        self.peers.iter().find(|p| &p.peer_id == peer).map(node_id)
     }
 
     async fn run(mut self) {
@@ -319,14 +310,15 @@ impl EventLoop {
         let connected = self.swarm.connected_peers().count();
         self.metrics.peers_connected.set(connected as i64);
         for p in self.peers.clone() {
-            if p.id == self.me || self.swarm.is_connected(&p.peer_id) {
-                self.backoff.connected(p.id);
-            } else if self.backoff.due(p.id, now) {
+            let id = node_id(&p);
+            if id == self.me || self.swarm.is_connected(&p.peer_id) {
+                self.backoff.connected(id);
+            } else if self.backoff.due(id, now) {
                 let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(p.peer_id)
                     .addresses(vec![p.addr.clone()])
                     .build();
                 if let Err(e) = self.swarm.dial(opts) {
-                    tracing::debug!(peer = p.id, error = %e, "dial failed");
+                    tracing::debug!(peer = id, error = %e, "dial failed");
                 }
             }
         }
@@ -335,7 +327,7 @@ impl EventLoop {
     fn on_command(&mut self, cmd: NetCommand) {
         match cmd {
             NetCommand::Request { target, req, reply } => {
-                let Some(peer) = self.peers.iter().find(|p| p.id == target).cloned() else {
+                let Some(peer) = self.peers.iter().find(|p| node_id(p) == target).cloned() else {
                     let _ = reply.send(Err(NetError::Unreachable(
                         target,
                         "not a configured server".into(),
@@ -505,6 +497,11 @@ impl EventLoop {
             _ => {}
         }
     }
+}
+
+/// A server's Raft node id is its index in the configured list.
+fn node_id(p: &ServerAddr) -> NodeId {
+    NodeId::from(p.index)
 }
 
 fn unavailable(msg: &str) -> ClientResponse {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use keys::manifest::{read_manifest, resolve, ClientManifest, ClusterManifest};
 use protocol::Params;
 
-use crate::conn::ServerAddr;
+use p2p::ServerAddr;
 
 /// Everything the engine needs.
 pub struct Settings {
@@ -46,7 +46,10 @@ impl Settings {
         let mut server_dh = Vec::new();
         let mut server_sign = Vec::new();
         for (i, s) in c.servers.iter().enumerate() {
-            servers.push(ServerAddr::parse(i as u16, &s.peer_id, &s.address)?);
+            servers.push(
+                ServerAddr::parse(i as u16, &s.peer_id, &s.address)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", cluster_path.display()))?,
+            );
             let dh = keys::identity::parse_hex32(&s.x25519)
                 .map_err(|_| bad(format!("servers[{i}].x25519"), "must be 64 hex characters"))?;
             let sign = keys::identity::parse_hex32(&s.ed25519)

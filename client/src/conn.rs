@@ -13,42 +13,18 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{gossipsub, identity, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use libp2p::{gossipsub, identity, noise, tcp, yamux, PeerId, Swarm};
 use protocol::wire::{ClientRequest, ClientResponse, ServerIndex};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::frame::{FrameCodec, CLIENT_PROTOCOL, OUTPUT_TOPIC};
+use p2p::frame::FrameCodec;
+use p2p::names::{CLIENT_PROTOCOL, OUTPUT_TOPIC};
+pub use p2p::ServerAddr;
 
 /// Commands queued before callers wait.
 const COMMAND_QUEUE: usize = 256;
 /// Events queued before the loop waits for the consumer.
 const EVENT_QUEUE: usize = 1024;
-
-/// A server to connect to.
-#[derive(Clone, Debug)]
-pub struct ServerAddr {
-    /// Its index.
-    pub index: ServerIndex,
-    /// Its PeerId.
-    pub peer_id: PeerId,
-    /// Its address.
-    pub addr: Multiaddr,
-}
-
-impl ServerAddr {
-    /// Parse from config strings; errors name the server.
-    pub fn parse(index: ServerIndex, peer_id: &str, addr: &str) -> Result<Self, ConnError> {
-        Ok(Self {
-            index,
-            peer_id: peer_id.parse().map_err(|e| {
-                ConnError::Config(format!("servers[{index}].peer_id {peer_id:?}: {e}"))
-            })?,
-            addr: addr.parse().map_err(|e| {
-                ConnError::Config(format!("servers[{index}].address {addr:?}: {e}"))
-            })?,
-        })
-    }
-}
 
 /// Why a call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -210,7 +186,7 @@ struct Loop {
             oneshot::Sender<Result<ClientResponse, ConnError>>,
         ),
     >,
-    backoff: crate::backoff::Backoff<ServerIndex>,
+    backoff: p2p::backoff::Backoff<ServerIndex>,
 }
 
 impl Loop {

@@ -109,14 +109,7 @@ fn run(config: &std::path::Path) -> anyhow::Result<()> {
     let admin_addr = s.admin;
     let token = s.manifest.node.admin_token.clone();
     // actix actors run on this thread; openraft, libp2p and axum on the worker pool.
-    let system = actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("cannot build the tokio runtime: {e}"))
-    });
-    system.block_on(async move {
+    actors::server::run_system(async move {
         let server = Arc::new(
             actors::server::start(server_cfg)
                 .await
@@ -132,9 +125,7 @@ fn run(config: &std::path::Path) -> anyhow::Result<()> {
         let _ = admin_task.await;
         match Arc::try_unwrap(server) {
             Ok(server) => server.shutdown().await,
-            Err(server) => {
-                let _ = server.raft.shutdown().await;
-            }
+            Err(server) => server.stop_raft().await,
         }
         tracing::info!("stopped");
         Ok::<(), anyhow::Error>(())

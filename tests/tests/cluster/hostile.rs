@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use actors::types::{PeerRequest, PeerResponse};
-use client::frame::{FrameCodec, CLIENT_PROTOCOL, RAFT_PROTOCOL};
 use libp2p::request_response::{self, ProtocolSupport};
+use p2p::frame::FrameCodec;
+use p2p::names::{CLIENT_PROTOCOL, RAFT_PROTOCOL};
 use protocol::bounded::Bytes;
 use protocol::wire::{ClientRequest, ClientResponse, Command};
 use tests::cluster::{Cluster, ClusterOpts};

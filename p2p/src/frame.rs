@@ -1,4 +1,4 @@
-//! The libp2p request/response codec both servers and clients use: a 4-byte big-endian
+//! The libp2p request/response codec servers and clients share: a 4-byte big-endian
 //! length, then one value in the protocol codec. The length is checked against
 //! `MAX_FRAME_BYTES` before the frame is read, so a hostile peer cannot make us buffer
 //! more than that; a frame that does not decode fails only its own stream.
@@ -11,13 +11,6 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response;
 use libp2p::StreamProtocol;
 use protocol::limits::MAX_FRAME_BYTES;
-
-/// Raft and forwarding between servers.
-pub const RAFT_PROTOCOL: StreamProtocol = StreamProtocol::new("/chorus/raft/1");
-/// Client calls.
-pub const CLIENT_PROTOCOL: StreamProtocol = StreamProtocol::new("/chorus/client/1");
-/// Gossipsub topic for signed round outputs.
-pub const OUTPUT_TOPIC: &str = "chorus/outputs/1";
 
 /// Called with a reason label whenever an inbound frame is refused. The request-response
 /// behaviour drops a stream whose request fails to read without any event, so this hook
@@ -178,6 +171,7 @@ mod tests {
     use request_response::Codec;
 
     use super::*;
+    use crate::names::CLIENT_PROTOCOL;
 
     fn framed(len: u32, body: &[u8]) -> Vec<u8> {
         let mut v = len.to_be_bytes().to_vec();

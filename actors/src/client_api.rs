@@ -1,0 +1,142 @@
+//! What a server answers to each client call (all but history, which the broadcaster
+//! serves). Called by the consensus actor, one tokio task per call, never on the actix
+//! thread.
+//!
+//! Writes (submissions, registrations, probes) go through [`crate::write`]; reads
+//! (directory lookups, status) come from this node's applied state.
+
+use openraft::Raft;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use protocol::bounded::Bytes;
+use protocol::wire::{ClientRequest, ClientResponse, Command, RejectReason, StatusInfo};
+use protocol::Params;
+
+use crate::metrics::{ActorStats, ReasonLabel};
+use crate::net::NetHandle;
+use crate::store::SharedSm;
+use crate::types::{Applied, NodeId, TypeConfig};
+use crate::write::write;
+
+/// Text for a bounded reason field, cut to fit.
+pub fn text<const N: usize>(s: &str) -> Bytes<N> {
+    let cut: Vec<u8> = s.as_bytes().iter().copied().take(N).collect();
+    Bytes::new(cut).unwrap_or_default()
+}
+
+/// Everything needed to answer a client (cheap to clone: handles only).
+#[derive(Clone)]
+pub struct ClientApi {
+    /// Raft, for writes and the known leader.
+    pub raft: Raft<TypeConfig>,
+    /// The network, to forward writes to the leader.
+    pub net: NetHandle,
+    /// Applied state, for reads and pre-checks.
+    pub sm: SharedSm,
+    /// Round parameters.
+    pub params: Params,
+    /// Our index.
+    pub me: NodeId,
+    /// The consensus actor's counters (failed writes count there).
+    pub stats: ActorStats,
+    /// Refusals by reason (`chorus_commands_rejected_total`).
+    pub rejected: Family<ReasonLabel, Counter>,
+}
+
+impl ClientApi {
+    /// Answer one call.
+    pub async fn serve(&self, req: ClientRequest) -> ClientResponse {
+        match req {
+            ClientRequest::Submit(sub) => {
+                // Refuse junk before it costs a log entry; the state machine checks
+                // again. The signature comes first, so that nobody without the
+                // client's key learns whether it already submitted this round.
+                let checked =
+                    protocol::round::check_submission(&self.params, &sub).and_then(|()| {
+                        self.sm
+                            .read()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .machine
+                            .precheck_submission(&sub)
+                    });
+                match checked {
+                    Err(r) => {
+                        self.count(&r);
+                        ClientResponse::Rejected(r)
+                    }
+                    Ok(()) => self.commit(Command::Submit(sub)).await,
+                }
+            }
+            ClientRequest::Register(reg) => self.commit(Command::Register(reg)).await,
+            ClientRequest::Probe { id, payload } => {
+                self.commit(Command::Probe { id, payload }).await
+            }
+            ClientRequest::LookupName(name) => {
+                let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
+                ClientResponse::Identity(
+                    d.machine
+                        .lookup_name(name.as_slice())
+                        .map(|k| (name.clone(), k)),
+                )
+            }
+            ClientRequest::LookupFingerprint(fp) => {
+                let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
+                ClientResponse::Identity(d.machine.lookup_fingerprint(&fp))
+            }
+            ClientRequest::LookupDh(dh) => {
+                let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
+                ClientResponse::Identity(d.machine.lookup_dh(&dh))
+            }
+            // The dispatcher routes History to the broadcaster.
+            ClientRequest::History { .. } => {
+                ClientResponse::Unavailable(text("history is served by the broadcaster"))
+            }
+            ClientRequest::Status => self.status(),
+        }
+    }
+
+    fn count(&self, r: &RejectReason) {
+        self.rejected
+            .get_or_create(&ReasonLabel {
+                reason: r.label().into(),
+            })
+            .inc();
+    }
+
+    async fn commit(&self, cmd: Command) -> ClientResponse {
+        match write(&self.raft, &self.net, cmd).await {
+            // Refusals at apply time are counted by the dispatcher on every node.
+            Ok(Applied::Rejected(r)) => ClientResponse::Rejected(r),
+            Ok(Applied::Ok { round }) => ClientResponse::Accepted { round },
+            Ok(Applied::Internal) => ClientResponse::Accepted { round: 0 },
+            Err(e) => {
+                self.stats.failed();
+                ClientResponse::Unavailable(text(&e.last.to_string()))
+            }
+        }
+    }
+
+    fn status(&self) -> ClientResponse {
+        let leader = self
+            .raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .map(|l| l as u16);
+        let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
+        let s = d.machine.state();
+        ClientResponse::Status(StatusInfo {
+            server: self.me as u16,
+            leader,
+            open_round: s.open_round,
+            last_revealed: s.outputs.keys().next_back().copied(),
+            last_participants: s.last_closed.map(|(_, p)| p).unwrap_or(0),
+            last_closed: s.last_closed.map(|(r, _)| r),
+            // RECENT_VOID (32) is below the field's limit (64).
+            recent_void: protocol::bounded::BoundedVec::new(
+                s.recent_void.iter().rev().take(64).copied().collect(),
+            )
+            .unwrap_or_else(|_| unreachable!("at most 64 taken")),
+        })
+    }
+}

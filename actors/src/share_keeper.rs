@@ -1,0 +1,262 @@
+//! The share-keeper actor: opens this server's share of every accepted submission, adds
+//! it into the round's sum, and reveals the sum once the replicated state closes the round.
+//!
+//! ```text
+//!  dispatcher ─Committed(Accepted r)─► ShareKeeper ─spawn_blocking: open share─► sum[r] ^= share
+//!             ─Committed(Closed r)───► ShareKeeper ─write(Reveal(r, me, sum[r]))─► Raft
+//!             ─Committed(Void r)─────► ShareKeeper: forget sum[r] (zeroized)
+//! ```
+//! A sum is never revealed before the replicated state closed its round with at least k
+//! clients: the keeper reveals only on a `Closed` effect, which the state machine emits
+//! only then, and the state machine refuses reveals for any other round.
+//!
+//! Opening a share (x25519, HKDF and an AEAD over the whole vector) runs on tokio's
+//! blocking pool, never on the actix thread. While it runs the actor holds its mailbox
+//! (`ctx.wait`), so sums are folded in log order and a `Closed` is never handled before
+//! the submissions that precede it.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use openraft::Raft;
+use protocol::bounded::Bytes;
+use protocol::seal::open_share;
+use protocol::wire::{ClientId, Command, Reveal, Round, SealedShare, Submission};
+use protocol::{Effect, Params};
+use zeroize::Zeroizing;
+
+use crate::messages::Committed;
+use crate::metrics::{ActorStats, KeeperMetrics};
+use crate::net::NetHandle;
+use crate::round_sums::RoundSums;
+use crate::store::SharedSm;
+use crate::types::{Applied, NodeId, TypeConfig};
+use crate::write::write;
+
+/// Opens this server's shares; cheap to clone into a blocking task.
+#[derive(Clone)]
+struct Opener {
+    me: NodeId,
+    secret: Arc<x25519_dalek::StaticSecret>,
+    vector_bytes: usize,
+}
+
+/// Our sealed share of one submission, taken out of the log entry.
+struct Sealed {
+    client: ClientId,
+    share: Option<SealedShare>,
+}
+
+/// What opening one share gave.
+enum Opened {
+    /// Our share, ready to add.
+    Share(Zeroizing<Vec<u8>>),
+    /// The share did not open or had the wrong size: a client sealed garbage to us.
+    Garbage,
+    /// The submission had no share for us: a broken invariant of the log (the share
+    /// count is checked before commit), not client input.
+    Missing,
+}
+
+impl Opener {
+    fn take(&self, sub: &Submission) -> Sealed {
+        Sealed {
+            client: sub.client,
+            share: sub.shares.as_slice().get(self.me as usize).cloned(),
+        }
+    }
+
+    fn open(&self, round: Round, sealed: &Sealed) -> Opened {
+        let Some(share) = &sealed.share else {
+            return Opened::Missing;
+        };
+        match open_share(share, round, &sealed.client, self.me as u16, &self.secret) {
+            Ok(s) if s.len() == self.vector_bytes => Opened::Share(s),
+            _ => Opened::Garbage,
+        }
+    }
+
+    /// Open a batch on the blocking pool (in order).
+    async fn open_all(&self, round: Round, batch: Vec<Sealed>) -> Vec<Opened> {
+        let me = self.clone();
+        let n = batch.len();
+        tokio::task::spawn_blocking(move || batch.iter().map(|s| me.open(round, s)).collect())
+            .await
+            // The blocking pool only fails at shutdown; count every share as missing then.
+            .unwrap_or_else(|_| (0..n).map(|_| Opened::Missing).collect())
+    }
+}
+
+/// Opens this server's shares and reveals per-round sums.
+pub struct ShareKeeper {
+    opener: Opener,
+    me: NodeId,
+    sums: RoundSums,
+    raft: Raft<TypeConfig>,
+    net: NetHandle,
+    sm: SharedSm,
+    stats: ActorStats,
+    metrics: KeeperMetrics,
+}
+
+impl ShareKeeper {
+    /// A keeper for server `me`.
+    #[allow(clippy::too_many_arguments)] // one constructor, called once, every field needed
+    pub fn new(
+        me: NodeId,
+        secret: x25519_dalek::StaticSecret,
+        params: Params,
+        raft: Raft<TypeConfig>,
+        net: NetHandle,
+        sm: SharedSm,
+        stats: ActorStats,
+        metrics: KeeperMetrics,
+    ) -> Self {
+        let vector_bytes = params.vector_bytes();
+        Self {
+            opener: Opener {
+                me,
+                secret: Arc::new(secret),
+                vector_bytes,
+            },
+            me,
+            sums: RoundSums::new(vector_bytes),
+            raft,
+            net,
+            sm,
+            stats,
+            metrics,
+        }
+    }
+
+    fn fold(&mut self, round: Round, opened: Opened) {
+        match opened {
+            Opened::Share(s) => self.sums.add(round, Some(s)),
+            Opened::Garbage => {
+                // Only we can open our share, so this cannot be refused before commit.
+                // It counts as zero: the round's output will be garbled (jamming), but no
+                // server stalls or crashes. Rejecting such clients is future work.
+                self.metrics.open_failures.inc();
+                self.sums.add(round, None);
+            }
+            Opened::Missing => {
+                self.stats.failed();
+                self.sums.add(round, None);
+            }
+        }
+    }
+
+    /// Open `batch` off the actix thread, then fold the results in and run `then`; no
+    /// other message is handled meanwhile.
+    fn open_then(
+        &mut self,
+        ctx: &mut Context<Self>,
+        round: Round,
+        batch: Vec<Sealed>,
+        then: impl FnOnce(&mut Self) + 'static,
+    ) {
+        let opener = self.opener.clone();
+        let fut = async move { opener.open_all(round, batch).await };
+        ctx.wait(fut.into_actor(self).map(move |opened, act, _| {
+            for o in opened {
+                act.fold(round, o);
+            }
+            then(act);
+        }));
+    }
+
+    fn on_closed(&mut self, ctx: &mut Context<Self>, round: Round, participants: u32) {
+        if self.sums.included(round) == Some(participants) {
+            self.reveal(round);
+            return;
+        }
+        // We missed accepted submissions (they were in a snapshot we loaded): recompute
+        // the sum from the replicated state.
+        let batch: Vec<Sealed> = {
+            let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
+            d.machine
+                .pending_submissions(round)
+                .into_iter()
+                .map(|s| self.opener.take(s))
+                .collect()
+        };
+        self.sums.forget(round);
+        self.metrics.recomputed.inc();
+        self.open_then(ctx, round, batch, move |act| act.reveal(round));
+    }
+
+    fn reveal(&mut self, round: Round) {
+        let sum = self.sums.take(round);
+        let Ok(sum) = Bytes::new(sum.to_vec()) else {
+            self.stats.failed();
+            return;
+        };
+        let cmd = Command::Reveal(Reveal {
+            round,
+            server: self.me as u16,
+            sum,
+        });
+        let (raft, net, stats, reveals) = (
+            self.raft.clone(),
+            self.net.clone(),
+            self.stats.clone(),
+            self.metrics.reveals.clone(),
+        );
+        tokio::spawn(async move {
+            match write(&raft, &net, cmd).await {
+                Ok(Applied::Ok { .. }) => {
+                    reveals.inc();
+                }
+                // Replays after a restart meet an already revealed round: fine.
+                Ok(Applied::Rejected(_)) | Ok(Applied::Internal) => {}
+                Err(e) => {
+                    stats.failed();
+                    tracing::warn!(round, error = %e, "could not commit our reveal");
+                }
+            }
+        });
+    }
+
+    /// Bound memory: sums for rounds far behind the open one can never be revealed.
+    fn prune(&mut self) {
+        let open = self
+            .sm
+            .read()
+            .map(|d| d.machine.state().open_round)
+            .unwrap_or(0);
+        let floor = open.saturating_sub(protocol::round::MAX_AWAITING_REVEAL as u64 + 2);
+        self.sums.forget_below(floor);
+        self.metrics.held_bytes.set(self.sums.held_bytes() as i64);
+    }
+}
+
+impl Actor for ShareKeeper {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(crate::MAILBOX_CAPACITY);
+    }
+}
+
+impl Handler<Committed> for ShareKeeper {
+    type Result = ();
+    fn handle(&mut self, msg: Committed, ctx: &mut Self::Context) {
+        self.stats.dequeued();
+        match (&msg.0.effect, &msg.0.command) {
+            (Effect::Accepted { round, .. }, Command::Submit(sub)) => {
+                let batch = vec![self.opener.take(sub)];
+                self.open_then(ctx, *round, batch, Self::prune);
+                return;
+            }
+            (
+                Effect::Closed {
+                    round,
+                    participants,
+                },
+                _,
+            ) => self.on_closed(ctx, *round, *participants),
+            (Effect::Void { round, .. }, _) => self.sums.forget(*round),
+            _ => {}
+        }
+        self.prune();
+    }
+}
