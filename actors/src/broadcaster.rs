@@ -6,10 +6,13 @@
 //!  dispatcher ─HandleHistory──────► Broadcaster ─read page, sign (blocking pool)─► reply
 //!  dispatcher ─Gossip─────────────► Broadcaster (counted only: we compute outputs ourselves)
 //! ```
-//! Hashing and signing run on tokio's blocking pool, never on the actix thread. Outputs
+//! Each retained output is hashed and signed once (when it is made, or on the first
+//! history request after a restart), never per request. Hashing and signing run on
+//! tokio's blocking pool, never on the actix thread. Outputs
 //! are published in log order (the actor waits for each), and a full peer-connection
 //! mailbox slows the broadcaster rather than growing a queue.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -33,19 +36,19 @@ struct Signer {
 }
 
 impl Signer {
-    fn vouch(&self, output: RoundOutput) -> SignedOutput {
+    /// Hash `output` and sign (round, hash).
+    fn vouch(&self, output: &RoundOutput) -> OutputVouch {
         let hash = output.hash();
         let signature = Fixed(
             self.identity
                 .sign(&OutputVouch::signed_bytes(output.round, &hash)),
         );
-        let vouch = OutputVouch {
+        OutputVouch {
             round: output.round,
             output_hash: Fixed(hash),
             server: self.me as u16,
             signature,
-        };
-        SignedOutput { output, vouch }
+        }
     }
 }
 
@@ -56,6 +59,9 @@ pub struct Broadcaster {
     peer_conn: Addr<PeerConnection>,
     peer_stats: ActorStats,
     sm: SharedSm,
+    /// Our vouch for each retained output, computed once per round (not per history
+    /// request); pruned with the outputs, so bounded by retention.
+    vouches: BTreeMap<Round, OutputVouch>,
 }
 
 impl Broadcaster {
@@ -77,6 +83,7 @@ impl Broadcaster {
             peer_conn,
             peer_stats,
             sm,
+            vouches: BTreeMap::new(),
         }
     }
 }
@@ -99,18 +106,26 @@ impl Handler<Committed> for Broadcaster {
         let peer_conn = self.peer_conn.clone();
         let peer_stats = self.peer_stats.clone();
         let publish = async move {
-            let signed =
-                tokio::task::spawn_blocking(move || protocol::encode(&signer.vouch(output)))
-                    .await
-                    .map_err(|_| ())?
-                    .map_err(|_| ())?;
+            let (vouch, bytes) = tokio::task::spawn_blocking(move || {
+                let vouch = signer.vouch(&output);
+                let bytes = protocol::encode(&SignedOutput {
+                    output,
+                    vouch: vouch.clone(),
+                });
+                (vouch, bytes)
+            })
+            .await
+            .map_err(|_| ())?;
+            let bytes = bytes.map_err(|_| ())?;
             peer_stats.enqueued();
-            peer_conn.send(Publish(signed)).await.map_err(|_| ())
+            peer_conn.send(Publish(bytes)).await.map_err(|_| ())?;
+            Ok::<_, ()>(vouch)
         };
-        ctx.wait(publish.into_actor(self).map(|res, act, _| {
-            if res.is_err() {
-                act.stats.failed();
+        ctx.wait(publish.into_actor(self).map(|res, act, _| match res {
+            Ok(vouch) => {
+                act.vouches.insert(vouch.round, vouch);
             }
+            Err(()) => act.stats.failed(),
         }));
     }
 }
@@ -129,22 +144,37 @@ impl Handler<HandleHistory> for Broadcaster {
     type Result = ();
     fn handle(&mut self, msg: HandleHistory, ctx: &mut Self::Context) {
         self.stats.dequeued();
-        let (outputs, oldest_kept) = {
+        let (page, oldest_kept) = {
             let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
             let outs = &d.machine.state().outputs;
-            let picked: Vec<RoundOutput> = outs
+            let page: Vec<(RoundOutput, Option<OutputVouch>)> = outs
                 .range(msg.from_round..)
                 .take(protocol::limits::MAX_HISTORY_OUTPUTS)
-                .map(|(_, o)| o.clone())
+                .map(|(r, o)| (o.clone(), self.vouches.get(r).cloned()))
                 .collect();
-            (picked, outs.keys().next().copied())
+            (page, outs.keys().next().copied())
         };
+        // Forget vouches for outputs the state no longer keeps.
+        if let Some(oldest) = oldest_kept {
+            self.vouches = self.vouches.split_off(&oldest);
+        }
         let signer = self.signer.clone();
-        // Signing a page (up to MAX_HISTORY_OUTPUTS outputs) is the expensive part: it
-        // runs on the blocking pool, one page at a time (the actor waits for it, so its
-        // bounded mailbox is the only queue of history requests).
-        let page = tokio::task::spawn_blocking(move || {
-            let signed: Vec<SignedOutput> = outputs.into_iter().map(|o| signer.vouch(o)).collect();
+        // Signing is the expensive part, and only outputs we have not vouched for yet
+        // (after a restart) need it: that runs on the blocking pool, one page at a time
+        // (the actor waits, so its bounded mailbox is the only queue of history requests).
+        let answer = tokio::task::spawn_blocking(move || {
+            let mut fresh = Vec::new();
+            let signed: Vec<SignedOutput> = page
+                .into_iter()
+                .map(|(output, cached)| {
+                    let vouch = cached.unwrap_or_else(|| {
+                        let v = signer.vouch(&output);
+                        fresh.push(v.clone());
+                        v
+                    });
+                    SignedOutput { output, vouch }
+                })
+                .collect();
             let resp = match BoundedVec::new(signed) {
                 Ok(outputs) => ClientResponse::History {
                     outputs,
@@ -153,11 +183,11 @@ impl Handler<HandleHistory> for Broadcaster {
                 Err(_) => ClientResponse::Unavailable(text("history page too large")),
             };
             let _ = msg.reply.send(resp);
+            fresh
         });
-        ctx.wait(page.into_actor(self).map(|res, act, _| {
-            if res.is_err() {
-                act.stats.failed();
-            }
+        ctx.wait(answer.into_actor(self).map(|res, act, _| match res {
+            Ok(fresh) => act.vouches.extend(fresh.into_iter().map(|v| (v.round, v))),
+            Err(_) => act.stats.failed(),
         }));
     }
 }

@@ -37,6 +37,11 @@ use crate::types::{NodeId, PeerRequest, PeerResponse};
 const COMMAND_QUEUE: usize = 1024;
 /// Inbound events queued to the actors before the loop stops reading the network.
 const EVENT_QUEUE: usize = 1024;
+/// Junk gossip messages a non-server peer may relay before it is banned (blocked until
+/// the node restarts). Small: an honest peer relays none.
+const GOSSIP_STRIKES_BEFORE_BAN: u32 = 8;
+/// Peers whose junk gossip is tallied at once.
+const MAX_TRACKED_GOSSIP_PEERS: usize = 4096;
 
 mod behaviour {
     #![allow(missing_docs)] // the derive generates an undocumented event enum
@@ -199,6 +204,8 @@ pub fn start(
                     // A round output is at most MAX_VECTOR_BYTES plus a vouch; leave headroom.
                     .max_transmit_size(protocol::limits::MAX_VECTOR_BYTES + 64 * 1024)
                     .validation_mode(gossipsub::ValidationMode::Strict)
+                    // Nothing is forwarded before we say it is a server's output.
+                    .validate_messages()
                     .build()?;
                 Ok(Behaviour {
                     raft: request_response::Behaviour::with_codec(
@@ -239,6 +246,7 @@ pub fn start(
         events: ev_tx,
         topic,
         pending: HashMap::new(),
+        gossip_strikes: HashMap::new(),
         backoff: Default::default(),
         metrics,
         peer_replies: FuturesUnordered::new(),
@@ -258,6 +266,8 @@ struct EventLoop {
         request_response::OutboundRequestId,
         oneshot::Sender<Result<PeerResponse, NetError>>,
     >,
+    /// Junk gossip relayed, per non-server peer (see [`GOSSIP_STRIKES_BEFORE_BAN`]).
+    gossip_strikes: HashMap<PeerId, u32>,
     /// Redial schedule per server.
     backoff: p2p::backoff::Backoff<NodeId>,
     metrics: NetMetrics,
@@ -384,13 +394,67 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Raft(ev)) => self.on_raft_event(ev).await,
             SwarmEvent::Behaviour(BehaviourEvent::Client(ev)) => self.on_client_event(ev).await,
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
                 message,
-                ..
             })) => {
-                let _ = self.events.send(NetEvent::Gossip(message.data)).await;
+                let verdict = self.judge_gossip(&message);
+                let acceptance = match verdict {
+                    Ok(()) => gossipsub::MessageAcceptance::Accept,
+                    Err(reason) => {
+                        self.metrics.rejected(reason);
+                        tracing::debug!(%propagation_source, reason, "dropped a gossip message");
+                        self.strike(propagation_source);
+                        gossipsub::MessageAcceptance::Reject
+                    }
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                if verdict.is_ok() {
+                    let _ = self.events.send(NetEvent::Gossip(message.data)).await;
+                }
             }
             _ => {}
         }
+    }
+
+    /// One more junk gossip message relayed by `peer`; ban it past the limit. Configured
+    /// servers are never banned (they validate before relaying, so they never relay junk).
+    fn strike(&mut self, peer: PeerId) {
+        if self.server_of(&peer).is_some() {
+            return;
+        }
+        if self.gossip_strikes.len() >= MAX_TRACKED_GOSSIP_PEERS {
+            // Bound memory: a flood of fresh identities only resets the tally.
+            self.gossip_strikes.clear();
+        }
+        let n = self.gossip_strikes.entry(peer).or_insert(0);
+        *n += 1;
+        if *n == GOSSIP_STRIKES_BEFORE_BAN {
+            self.gossip_strikes.remove(&peer);
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
+            self.metrics.rejected("gossip_peer_banned");
+            tracing::warn!(%peer, "banned a peer that kept publishing junk on the output topic");
+        }
+    }
+
+    /// Only a configured server may publish on the output topic, and only a well-formed
+    /// signed output under its own index. Anything else is dropped, never relayed, and
+    /// the peer that relayed it loses gossipsub score. (The publisher's signature over
+    /// the message was checked by gossipsub: `ValidationMode::Strict`.)
+    fn judge_gossip(&self, message: &gossipsub::Message) -> Result<(), &'static str> {
+        let Some(source) = message.source.as_ref().and_then(|p| self.server_of(p)) else {
+            return Err("gossip_from_non_server");
+        };
+        let signed: protocol::wire::SignedOutput =
+            protocol::decode(&message.data).map_err(|_| "gossip_malformed")?;
+        if NodeId::from(signed.vouch.server) != source || signed.vouch.round != signed.output.round
+        {
+            return Err("gossip_malformed");
+        }
+        Ok(())
     }
 
     async fn on_raft_event(&mut self, ev: request_response::Event<PeerRequest, PeerResponse>) {

@@ -68,10 +68,29 @@ pub enum GenerateError {
     },
 }
 
-/// The default threshold for `n` servers: `t = n - f - 1` with `f = (n-1)/2`, at least 1.
+/// The default threshold for `n` servers: the largest `t` with `t <= n - f - 1` (t+1
+/// servers reveal while f are down) and `t <= f` (t servers cannot vouch for an output
+/// alone, which takes f+1), where `f = (n-1)/2`; at least 1. For odd `n` that is `f`;
+/// for even `n` it is one less than `n - f - 1`.
 pub fn default_threshold(n: u32) -> u32 {
     let f = n.saturating_sub(1) / 2;
-    n.saturating_sub(f).saturating_sub(1).max(1)
+    n.saturating_sub(f + 1).min(f.max(1)).max(1)
+}
+
+/// What keygen tells the operator about an even server count, if anything.
+pub fn even_servers_note(n: u32) -> Option<String> {
+    (n % 2 == 0 && n >= 4).then(|| {
+        let f = (n - 1) / 2;
+        format!(
+            "note: {n} servers is an even count: it tolerates f = {f} faults, like {} servers, \
+             and t = {} (not {}) so that t colluding servers cannot vouch for an output alone \
+             (that takes f+1 = {})",
+            n - 1,
+            default_threshold(n),
+            n - f - 1,
+            f + 1
+        )
+    })
 }
 
 /// Files written, for the summary keygen prints.
@@ -110,10 +129,12 @@ pub fn write_cluster<R: RngCore + CryptoRng>(
     }
     let t = spec.threshold.unwrap_or_else(|| default_threshold(n));
     let f = (n - 1) / 2;
-    if t < 1 || t > n - f - 1 {
+    let max_t = default_threshold(n);
+    if t < 1 || t > max_t {
         return Err(GenerateError::Invalid(format!(
-            "--threshold {t} must satisfy 1 <= t <= n - f - 1 = {} for n = {n} (f = {f}), \
-             so that t+1 live servers remain when f are down",
+            "--threshold {t} must satisfy 1 <= t <= {max_t} for n = {n} (f = {f}): t+1 live \
+             servers must remain when f are down (t <= n - f - 1 = {}), and t colluding \
+             servers must not be able to vouch for an output alone (t <= f)",
             n - f - 1
         )));
     }
@@ -266,6 +287,12 @@ mod tests {
         assert_eq!(default_threshold(3), 1);
         assert_eq!(default_threshold(5), 2);
         assert_eq!(default_threshold(7), 3);
+        // Even n: t stays below f+1 (n = 4 has f = 1, so t = 1, not n - f - 1 = 2).
+        assert_eq!(default_threshold(2), 1);
+        assert_eq!(default_threshold(4), 1);
+        assert_eq!(default_threshold(6), 2);
+        assert!(even_servers_note(4).is_some_and(|n| n.contains("t = 1")));
+        assert!(even_servers_note(5).is_none());
     }
 
     #[test]

@@ -102,12 +102,14 @@ impl Params {
             );
         }
         let f = (servers - 1) / 2;
-        if !(1..=servers - f - 1).contains(&threshold) {
+        let max_t = max_threshold(servers);
+        if !(1..=max_t).contains(&threshold) {
             return err(
                 "threshold",
                 format!(
-                    "t = {threshold} must be in 1..={} for n = {servers} (f = {f})",
-                    servers - f - 1
+                    "t = {threshold} must be in 1..={max_t} for n = {servers} (f = {f}): t+1 \
+                     servers must remain when f are down, and t must stay below f+1 so that \
+                     t colluding servers cannot vouch for an output alone"
                 ),
             );
         }
@@ -167,5 +169,38 @@ impl Params {
     /// Servers that may be down while the cluster stays live: `f = (n-1)/2`.
     pub fn f(&self) -> usize {
         (usize::from(self.servers) - 1) / 2
+    }
+}
+
+/// The largest privacy threshold `n` servers support: `t + 1` servers must remain with
+/// `f = (n-1)/2` down (`t <= n - f - 1`), and `t` colluding servers must not be able to
+/// vouch for an output on their own, which takes `f + 1` (`t <= f`). For odd `n` both
+/// give `t = f`; an even `n` buys no more privacy than `n - 1` servers. With `n = 2`
+/// (`f = 0`) the bound is 1, the least that hides anything.
+pub fn max_threshold(servers: usize) -> usize {
+    // keygen's default is this bound; one formula for both.
+    keys::generate::default_threshold(u32::try_from(servers).unwrap_or(u32::MAX)) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(servers: usize, threshold: usize) -> Result<Params, ParamsError> {
+        Params::new(servers, threshold, 4, 256, 1, 4, Admission::Open)
+    }
+
+    #[test]
+    fn the_threshold_stays_below_the_vouch_quorum() {
+        // Odd n: t = f is both the fault bound and below f+1.
+        assert!(with(3, 1).is_ok());
+        assert!(with(5, 2).is_ok());
+        // Even n = 4: f = 1, so t = 2 = f+1 could vouch for an output alone.
+        let e = with(4, 2).expect_err("t = f+1 refused");
+        assert_eq!(e.field, "round.threshold");
+        assert!(e.problem.contains("1..=1"), "{}", e.problem);
+        assert!(with(4, 1).is_ok());
+        assert_eq!(max_threshold(6), 2);
+        assert_eq!(max_threshold(2), 1);
     }
 }

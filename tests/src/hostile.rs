@@ -108,3 +108,33 @@ where
         }
     }
 }
+
+/// A gossipsub-only peer with a fresh identity, subscribed to the output topic: what any
+/// outsider's libp2p node can be. Its messages are signed by its own key.
+pub fn gossip_swarm() -> anyhow::Result<libp2p::Swarm<libp2p::gossipsub::Behaviour>> {
+    use libp2p::gossipsub;
+    let mut sw = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(
+            |key| -> Result<gossipsub::Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+                let cfg = gossipsub::ConfigBuilder::default()
+                    .heartbeat_interval(Duration::from_millis(200))
+                    .max_transmit_size(protocol::limits::MAX_VECTOR_BYTES + 64 * 1024)
+                    .build()?;
+                Ok(gossipsub::Behaviour::new(
+                    gossipsub::MessageAuthenticity::Signed(key.clone()),
+                    cfg,
+                )?)
+            },
+        )?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    sw.behaviour_mut()
+        .subscribe(&gossipsub::IdentTopic::new(p2p::names::OUTPUT_TOPIC))?;
+    Ok(sw)
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use keys::generate::{write_cluster, ClusterSpec};
+use keys::generate::{even_servers_note, write_cluster, ClusterSpec};
 use keys::manifest::Policy;
 
 /// Create Chorus key files (mode 0600) and TOML configs.
@@ -41,8 +41,9 @@ enum Command {
         /// endpoint on 127.0.0.1:BASE+100+i.
         #[arg(long, default_value_t = 7100)]
         base_port: u16,
-        /// Privacy threshold t: up to t colluding servers learn nothing. Default
-        /// max(1, n-f-1), the largest value that still reveals with f servers down.
+        /// Privacy threshold t: up to t colluding servers learn nothing. Default: the
+        /// largest t that still reveals with f servers down (t <= n-f-1) and that cannot
+        /// vouch for an output alone (t <= f); for odd n that is f.
         #[arg(long)]
         threshold: Option<u32>,
         /// Round length in milliseconds.
@@ -103,6 +104,11 @@ fn main() -> anyhow::Result<()> {
                 },
                 force,
             };
+            if threshold.is_none() {
+                if let Some(note) = even_servers_note(servers) {
+                    eprintln!("{note}");
+                }
+            }
             let written = write_cluster(&spec, &mut rand_core::OsRng)
                 .with_context(|| format!("generating a cluster in {}", out.display()))?;
             for f in &written.files {

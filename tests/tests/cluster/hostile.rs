@@ -98,3 +98,62 @@ async fn malformed_and_oversized_frames_are_rejected_and_the_node_keeps_serving(
     probes(&conn, 3, 0, 20, 64, 4).await;
     converged(&c, 20).await;
 }
+
+/// What an outsider's libp2p node publishes on the output topic reaches no one: the
+/// server it is connected to drops it (never relays it), counts it by reason, and bans
+/// the peer after a few. A second outsider on the same server is the witness: before
+/// servers validated gossip, it received every junk message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_on_the_output_topic_is_dropped_counted_and_its_publisher_banned() {
+    use futures::StreamExt;
+    use libp2p::gossipsub;
+    use libp2p::swarm::SwarmEvent;
+    let c = Cluster::start(ClusterOpts::default()).unwrap();
+    leader(&c).await;
+    let server = c.servers[0].clone();
+    let (mut junk, mut witness) = (
+        tests::hostile::gossip_swarm().unwrap(),
+        tests::hostile::gossip_swarm().unwrap(),
+    );
+    for sw in [&mut junk, &mut witness] {
+        sw.dial(
+            libp2p::swarm::dial_opts::DialOpts::peer_id(server.peer_id)
+                .addresses(vec![server.addr.clone()])
+                .build(),
+        )
+        .unwrap();
+    }
+    let topic = gossipsub::IdentTopic::new(p2p::names::OUTPUT_TOPIC);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut published = 0u32;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                // Until the mesh forms, publishing fails with "no peers": keep trying.
+                if junk.behaviour_mut().publish(topic.clone(), format!("junk {published}").into_bytes()).is_ok() {
+                    published += 1;
+                }
+            }
+            _ = junk.select_next_some() => {}
+            ev = witness.select_next_some() => {
+                if let SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) = ev {
+                    panic!("the server relayed a non-server's message: {:?}", String::from_utf8_lossy(&message.data));
+                }
+            }
+        }
+        let banned = rejections(&c, 0, "gossip_peer_banned").await;
+        if banned >= 1 && published >= 8 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ban within {DEADLINE:?}: published {published}, dropped {}",
+            rejections(&c, 0, "gossip_from_non_server").await
+        );
+    }
+    assert!(rejections(&c, 0, "gossip_from_non_server").await >= 8);
+    // The server keeps serving: writes through it still commit.
+    let (conn, _events) = c.connect().await.unwrap();
+    probes(&conn, 3, 0, 5, 64, 1).await;
+}
