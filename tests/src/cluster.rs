@@ -113,6 +113,51 @@ impl Default for ClusterOpts {
     }
 }
 
+impl ClusterOpts {
+    /// The cluster the traffic harnesses (`chaos`, `abuse`) run: 500 ms rounds, k = 3,
+    /// and snapshots every 500 entries so compaction happens during a run.
+    pub fn traffic(servers: u32, clients: u32) -> Self {
+        Self {
+            servers,
+            clients,
+            round_ms: 500,
+            min_anonymity_set: 3,
+            snapshot_logs: 500,
+            keep_logs: 100,
+            ..Self::default()
+        }
+    }
+}
+
+/// Where a client connects to each server of the cluster `cluster.toml` (as keygen
+/// writes it) describes.
+pub fn servers_of(cluster_toml: &Path) -> anyhow::Result<Vec<ServerAddr>> {
+    let m: keys::manifest::ClusterManifest = read_manifest(cluster_toml)?;
+    m.servers
+        .iter()
+        .map(|s| ServerAddr::parse(s.id as u16, &s.peer_id, &s.address))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("server addresses in {}", cluster_toml.display()))
+}
+
+/// Connect to every server of an already running cluster (started by a script from
+/// keygen's `cluster.toml`) and wait until all are connected, up to `deadline`.
+pub async fn attach(
+    servers: Vec<ServerAddr>,
+    deadline: Duration,
+) -> anyhow::Result<(ClusterConn, tokio::sync::mpsc::Receiver<ConnEvent>)> {
+    let n = servers.len();
+    let (conn, events) = ClusterConn::connect(servers)?;
+    let end = Instant::now() + deadline;
+    while conn.connected().await.len() < n {
+        if Instant::now() > end {
+            bail!("could not connect to all {n} servers within {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((conn, events))
+}
+
 /// One node process.
 pub struct NodeProc {
     /// Its config.
@@ -181,8 +226,8 @@ impl Cluster {
             s.address = format!("/ip4/{}/tcp/{}", host(j), ports[j].0);
         }
         std::fs::write(&cluster_path, toml::to_string_pretty(&cm)?)?;
+        let servers = servers_of(&cluster_path)?;
         let mut nodes = Vec::new();
-        let mut servers = Vec::new();
         for i in 0..opts.servers as usize {
             let path = dir.path().join(format!("node-{i}.toml"));
             let mut m: NodeManifest = read_manifest(&path)?;
@@ -199,13 +244,6 @@ impl Cluster {
                 keep_logs: Some(opts.keep_logs),
             });
             std::fs::write(&path, toml::to_string_pretty(&m)?)?;
-            if i == 0 {
-                servers = m
-                    .servers
-                    .iter()
-                    .map(|s| ServerAddr::parse(s.id as u16, &s.peer_id, &s.address))
-                    .collect::<Result<_, _>>()?;
-            }
             nodes.push(NodeProc {
                 config: path,
                 log: dir.path().join(format!("node-{i}.log")),

@@ -31,6 +31,8 @@ use protocol::wire::{ClientRequest, ClientResponse, Command, RejectReason, Submi
 use rand::{Rng, SeedableRng};
 use tests::cluster::{Cluster, ClusterOpts};
 use tests::hostile::{one, swarm, Raw};
+use tests::metrics::{self, scrape, Totals};
+use tests::stats::percentile;
 use tokio::sync::mpsc;
 
 /// Honest chat under a bounded-rate attack, against a baseline without it.
@@ -137,53 +139,10 @@ struct Tally {
     other: u64,
 }
 
-/// Sum of a metric over every node, by (family, reason).
-async fn scrape(c: &Cluster) -> HashMap<(String, String), u64> {
-    let mut out = HashMap::new();
-    for n in &c.nodes {
-        let Ok((_, text)) = n.get("/metrics").await else {
-            continue;
-        };
-        for line in text.lines().filter(|l| l.starts_with("chorus_")) {
-            let Some((key, value)) = line.rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(v) = value.parse::<f64>() else {
-                continue;
-            };
-            let family = key.split('{').next().unwrap_or(key).to_string();
-            let reason = key
-                .split("reason=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("")
-                .to_string();
-            *out.entry((family, reason)).or_insert(0) += v as u64;
-        }
-    }
-    out
-}
-
-fn delta(
-    after: &HashMap<(String, String), u64>,
-    before: &HashMap<(String, String), u64>,
-    class: Class,
-) -> u64 {
+/// How much the counter that refuses `class` grew from `before` to `after`.
+fn delta(after: &Totals, before: &Totals, class: Class) -> u64 {
     let (family, reason) = class.metric();
-    let key = (family.to_string(), reason.to_string());
-    after
-        .get(&key)
-        .copied()
-        .unwrap_or(0)
-        .saturating_sub(before.get(&key).copied().unwrap_or(0))
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let idx = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[idx]
+    metrics::delta(after, before, family, reason)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -210,15 +169,9 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     // Client 1 is the attacker's listed identity (for replays and bad signatures);
     // clients 2.. chat honestly.
     let mut c = Cluster::start(ClusterOpts {
-        servers: 3,
-        clients: args.clients + 1,
-        round_ms: 500,
-        min_anonymity_set: 3,
         policy: Policy::Listed,
         slots: args.slots,
-        snapshot_logs: 500,
-        keep_logs: 100,
-        ..ClusterOpts::default()
+        ..ClusterOpts::traffic(3, args.clients + 1)
     })?;
     c.wait_for("an agreed leader", Duration::from_secs(60), || {
         c.agreed_leader()
@@ -372,8 +325,8 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         let v = by_phase.get(&p).cloned().unwrap_or_default();
         (
             v.len(),
-            percentile(&v, 0.5),
-            percentile(&v, 0.99),
+            percentile(&v, 0.5).unwrap_or(0),
+            percentile(&v, 0.99).unwrap_or(0),
             v.last().copied().unwrap_or(0),
         )
     };

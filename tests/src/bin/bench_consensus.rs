@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use base64::Engine;
 use clap::{Parser, ValueEnum};
-use client::conn::{ClusterConn, ServerAddr};
 use protocol::bounded::Bytes;
 use protocol::wire::{ClientRequest, ClientResponse};
+use tests::cluster::{attach, servers_of};
+use tests::stats::percentile;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -115,14 +116,6 @@ impl Http {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -136,21 +129,9 @@ async fn main() -> anyhow::Result<()> {
                 .cluster
                 .clone()
                 .context("--cluster is required for --target chorus")?;
-            let m: keys::manifest::ClusterManifest = keys::manifest::read_manifest(&path)?;
-            let servers: Vec<ServerAddr> = m
-                .servers
-                .iter()
-                .map(|s| ServerAddr::parse(s.id as u16, &s.peer_id, &s.address))
-                .collect::<Result<_, _>>()?;
+            let servers = servers_of(&path)?;
             let n = servers.len() as u16;
-            let (conn, _events) = ClusterConn::connect(servers)?;
-            let ready = Instant::now() + Duration::from_secs(20);
-            while conn.connected().await.len() < n as usize {
-                if Instant::now() > ready {
-                    bail!("could not connect to every Chorus server within 20 s");
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let (conn, _events) = attach(servers, Duration::from_secs(20)).await?;
             for w in 0..args.concurrency {
                 let (conn, next_id, payload) = (conn.clone(), next_id.clone(), args.payload);
                 workers.push(tokio::spawn(async move {
@@ -237,8 +218,8 @@ async fn main() -> anyhow::Result<()> {
             "ops": all.len(),
             "seconds": secs,
             "ops_per_sec": all.len() as f64 / secs,
-            "p50_ms": percentile(&all, 0.50),
-            "p99_ms": percentile(&all, 0.99),
+            "p50_ms": percentile(&all, 0.50).unwrap_or(f64::NAN),
+            "p99_ms": percentile(&all, 0.99).unwrap_or(f64::NAN),
         })
     );
     Ok(())

@@ -5,13 +5,18 @@
 //! Never more than f servers are faulted at once. At the end it reports
 //! `lost=… duplicated=… divergent=… panics=…` and exits non-zero on any violation,
 //! printing the seed to replay. Started by `scripts/chaos.sh`.
+//!
+//! The schedule (`tests::chaos::schedule`) and the checks (`tests::chaos::invariants`)
+//! live in the library, pure and unit-tested; this binary runs the processes, the
+//! traffic and the clock.
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use client::engine::{EngineHandle, Event};
 use rand::{Rng, SeedableRng};
+use tests::chaos::invariants::{check, Finding, Observations};
+use tests::chaos::schedule::{self, Executor, Fault, Shape, DRAIN};
 use tests::cluster::{Cluster, ClusterOpts};
 use tokio::sync::mpsc;
 
@@ -34,17 +39,6 @@ struct Args {
     /// iproute2): `auto` uses them when they can be set up, `on` requires them.
     #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
     partitions: String,
-}
-
-/// Healthy time after a heal before the next fault.
-const QUIET: Duration = Duration::from_secs(6);
-
-#[derive(Clone, Copy, Debug)]
-enum Fault {
-    Kill,
-    Pause,
-    /// Cut the node off from every other server (clients still reach it).
-    Partition,
 }
 
 struct ClientState {
@@ -99,9 +93,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: &Args) -> anyhow::Result<bool> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let n = args.nodes as usize;
-    let f = (n - 1) / 2;
+    let f = schedule::max_faulty(n);
     let net = match args.partitions.as_str() {
         "off" => None,
         mode => match tests::netns::Net::create(n) {
@@ -118,13 +111,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     }
     let mut c = Cluster::start(ClusterOpts {
         net: net.clone(),
-        servers: args.nodes,
-        clients: args.clients,
-        round_ms: 500,
-        min_anonymity_set: 3,
-        snapshot_logs: 500,
-        keep_logs: 100,
-        ..ClusterOpts::default()
+        ..ClusterOpts::traffic(args.nodes, args.clients)
     })?;
     c.wait_for("an agreed leader", Duration::from_secs(60), || {
         c.agreed_leader()
@@ -138,48 +125,28 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     }
 
     // What happened, as the clients saw it.
-    let mut expected: HashMap<String, (usize, usize)> = HashMap::new(); // text → (from, to)
-    let mut id_text: HashMap<(usize, u64), String> = HashMap::new();
-    let mut received: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut round_hashes: BTreeMap<u64, HashMap<String, usize>> = BTreeMap::new();
-    let mut heals: Vec<Instant> = Vec::new();
-    let mut resume_gaps: Vec<f64> = Vec::new();
-    let mut max_rss_kb = 0u64;
+    let mut obs = Observations::default();
     let mut faults_injected = Vec::new();
 
     // The fault schedule is drawn up front from the seed, so a seed always replays the
     // same faults at the same offsets; traffic uses its own RNG stream.
     let mut traffic_rng = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x0074_7261_6666_6963);
-    let mut schedule: Vec<(Duration, usize, Fault, Duration)> = Vec::new();
-    let mut at = Duration::from_secs(rng.gen_range(4..8));
-    while at < Duration::from_secs(args.duration) {
-        let hold = Duration::from_millis(rng.gen_range(2000..6000));
-        // Up to f servers at once: the next fault may start while this one holds only
-        // when f > 1.
-        let width = rng.gen_range(1..=f.max(1));
-        let first = rng.gen_range(0..n);
-        for k in 0..width {
-            let kinds: &[Fault] = if net.is_some() {
-                &[Fault::Kill, Fault::Pause, Fault::Partition]
-            } else {
-                &[Fault::Kill, Fault::Pause]
-            };
-            let fault = kinds[rng.gen_range(0..kinds.len())];
-            schedule.push((at, (first + k) % n, fault, hold));
-        }
-        at += hold + Duration::from_secs(rng.gen_range(3..8));
-    }
-    let mut schedule = std::collections::VecDeque::from(schedule);
+    let plan = schedule::plan(&Shape {
+        seed: args.seed,
+        duration: Duration::from_secs(args.duration),
+        nodes: n,
+        f,
+        partitions: net.is_some(),
+    });
+    let mut faults = Executor::new(plan, f);
 
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
-    let drain_end = end + Duration::from_secs(30);
-    let mut active: Vec<(usize, Fault, Instant)> = Vec::new(); // node, fault, heal at
-    let mut last_heal: Option<Instant> = None;
+    let drain_end = end + DRAIN;
     let mut next_send = start;
+    // Queueing results; bounded, a queueing task waits if the loop falls behind.
     let (queued_tx, mut queued_rx) =
         mpsc::channel::<(usize, usize, String, Result<u64, String>)>(256);
-    let mut sent_ids: std::collections::HashSet<(usize, u64)> = std::collections::HashSet::new();
     let mut msg_no = 0u64;
 
     loop {
@@ -188,60 +155,36 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
             break;
         }
         // Heal faults whose time has come.
-        let mut still = Vec::new();
-        for (node, fault, heal_at) in active.drain(..) {
-            if now >= heal_at {
-                match fault {
-                    Fault::Kill => c.restart(node)?,
-                    Fault::Pause => {
-                        c.signal(node, "CONT");
-                    }
-                    Fault::Partition => {
-                        if let Some(net) = &net {
-                            net.heal(node, &(0..n).collect::<Vec<_>>())?;
-                        }
-                    }
-                }
-                heals.push(Instant::now());
-                last_heal = Some(Instant::now());
-            } else {
-                still.push((node, fault, heal_at));
+        let due = faults.heals_due(now - start);
+        if !due.is_empty() {
+            for a in due {
+                heal(&mut c, net.as_deref(), n, a.node, a.fault)?;
+                obs.heal(Instant::now());
             }
+            faults.healed(Instant::now() - start);
         }
-        active = still;
         // Inject scheduled faults (their heals come first, so at most f are active). A
         // fault delayed by a slow loop waits until the last heal is QUIET old, so "rounds
         // resumed within 5 s of a heal" is measured on a healed cluster.
-        while schedule
-            .front()
-            .is_some_and(|(off, ..)| start + *off <= now)
-            && active.len() < f
-            && last_heal.is_none_or(|h| now >= h + QUIET)
-        {
-            let Some((_, node, fault, hold)) = schedule.pop_front() else {
-                break;
-            };
-            if active.iter().any(|a| a.0 == node) {
-                continue;
-            }
-            match fault {
-                Fault::Kill => c.kill(node),
+        for p in faults.faults_due(now - start) {
+            match p.fault {
+                Fault::Kill => c.kill(p.node),
                 Fault::Pause => {
-                    c.signal(node, "STOP");
+                    c.signal(p.node, "STOP");
                 }
                 Fault::Partition => {
                     if let Some(net) = &net {
-                        net.cut(node, &(0..n).collect::<Vec<_>>())?;
+                        net.cut(p.node, &(0..n).collect::<Vec<_>>())?;
                     }
                 }
             }
             faults_injected.push(format!(
-                "{:.1}s {:?} node {node} for {:.1}s",
+                "{:.1}s {:?} node {} for {:.1}s",
                 (now - start).as_secs_f64(),
-                fault,
-                hold.as_secs_f64()
+                p.fault,
+                p.node,
+                p.hold.as_secs_f64()
             ));
-            active.push((node, fault, now + hold));
         }
         // Traffic: one new message about every 700 ms until the end.
         if now < end && now >= next_send {
@@ -273,10 +216,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         }
         while let Ok((from, to, text, r)) = queued_rx.try_recv() {
             match r {
-                Ok(id) => {
-                    id_text.insert((from, id), text.clone());
-                    expected.insert(text, (from, to));
-                }
+                Ok(id) => obs.queued(from, to, text, id),
                 Err(e) => eprintln!("chaos: queueing failed (cluster busy?): {e}"),
             }
         }
@@ -284,26 +224,13 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         for (i, cl) in clients.iter_mut().enumerate() {
             while let Ok(ev) = cl.rx.try_recv() {
                 match ev {
-                    Event::Message { text, .. } => received.entry(text).or_default().push(i),
+                    Event::Message { text, .. } => obs.received(i, text),
                     Event::State { id, state, .. } if state == "sent" => {
-                        sent_ids.insert((i, id));
+                        obs.sent(i, id);
                     }
                     Event::Round { round, hash, .. } => {
-                        *round_hashes
-                            .entry(round)
-                            .or_default()
-                            .entry(hash)
-                            .or_default() += 1;
-                        let t = Instant::now();
                         // Time from each heal to the first round accepted after it.
-                        heals.retain(|h| {
-                            if t >= *h {
-                                resume_gaps.push((t - *h).as_secs_f64());
-                                false
-                            } else {
-                                true
-                            }
-                        });
+                        obs.round(round, hash, Instant::now());
                     }
                     _ => {}
                 }
@@ -311,83 +238,67 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         }
         for i in 0..n {
             if let Some(pid) = c.pid(i) {
-                max_rss_kb = max_rss_kb.max(rss_kb(pid));
+                obs.rss_kb(rss_kb(pid));
             }
         }
-        let sender_sent: HashMap<String, bool> = id_text
-            .iter()
-            .filter(|(k, _)| sent_ids.contains(k))
-            .map(|(_, t)| (t.clone(), true))
-            .collect();
         // After the traffic ends, stop early once everything sent was received.
         if now > end + Duration::from_secs(5)
-            && expected
-                .keys()
-                .all(|t| !sender_sent.contains_key(t) || received.contains_key(t))
-            && active.is_empty()
+            && obs.all_sent_arrived()
+            && faults.active().is_empty()
         {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A fault injected late in the drain is healed before the checks: every fault ends.
+    for a in faults.heal_all() {
+        heal(&mut c, net.as_deref(), n, a.node, a.fault)?;
+    }
 
     // Invariants.
-    let sender_sent: HashMap<String, bool> = id_text
-        .iter()
-        .filter(|(k, _)| sent_ids.contains(k))
-        .map(|(_, t)| (t.clone(), true))
-        .collect();
-    let mut lost = 0;
-    let mut duplicated = 0;
-    for (text, (_, to)) in &expected {
-        let got = received.get(text).cloned().unwrap_or_default();
-        if sender_sent.contains_key(text) && !got.contains(to) {
-            lost += 1;
-            println!("chaos: LOST {text:?}");
-        }
-        if got.len() > 1 || got.iter().any(|r| r != to) {
-            duplicated += 1;
-            println!("chaos: DUPLICATED or misdelivered {text:?} to {got:?}");
-        }
-    }
-    let divergent = round_hashes.values().filter(|h| h.len() > 1).count();
     let panics = c.logs().matches("panicked").count();
-    let slow_resumes = resume_gaps.iter().filter(|g| **g > 5.0).count();
     let max_disk: u64 = c
         .nodes
         .iter()
         .map(|nd| dir_bytes(&nd.data_dir))
         .max()
         .unwrap_or(0);
-    let mem_ok = max_rss_kb < 512 * 1024;
-    let disk_ok = max_disk < 256 * 1024 * 1024;
-    let delivered = expected
-        .keys()
-        .filter(|t| received.contains_key(*t))
-        .count();
+    let verdict = check(&obs, panics, max_disk);
+    for finding in &verdict.findings {
+        match finding {
+            Finding::Lost(text) => println!("chaos: LOST {text:?}"),
+            Finding::Duplicated(text, got) => {
+                println!("chaos: DUPLICATED or misdelivered {text:?} to {got:?}")
+            }
+        }
+    }
     println!("chaos: faults injected:");
     for fl in &faults_injected {
         println!("  {fl}");
     }
-    println!(
-        "chaos: messages queued={} sent={} delivered={}; rounds accepted={}; max resume after heal={:.1}s; max node RSS={} MB; max data dir={} MB",
-        expected.len(),
-        sender_sent.len(),
-        delivered,
-        round_hashes.len(),
-        resume_gaps.iter().copied().fold(0.0, f64::max),
-        max_rss_kb / 1024,
-        max_disk / (1024 * 1024)
-    );
-    println!(
-        "lost={lost} duplicated={duplicated} divergent={divergent} panics={panics} slow_resumes={slow_resumes} memory_ok={mem_ok} disk_ok={disk_ok} seed={}",
-        args.seed
-    );
-    Ok(lost == 0
-        && duplicated == 0
-        && divergent == 0
-        && panics == 0
-        && slow_resumes == 0
-        && mem_ok
-        && disk_ok)
+    println!("{}", verdict.figures_line());
+    println!("{}", verdict.summary_line(args.seed));
+    Ok(verdict.ok())
+}
+
+/// Undo `fault` on `node`: restart it, resume it, or reconnect it to every server.
+fn heal(
+    c: &mut Cluster,
+    net: Option<&tests::netns::Net>,
+    n: usize,
+    node: usize,
+    fault: Fault,
+) -> anyhow::Result<()> {
+    match fault {
+        Fault::Kill => c.restart(node)?,
+        Fault::Pause => {
+            c.signal(node, "CONT");
+        }
+        Fault::Partition => {
+            if let Some(net) = net {
+                net.heal(node, &(0..n).collect::<Vec<_>>())?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -12,9 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Parser;
-use client::conn::{ClusterConn, ConnEvent, ServerAddr};
+use client::conn::ConnEvent;
 use futures::StreamExt;
 use keys::manifest::{read_manifest, ClusterManifest};
 use protocol::slot::{open_slot, seal_slot, Sender, SlotMessage};
@@ -24,6 +24,8 @@ use protocol::wire::{
 };
 use protocol::Params;
 use rand::{Rng, SeedableRng};
+use tests::cluster::{attach, servers_of};
+use tests::stats::percentile;
 
 /// Round benchmark load generator.
 #[derive(Parser, Debug)]
@@ -62,13 +64,6 @@ struct InFlight {
     bytes: Vec<u8>,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -78,28 +73,20 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.cluster.display()))?;
     let mut server_dh = Vec::new();
     let mut server_sign = Vec::new();
-    let mut servers = Vec::new();
-    for (i, s) in m.servers.iter().enumerate() {
+    for s in &m.servers {
         server_dh.push(x25519_dalek::PublicKey::from(keys::identity::parse_hex32(
             &s.x25519,
         )?));
         server_sign.push(keys::identity::parse_hex32(&s.ed25519)?);
-        servers.push(ServerAddr::parse(i as u16, &s.peer_id, &s.address)?);
     }
+    let servers = servers_of(&args.cluster)?;
     let needed = (n - 1) / 2 + 1;
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let ids: Vec<keys::Identity> = (0..args.clients)
         .map(|_| keys::Identity::generate(&mut rng))
         .collect();
 
-    let (conn, mut events) = ClusterConn::connect(servers)?;
-    let ready = Instant::now() + Duration::from_secs(30);
-    while conn.connected().await.len() < n {
-        if Instant::now() > ready {
-            bail!("could not connect to all {n} servers");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (conn, mut events) = attach(servers, Duration::from_secs(30)).await?;
 
     let slot_bytes = params.slot_bytes as usize;
     let slots = params.slots as usize;
@@ -272,8 +259,8 @@ async fn main() -> anyhow::Result<()> {
             "delivered": delivered,
             "msgs_per_sec": delivered as f64 / secs,
             "rounds_per_sec": outputs_measured as f64 / secs,
-            "p50_ms": percentile(&latencies, 0.5),
-            "p99_ms": percentile(&latencies, 0.99),
+            "p50_ms": percentile(&latencies, 0.5).unwrap_or(f64::NAN),
+            "p99_ms": percentile(&latencies, 0.99).unwrap_or(f64::NAN),
             "first_try_rate": if delivered > 0 { first_try as f64 / delivered as f64 } else { f64::NAN },
             "collisions": collisions,
             "missed_rounds": missed,

@@ -14,16 +14,8 @@ use tests::hostile::{one, swarm, Raw};
 use crate::util::{converged, leader, probes, DEADLINE};
 
 async fn rejections(c: &Cluster, i: usize, reason: &str) -> u64 {
-    let (_, text) = tests::http::get(c.nodes[i].admin_port, "/metrics")
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| {
-            l.starts_with("chorus_network_rejections_total")
-                && l.contains(&format!("reason=\"{reason}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    let text = tests::metrics::node_text(c, i).await.unwrap();
+    tests::metrics::total(&text, "chorus_network_rejections_total", reason)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -168,15 +168,12 @@ async fn hostile_submissions_are_refused_by_name_and_honest_traffic_is_delivered
         "every refusal reason in node 0's metrics",
         std::time::Duration::from_secs(30),
         || async {
-            let (_, metrics) = tests::http::get(c.nodes[0].admin_port, "/metrics")
-                .await
-                .ok()?;
+            let samples = tests::metrics::parse(&tests::metrics::node_text(&c, 0).await?);
             reasons
                 .iter()
                 .all(|reason| {
-                    metrics.lines().any(|l| {
-                        l.starts_with("chorus_commands_rejected_total")
-                            && l.contains(&format!("reason=\"{reason}\""))
+                    samples.iter().any(|s| {
+                        s.family == "chorus_commands_rejected_total" && s.reason == *reason
                     })
                 })
                 .then_some(())
