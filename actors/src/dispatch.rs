@@ -1,8 +1,9 @@
 //! The tasks between the network, the state machine and the actors.
 //!
 //! ```text
-//!  net event loop ─NetEvent─► network dispatcher ─HandlePeer/HandleClient─► Consensus
-//!                                                 ─HandleHistory/Gossip───► Broadcaster
+//!  net event loop ─raft queue───► dispatch::raft ────HandlePeer────► Consensus
+//!                 ─client queue─► dispatch::clients ─HandleClient──► ClientGateway
+//!                                                   ─HandleHistory/Gossip─► Broadcaster
 //!  StateMachine ─AppliedEntry─► applied dispatcher ─Committed─► ShareKeeper, Broadcaster
 //!                                        └ counts refusals and round outcomes
 //!  raft.metrics() watch ─► gauge task ─► Raft gauges
@@ -18,7 +19,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::broadcaster::{Broadcaster, Gossip, HandleHistory};
-use crate::consensus::{Consensus, HandleClient, HandlePeer};
+use crate::consensus::{Consensus, HandlePeer};
+use crate::gateway::{ClientGateway, HandleClient};
 use crate::messages::Committed;
 use crate::metrics::{ActorStats, NodeMetrics, ReasonLabel};
 use crate::net::NetEvent;
@@ -59,26 +61,35 @@ impl<A: Actor> Mailbox<A> {
     }
 }
 
-/// Route network events to the actors until the network stops.
-pub fn network(
+/// Route servers' Raft RPCs to the consensus actor until the network stops.
+pub fn raft(mut events: mpsc::Receiver<NetEvent>, consensus: Mailbox<Consensus>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if let NetEvent::Peer { from, req, reply } = ev {
+                consensus.send(HandlePeer { from, req, reply }).await;
+            }
+        }
+    })
+}
+
+/// Route client calls and gossip to the gateway and the broadcaster until the network
+/// stops. It never touches the consensus actor's mailbox.
+pub fn clients(
     mut events: mpsc::Receiver<NetEvent>,
-    consensus: Mailbox<Consensus>,
+    gateway: Mailbox<ClientGateway>,
     broadcaster: Mailbox<Broadcaster>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
             match ev {
-                NetEvent::Peer { from, req, reply } => {
-                    consensus.send(HandlePeer { from, req, reply }).await
-                }
                 NetEvent::Client {
                     req: ClientRequest::History { from_round },
                     reply,
                 } => broadcaster.send(HandleHistory { from_round, reply }).await,
-                NetEvent::Client { req, reply } => {
-                    consensus.send(HandleClient { req, reply }).await
-                }
+                NetEvent::Client { req, reply } => gateway.send(HandleClient { req, reply }).await,
                 NetEvent::Gossip(bytes) => broadcaster.send(Gossip(bytes)).await,
+                // Raft traffic arrives on its own queue.
+                NetEvent::Peer { .. } => {}
             }
         }
     })

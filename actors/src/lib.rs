@@ -12,7 +12,7 @@
 //! - [`net`], [`raft_net`]: the swarm's event loop; openraft's network over it.
 //! - [`write`]: the commit path (forward to the leader, bounded retries, typed error).
 //! - [`messages`]: messages more than one actor handles.
-//! - [`peer_connection`], [`client_api`], [`round_clock`], [`consensus`],
+//! - [`peer_connection`], [`client_api`], [`gateway`], [`round_clock`], [`consensus`],
 //!   [`round_sums`], [`share_keeper`], [`broadcaster`]: the actors and their logic.
 //! - [`dispatch`]: the tasks that route network events and applied entries to actors.
 //! - [`status`], [`server`]: `/status`, and the wiring that starts everything.
@@ -21,6 +21,7 @@ pub mod broadcaster;
 pub mod client_api;
 pub mod consensus;
 pub mod dispatch;
+pub mod gateway;
 pub mod messages;
 pub mod metrics;
 pub mod net;

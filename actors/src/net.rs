@@ -35,8 +35,13 @@ use crate::types::{NodeId, PeerRequest, PeerResponse};
 
 /// Commands queued to the event loop before senders wait (backpressure, not loss).
 const COMMAND_QUEUE: usize = 1024;
-/// Inbound events queued to the actors before the loop stops reading the network.
-const EVENT_QUEUE: usize = 1024;
+/// Raft RPCs from servers queued to the consensus actor before the loop waits. Only the
+/// configured servers produce them, and each is handed off to its own task at once.
+const RAFT_EVENT_QUEUE: usize = 1024;
+/// Client calls and gossip queued to the actors. When full, a client call is answered
+/// "busy" at once and gossip is dropped: client traffic never makes the loop wait, so it
+/// never delays a Raft heartbeat.
+const CLIENT_EVENT_QUEUE: usize = 1024;
 /// Junk gossip messages a non-server peer may relay before it is banned (blocked until
 /// the node restarts). Small: an honest peer relays none.
 const GOSSIP_STRIKES_BEFORE_BAN: u32 = 8;
@@ -108,6 +113,14 @@ pub enum NetEvent {
     Gossip(Vec<u8>),
 }
 
+/// Inbound traffic, on two queues so that no client can hold up Raft.
+pub struct NetEvents {
+    /// Raft RPCs and forwarded writes from servers ([`NetEvent::Peer`]).
+    pub raft: mpsc::Receiver<NetEvent>,
+    /// Client calls and gossip ([`NetEvent::Client`], [`NetEvent::Gossip`]).
+    pub clients: mpsc::Receiver<NetEvent>,
+}
+
 /// Cloneable handle to the event loop.
 #[derive(Clone)]
 pub struct NetHandle {
@@ -171,7 +184,7 @@ pub fn start(
 ) -> anyhow::Result<(
     impl std::future::Future<Output = ()> + Send,
     NetHandle,
-    mpsc::Receiver<NetEvent>,
+    NetEvents,
 )> {
     let hook = |proto: &'static str| -> RejectHook {
         let m = metrics.clone();
@@ -237,13 +250,15 @@ pub fn start(
         }
     }
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+    let (raft_tx, raft_rx) = mpsc::channel(RAFT_EVENT_QUEUE);
+    let (client_tx, client_rx) = mpsc::channel(CLIENT_EVENT_QUEUE);
     let lp = EventLoop {
         swarm,
         me: cfg.me,
         peers: cfg.peers,
         commands: rx,
-        events: ev_tx,
+        raft_events: raft_tx,
+        client_events: client_tx,
         topic,
         pending: HashMap::new(),
         gossip_strikes: HashMap::new(),
@@ -252,7 +267,14 @@ pub fn start(
         peer_replies: FuturesUnordered::new(),
         client_replies: FuturesUnordered::new(),
     };
-    Ok((lp.run(), NetHandle { tx }, ev_rx))
+    Ok((
+        lp.run(),
+        NetHandle { tx },
+        NetEvents {
+            raft: raft_rx,
+            clients: client_rx,
+        },
+    ))
 }
 
 struct EventLoop {
@@ -260,7 +282,8 @@ struct EventLoop {
     me: NodeId,
     peers: Vec<ServerAddr>,
     commands: mpsc::Receiver<NetCommand>,
-    events: mpsc::Sender<NetEvent>,
+    raft_events: mpsc::Sender<NetEvent>,
+    client_events: mpsc::Sender<NetEvent>,
     topic: gossipsub::IdentTopic,
     pending: HashMap<
         request_response::OutboundRequestId,
@@ -392,7 +415,7 @@ impl EventLoop {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Raft(ev)) => self.on_raft_event(ev).await,
-            SwarmEvent::Behaviour(BehaviourEvent::Client(ev)) => self.on_client_event(ev).await,
+            SwarmEvent::Behaviour(BehaviourEvent::Client(ev)) => self.on_client_event(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
@@ -412,8 +435,14 @@ impl EventLoop {
                     .behaviour_mut()
                     .gossip
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
-                if verdict.is_ok() {
-                    let _ = self.events.send(NetEvent::Gossip(message.data)).await;
+                if verdict.is_ok()
+                    && self
+                        .client_events
+                        .try_send(NetEvent::Gossip(message.data))
+                        .is_err()
+                {
+                    // Servers only count peers' copies; dropping one loses nothing.
+                    self.metrics.rejected("gossip_queue_full");
                 }
             }
             _ => {}
@@ -480,7 +509,7 @@ impl EventLoop {
                 };
                 let (reply, rx) = oneshot::channel();
                 if self
-                    .events
+                    .raft_events
                     .send(NetEvent::Peer {
                         from,
                         req: request,
@@ -525,10 +554,7 @@ impl EventLoop {
         }
     }
 
-    async fn on_client_event(
-        &mut self,
-        ev: request_response::Event<ClientRequest, ClientResponse>,
-    ) {
+    fn on_client_event(&mut self, ev: request_response::Event<ClientRequest, ClientResponse>) {
         use request_response::{Event, Message};
         match ev {
             Event::Message {
@@ -539,16 +565,22 @@ impl EventLoop {
                 ..
             } => {
                 let (reply, rx) = oneshot::channel();
-                if self
-                    .events
-                    .send(NetEvent::Client {
-                        req: request,
-                        reply,
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
+                match self.client_events.try_send(NetEvent::Client {
+                    req: request,
+                    reply,
+                }) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        self.metrics.rejected("client_busy");
+                        let busy = unavailable("server busy: request queue full, retry later");
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .client
+                            .send_response(channel, busy);
+                        return;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
                 }
                 self.client_replies
                     .push(Box::pin(async move { (channel, rx.await) }));

@@ -1,11 +1,10 @@
 //! Assembling a server: configuration in, a running set of actors and tasks out.
 //!
 //! ```text
-//!            ┌──────────── PeerConnection (owns the swarm loop) ◄── Publish ── Broadcaster
-//!  network ──┤ NetEvent                                                        ▲
-//!            └─► dispatch::network ──HandlePeer/HandleClient──► Consensus      │ Committed
-//!                                                                │ apply       │
-//!                                 StateMachine ──AppliedEntry──► dispatch::applied ──► ShareKeeper
+//!            ┌── PeerConnection (owns the swarm loop) ◄── Publish ── Broadcaster ◄─┐
+//!  network ──┤ raft queue ──► dispatch::raft ────► Consensus (openraft, clock)     │
+//!            └ client queue ► dispatch::clients ─► ClientGateway, Broadcaster      │ Committed
+//!  StateMachine ──AppliedEntry──► dispatch::applied ──► ShareKeeper ───────────────┘
 //!  NodeMetrics ◄── every actor's counters; /metrics and /status read them
 //! ```
 //! Each piece lives in its own module; this one only builds and connects them, and
@@ -25,6 +24,7 @@ use crate::broadcaster::Broadcaster;
 use crate::client_api::ClientApi;
 use crate::consensus::Consensus;
 use crate::dispatch::{self, Mailbox};
+use crate::gateway::ClientGateway;
 use crate::metrics::{ActorStats, NodeMetrics};
 use crate::net::{self, NetConfig, NetHandle};
 use crate::peer_connection::{PeerConnection, StopActor};
@@ -245,6 +245,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
 
     let peer_stats = metrics.actor("peer_connection");
     let consensus_stats = metrics.actor("consensus");
+    let gateway_stats = metrics.actor("client_gateway");
     let keeper_stats = metrics.actor("share_keeper");
     let broadcaster_stats = metrics.actor("broadcaster");
 
@@ -256,7 +257,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         sm: shared.clone(),
         params: cfg.params.clone(),
         me: cfg.me,
-        stats: consensus_stats.clone(),
+        stats: gateway_stats.clone(),
         rejected: metrics.rejected_commands.clone(),
     };
     let clock = RoundClock::new(
@@ -266,8 +267,12 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         Duration::from_millis(cfg.round_ms),
     );
     let consensus = Mailbox {
-        addr: Consensus::new(raft.clone(), api, clock, consensus_stats.clone()).start(),
+        addr: Consensus::new(raft.clone(), clock, consensus_stats.clone()).start(),
         stats: consensus_stats.clone(),
+    };
+    let gateway = Mailbox {
+        addr: ClientGateway::new(api, gateway_stats.clone()).start(),
+        stats: gateway_stats.clone(),
     };
     let keeper = Mailbox {
         addr: ShareKeeper::new(
@@ -297,7 +302,8 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
     };
 
     let tasks = vec![
-        dispatch::network(events, consensus, broadcaster.clone()),
+        dispatch::raft(events.raft, consensus),
+        dispatch::clients(events.clients, gateway, broadcaster.clone()),
         dispatch::applied(applied_rx, keeper, broadcaster, metrics.clone()),
         dispatch::raft_gauges(&raft, shared.clone(), &metrics),
     ];
@@ -308,7 +314,13 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         metrics,
         me: cfg.me,
         net,
-        actors: vec![peer_stats, consensus_stats, keeper_stats, broadcaster_stats],
+        actors: vec![
+            peer_stats,
+            consensus_stats,
+            gateway_stats,
+            keeper_stats,
+            broadcaster_stats,
+        ],
         tasks,
         peer_conn,
     })
