@@ -67,7 +67,17 @@ impl ClientApi {
                     Ok(()) => self.commit(Command::Submit(sub)).await,
                 }
             }
-            ClientRequest::Register(reg) => self.commit(Command::Register(reg)).await,
+            ClientRequest::Register(reg) => {
+                // Refuse what apply would refuse (a stranger under `listed`, a bad name or
+                // signature) before it costs a log entry.
+                match protocol::round::check_register(&self.params, &reg) {
+                    Err(r) => {
+                        self.count(&r);
+                        ClientResponse::Rejected(r)
+                    }
+                    Ok(()) => self.commit(Command::Register(reg)).await,
+                }
+            }
             ClientRequest::Probe { id, payload } => {
                 self.commit(Command::Probe { id, payload }).await
             }

@@ -147,6 +147,22 @@ pub enum Effect {
 /// may be a close or two behind the leader).
 pub const FUTURE_WINDOW: Round = 2;
 
+/// Checks on a registration that need no state: the name's form, admission and the
+/// signature. Servers run these before forwarding, so under the `listed` policy no
+/// stranger's registration costs a log entry; the state machine runs them again on apply.
+pub fn check_register(params: &Params, reg: &Register) -> Result<(), RejectReason> {
+    check_name(reg.name.as_slice())?;
+    if let Admission::Listed(allowed) = &params.admission {
+        if !allowed.contains(&reg.keys.sign) {
+            return Err(RejectReason::UnknownClient);
+        }
+    }
+    if !reg.signature_valid() {
+        return Err(RejectReason::BadSignature);
+    }
+    Ok(())
+}
+
 /// Checks on a submission that need no state: sizes, count, admission and signature.
 /// Servers run these before forwarding, so junk never reaches the log; the state machine
 /// runs them again on apply (the log is the source of truth).
@@ -440,10 +456,8 @@ impl RoundMachine {
     }
 
     fn register(&mut self, reg: &Register) -> Result<Effect, RejectReason> {
+        check_register(&self.params, reg)?;
         let name = check_name(reg.name.as_slice())?.to_string();
-        if !reg.signature_valid() {
-            return Err(RejectReason::BadSignature);
-        }
         if let Some(existing) = self.state.names.get(&reg.name) {
             if *existing == reg.keys {
                 // Re-registering the same name with the same keys is idempotent.

@@ -368,3 +368,29 @@ fn directory_names_are_unique_and_signed() {
         Some(b"alice".to_vec())
     );
 }
+
+#[test]
+fn under_the_listed_policy_only_listed_keys_register() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let (listed, stranger) = (Identity::generate(&mut rng), Identity::generate(&mut rng));
+    let allowed: BTreeSet<_> = [Fixed(listed.public().sign)].into_iter().collect();
+    let w = World::new(3, 1, 1, Admission::Listed(allowed));
+    let mut m = RoundMachine::new(w.params.clone());
+    let theirs = Register::new("stranger", &stranger).expect("name");
+    // Refused by the pre-log check servers run, and again at apply.
+    assert_eq!(
+        protocol::round::check_register(&w.params, &theirs),
+        Err(RejectReason::UnknownClient)
+    );
+    assert_eq!(
+        m.apply(&Command::Register(theirs)),
+        Effect::Rejected(RejectReason::UnknownClient)
+    );
+    assert!(m.lookup_name(b"stranger").is_none());
+    let ours = Register::new("listed", &listed).expect("name");
+    assert_eq!(protocol::round::check_register(&w.params, &ours), Ok(()));
+    assert!(matches!(
+        m.apply(&Command::Register(ours)),
+        Effect::Registered { .. }
+    ));
+}
