@@ -12,6 +12,7 @@ use protocol::bounded::Bytes;
 use protocol::wire::{ClientRequest, ClientResponse, Command, RejectReason, StatusInfo};
 use protocol::Params;
 
+use crate::in_flight::InFlight;
 use crate::metrics::{ActorStats, ReasonLabel};
 use crate::net::NetHandle;
 use crate::store::SharedSm;
@@ -41,6 +42,8 @@ pub struct ClientApi {
     pub stats: ActorStats,
     /// Refusals by reason (`chorus_commands_rejected_total`).
     pub rejected: Family<ReasonLabel, Counter>,
+    /// Submissions being written now (shared with the consensus actor).
+    pub in_flight: InFlight,
 }
 
 impl ClientApi {
@@ -59,13 +62,17 @@ impl ClientApi {
                             .machine
                             .precheck_submission(&sub)
                     });
-                match checked {
-                    Err(r) => {
-                        self.count(&r);
-                        ClientResponse::Rejected(r)
-                    }
-                    Ok(()) => self.commit(Command::Submit(sub)).await,
+                if let Err(r) = checked {
+                    self.count(&r);
+                    return ClientResponse::Rejected(r);
                 }
+                // A copy of a submission being written now is not written again.
+                let Some(_claim) = self.in_flight.claim(sub.client, sub.round) else {
+                    let r = RejectReason::DuplicateSubmission { round: sub.round };
+                    self.count(&r);
+                    return ClientResponse::Rejected(r);
+                };
+                self.commit(Command::Submit(sub)).await
             }
             ClientRequest::Register(reg) => {
                 // Refuse what apply would refuse (a stranger under `listed`, a bad name or

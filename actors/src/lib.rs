@@ -10,7 +10,8 @@
 //!   prometheus registry and counters.
 //! - [`store`]: openraft log and state machine on redb.
 //! - [`net`], [`raft_net`]: the swarm's event loop; openraft's network over it.
-//! - [`write`]: the commit path (forward to the leader, bounded retries, typed error).
+//! - [`write`]: the commit path (forward to the leader, bounded retries, typed error);
+//!   [`in_flight`]: submissions being written, so concurrent copies are written once.
 //! - [`messages`]: messages more than one actor handles.
 //! - [`peer_connection`], [`client_api`], [`gateway`], [`round_clock`], [`consensus`],
 //!   [`round_sums`], [`share_keeper`], [`broadcaster`]: the actors and their logic.
@@ -22,6 +23,7 @@ pub mod client_api;
 pub mod consensus;
 pub mod dispatch;
 pub mod gateway;
+pub mod in_flight;
 pub mod messages;
 pub mod metrics;
 pub mod net;

@@ -251,6 +251,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
 
     let peer_conn =
         PeerConnection::new(net.clone(), tokio::spawn(net_loop), peer_stats.clone()).start();
+    let in_flight = crate::in_flight::InFlight::default();
     let api = ClientApi {
         raft: raft.clone(),
         net: net.clone(),
@@ -259,6 +260,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         me: cfg.me,
         stats: gateway_stats.clone(),
         rejected: metrics.rejected_commands.clone(),
+        in_flight: in_flight.clone(),
     };
     let clock = RoundClock::new(
         raft.clone(),
@@ -267,7 +269,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         Duration::from_millis(cfg.round_ms),
     );
     let consensus = Mailbox {
-        addr: Consensus::new(raft.clone(), clock, consensus_stats.clone()).start(),
+        addr: Consensus::new(raft.clone(), clock, in_flight, consensus_stats.clone()).start(),
         stats: consensus_stats.clone(),
     };
     let gateway = Mailbox {
