@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use client::engine::{EngineHandle, Event};
+use client::engine::{Delivery, EngineHandle, Event};
 use rand::{Rng, SeedableRng};
 use tests::cluster::{Cluster, ClusterOpts};
 use tokio::sync::mpsc;
@@ -285,7 +285,11 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
             while let Ok(ev) = cl.rx.try_recv() {
                 match ev {
                     Event::Message { text, .. } => received.entry(text).or_default().push(i),
-                    Event::State { id, state, .. } if state == "sent" => {
+                    Event::State {
+                        id,
+                        delivery: Delivery::Sent(_),
+                        ..
+                    } => {
                         sent_ids.insert((i, id));
                     }
                     Event::Round { round, hash, .. } => {
