@@ -21,6 +21,7 @@
 
 pub mod catchup;
 pub mod inbox;
+mod io;
 mod jobs;
 pub mod local;
 pub mod names;
@@ -34,7 +35,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use protocol::bounded::Fixed;
 use protocol::submission::build_submission;
-use protocol::wire::{ClientRequest, PublicKeys, Register, Round, ServerIndex, SignedOutput};
+use protocol::wire::{ClientRequest, Register, Round, ServerIndex, SignedOutput};
 use protocol::Params;
 use rand::rngs::StdRng;
 use sha2::{Digest, Sha256};
@@ -48,6 +49,7 @@ use self::vouch::{Offer, VouchBook};
 use crate::delivery::Delivery;
 use crate::event::Event;
 use crate::store::StoreError;
+pub use io::{Answer, Command, Failure, RequestId, Token, UserRequest};
 pub use local::LocalStore;
 
 /// User requests (send, register, lookups) in progress at once; more wait in the
@@ -68,86 +70,6 @@ pub struct CoreConfig {
     pub server_dh: Vec<PublicKey>,
     /// Servers' ed25519 keys (they sign outputs), by index.
     pub server_sign: Vec<[u8; 32]>,
-}
-
-/// Names a user request, so its answer finds the caller.
-pub type Token = u64;
-/// Names a request to a server, so its answer finds its job.
-pub type RequestId = u64;
-
-/// What the user asks the engine.
-#[derive(Clone, Debug)]
-pub enum UserRequest {
-    /// Queue `text` for `to` (a registered name, or `key:<hex>`).
-    Send {
-        /// Recipient.
-        to: String,
-        /// Text.
-        text: String,
-        /// Send from a one-time reply key.
-        anonymous: bool,
-    },
-    /// Register `name` for our keys.
-    Register {
-        /// Name.
-        name: String,
-    },
-    /// Look up a name.
-    Lookup {
-        /// Name.
-        name: String,
-    },
-    /// Look up a fingerprint.
-    LookupFingerprint {
-        /// Fingerprint bytes.
-        fingerprint: [u8; 32],
-    },
-}
-
-/// The answer to a [`UserRequest`] (errors are sentences for the user).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Answer {
-    /// Queued under this outbox id.
-    Send(Result<u64, String>),
-    /// Registered.
-    Register(Result<(), String>),
-    /// The keys registered under a name.
-    Lookup(Result<Option<PublicKeys>, String>),
-    /// Name and keys of a fingerprint's owner.
-    LookupFingerprint(Result<Option<(String, PublicKeys)>, String>),
-}
-
-/// What the shell must do.
-#[derive(Clone, Debug)]
-pub enum Command {
-    /// Send `req` to server `server`; report the answer, or a failure after `timeout_ms`,
-    /// with [`ClientCore::handle_response`].
-    Request {
-        /// Id to report back.
-        id: RequestId,
-        /// Server index.
-        server: ServerIndex,
-        /// The request.
-        req: ClientRequest,
-        /// Give up after this long.
-        timeout_ms: u64,
-    },
-    /// Hand the answer to the caller of user request `token`.
-    Answer {
-        /// The request.
-        token: Token,
-        /// Its answer.
-        answer: Answer,
-    },
-}
-
-/// Why a request got no answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// No answer within the timeout.
-    TimedOut,
-    /// The connection reported an error (its text).
-    Conn(String),
 }
 
 /// What a request is for.
