@@ -95,7 +95,7 @@ impl CatchUp {
             }
             let page = outputs.into_vec();
             let full = page.len() == protocol::limits::MAX_HISTORY_OUTPUTS;
-            let next = page.last().map(|o| o.output.round + 1);
+            let next = page.last().map(|o| o.output.round.saturating_add(1));
             out.outputs = page;
             if let (Some(nx), true) = (next, full) {
                 self.from = nx;

@@ -226,7 +226,7 @@ impl Outbox {
             .pending
             .keys()
             .copied()
-            .filter(|r| void.contains(r) || r + LOST_AFTER_ROUNDS < open_round)
+            .filter(|r| void.contains(r) || r.saturating_add(LOST_AFTER_ROUNDS) < open_round)
             .collect();
         stale
             .into_iter()
@@ -310,7 +310,7 @@ impl Outbox {
             return ev;
         }
         let window = 1u64 << o.attempts.min(4);
-        o.not_before = open_round + rng.gen_range(0..window);
+        o.not_before = open_round.saturating_add(rng.gen_range(0..window));
         self.state(out_id, Delivery::Retrying { round, reason: why })
     }
 }

@@ -96,7 +96,9 @@ impl VouchBook {
             return Offer::Refused(Refused::WrongShape);
         }
         let r = output.round;
-        if self.accepted.contains(&r) || last_processed.is_some_and(|l| r + VOUCH_WINDOW < l) {
+        if self.accepted.contains(&r)
+            || last_processed.is_some_and(|l| r.saturating_add(VOUCH_WINDOW) < l)
+        {
             return Offer::Refused(Refused::Old);
         }
         let round = self.pending.entry(r).or_default();
