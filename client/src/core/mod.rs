@@ -488,7 +488,13 @@ impl<S: LocalStore> ClientCore<S> {
                 let req = ClientRequest::History { from_round };
                 self.send(server, req, Job::History, None, HISTORY_TIMEOUT_MS);
             }
-            catchup::Step::Done => self.catchup = None,
+            catchup::Step::Done => {
+                // Nobody answered (connections still coming up, or every server busy):
+                // try again on the next tick rather than never learning of a gap.
+                if self.catchup.take().is_some_and(|c| c.answered() == 0) {
+                    self.caught_up = false;
+                }
+            }
         }
     }
 

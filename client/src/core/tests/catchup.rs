@@ -193,3 +193,20 @@ fn three_ticks_behind_start_a_catch_up() {
     sim.status(status(13, Some(12), &[]));
     assert_eq!(history_req(&mut sim).map(|(_, s, f)| (s, f)), Some((0, 11)));
 }
+
+#[test]
+fn a_catch_up_nobody_answered_is_tried_again_next_tick() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let mut sim = c.sim(me, store_at(10), 1);
+    sim.core.handle_server_up(0);
+    sim.tick();
+    for server in 0..3 {
+        let (id, s, _) = history_req(&mut sim).unwrap();
+        assert_eq!(s, server);
+        sim.fail(id, Failure::Conn(format!("server {s}: dial failure")));
+    }
+    assert!(history_req(&mut sim).is_none());
+    sim.tick();
+    assert_eq!(history_req(&mut sim).map(|(_, s, f)| (s, f)), Some((0, 11)));
+}
