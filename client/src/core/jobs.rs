@@ -243,7 +243,7 @@ impl<S: LocalStore> ClientCore<S> {
                 if self.behind_ticks >= 3 {
                     self.behind_ticks = 0;
                     if self.catchup.is_none() {
-                        self.start_catch_up();
+                        self.start_catch_up(self.last_processed);
                     }
                 }
             } else {

@@ -119,6 +119,9 @@ pub struct ClientCore<S> {
     inbound: NameQueue,
     catchup: Option<CatchUp>,
     caught_up: bool,
+    /// The last round processed before this start: the first catch-up fetches from
+    /// there even if gossip was accepted before a server answered it.
+    resume_after: Option<Round>,
     behind_ticks: u32,
     status_out: bool,
     submit_out: bool,
@@ -179,6 +182,7 @@ impl<S: LocalStore> ClientCore<S> {
             inbound: NameQueue::default(),
             catchup: None,
             caught_up: last_processed.is_none(),
+            resume_after: last_processed,
             behind_ticks: 0,
             status_out: false,
             submit_out: false,
@@ -243,7 +247,7 @@ impl<S: LocalStore> ClientCore<S> {
     pub fn handle_tick(&mut self, _now_ms: u64) {
         if !self.caught_up && !self.connected.is_empty() {
             self.caught_up = true;
-            self.start_catch_up();
+            self.start_catch_up(self.resume_after);
         }
         if !self.status_out {
             self.status_out = true;
@@ -473,8 +477,8 @@ impl<S: LocalStore> ClientCore<S> {
         }
     }
 
-    fn start_catch_up(&mut self) {
-        let Some(last) = self.last_processed else {
+    fn start_catch_up(&mut self, after: Option<Round>) {
+        let Some(last) = after else {
             return;
         };
         let (c, step) = CatchUp::start(last, self.cfg.params.f() + 1, self.cfg.server_sign.len());

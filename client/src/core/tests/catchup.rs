@@ -210,3 +210,17 @@ fn a_catch_up_nobody_answered_is_tried_again_next_tick() {
     sim.tick();
     assert_eq!(history_req(&mut sim).map(|(_, s, f)| (s, f)), Some((0, 11)));
 }
+
+#[test]
+fn the_first_catch_up_starts_from_the_stored_round_even_after_fresh_gossip() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let mut sim = c.sim(me, store_at(10), 1);
+    sim.core.handle_server_up(0);
+    // Gossip of round 30 is accepted before the first tick.
+    let out = c.output(30, vec![3]);
+    sim.vouched(&c, &out, &[0, 1]);
+    assert_eq!(sim.core.last_processed(), Some(30));
+    sim.tick();
+    assert_eq!(history_req(&mut sim).map(|(_, s, f)| (s, f)), Some((0, 11)));
+}
