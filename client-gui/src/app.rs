@@ -569,13 +569,11 @@ impl App {
             }
             Event::State {
                 id,
-                state,
-                round,
-                reason,
+                delivery,
                 fragments,
                 ..
             } => {
-                let d = Delivery::from_engine(&state, round, reason);
+                let d = Delivery::from_engine(&delivery);
                 match self.book.by_outbox_id(id) {
                     Some(b) => {
                         b.delivery = d;

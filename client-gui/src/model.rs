@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use client::delivery::Delivery as EngineDelivery;
 use client::store::{Direction, HistoryEntry};
 use serde::{Deserialize, Serialize};
 
@@ -28,20 +29,14 @@ pub enum Delivery {
 }
 
 impl Delivery {
-    /// From the engine's `state` string (`queued`, `in_round`, `sent`, `retrying`,
-    /// `failed`) or a history entry's (`sent`, `failed: why`, `queued`).
-    pub fn from_engine(state: &str, round: Option<u64>, reason: Option<String>) -> Self {
-        let reason = || reason.clone().unwrap_or_else(|| "no reason given".into());
-        match state {
-            "queued" => Self::Queued,
-            "in_round" => Self::InRound(round.unwrap_or(0)),
-            "sent" => Self::Sent(round.unwrap_or(0)),
-            "retrying" => Self::Retrying(reason()),
-            "failed" => Self::Failed(reason()),
-            other => match other.strip_prefix("failed: ") {
-                Some(why) => Self::Failed(why.to_string()),
-                None => Self::Queued,
-            },
+    /// From the engine's typed state (reasons become the words shown).
+    pub fn from_engine(d: &EngineDelivery) -> Self {
+        match d {
+            EngineDelivery::Queued => Self::Queued,
+            EngineDelivery::InRound(r) => Self::InRound(*r),
+            EngineDelivery::Sent(r) => Self::Sent(*r),
+            EngineDelivery::Retrying { reason, .. } => Self::Retrying(reason.to_string()),
+            EngineDelivery::Failed { reason, .. } => Self::Failed(reason.to_string()),
         }
     }
 
@@ -237,7 +232,7 @@ impl Book {
             self.ensure(&name, &e.peer);
             let outgoing = e.direction == Direction::Sent;
             let delivery = if outgoing {
-                Delivery::from_engine(&e.state, Some(e.round), None)
+                Delivery::from_engine(&EngineDelivery::from_stored(&e.state, e.round))
             } else {
                 Delivery::Received(e.round)
             };
@@ -305,24 +300,40 @@ mod tests {
 
     #[test]
     fn engine_states_map_to_labels() {
+        use client::delivery::{FailReason, RetryReason};
         assert_eq!(
-            Delivery::from_engine("queued", None, None).label(),
+            Delivery::from_engine(&EngineDelivery::Queued).label(),
             "queued"
         );
         assert_eq!(
-            Delivery::from_engine("in_round", Some(7), None).label(),
+            Delivery::from_engine(&EngineDelivery::InRound(7)).label(),
             "in round 7"
         );
         assert_eq!(
-            Delivery::from_engine("sent", Some(9), None).label(),
+            Delivery::from_engine(&EngineDelivery::Sent(9)).label(),
             "sent · round 9"
         );
         assert_eq!(
-            Delivery::from_engine("failed", Some(9), Some("collision 8 times".into())).label(),
+            Delivery::from_engine(&EngineDelivery::Failed {
+                round: 9,
+                reason: FailReason::Recorded("collision 8 times".into())
+            })
+            .label(),
             "failed: collision 8 times"
         );
         assert_eq!(
-            Delivery::from_engine("failed: no user named \"x\"", Some(0), None),
+            Delivery::from_engine(&EngineDelivery::Retrying {
+                round: 9,
+                reason: RetryReason::Collision
+            })
+            .label(),
+            "retrying: collision: another sender used the same slot"
+        );
+        assert_eq!(
+            Delivery::from_engine(&EngineDelivery::from_stored(
+                "failed: no user named \"x\"",
+                0
+            )),
             Delivery::Failed("no user named \"x\"".into())
         );
     }

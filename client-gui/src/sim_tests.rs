@@ -2,7 +2,7 @@
 //! (clicks, typing, Enter), and the engine's answers and events are fed to `update` the
 //! way the event stream delivers them.
 
-use client::engine::Event;
+use client::engine::{Delivery, Event, FailReason, RetryReason};
 use iced::keyboard::key::Named;
 use iced_test::selector::{self, Candidate};
 use iced_test::{simulator, Simulator};
@@ -131,18 +131,14 @@ fn enter_sends_and_the_engine_moves_it_from_queued_to_sent() {
     let _ = app.update(Message::Engine(Event::State {
         id: 42,
         to: "bob".into(),
-        state: "in_round".into(),
-        round: Some(7),
-        reason: None,
+        delivery: Delivery::InRound(7),
         fragments: 1,
     }));
     assert!(shows(&app, "in round 7"));
     let _ = app.update(Message::Engine(Event::State {
         id: 42,
         to: "bob".into(),
-        state: "sent".into(),
-        round: Some(7),
-        reason: None,
+        delivery: Delivery::Sent(7),
         fragments: 1,
     }));
     assert!(shows(&app, "sent · round 7"));
@@ -156,9 +152,7 @@ fn a_state_that_beats_the_outbox_id_is_not_lost() {
     let _ = app.update(Message::Engine(Event::State {
         id: 5,
         to: "bob".into(),
-        state: "in_round".into(),
-        round: Some(3),
-        reason: None,
+        delivery: Delivery::InRound(3),
         fragments: 1,
     }));
     let _ = app.update(Message::Queued {
@@ -179,21 +173,32 @@ fn a_failed_message_shows_its_reason() {
     let _ = app.update(Message::Engine(Event::State {
         id: 3,
         to: "bob".into(),
-        state: "retrying".into(),
-        round: Some(10),
-        reason: Some("slot collision".into()),
+        delivery: Delivery::Retrying {
+            round: 10,
+            reason: RetryReason::Collision,
+        },
         fragments: 1,
     }));
-    assert!(shows(&app, "retrying: slot collision"));
+    assert!(shows(
+        &app,
+        "retrying: collision: another sender used the same slot"
+    ));
     let _ = app.update(Message::Engine(Event::State {
         id: 3,
         to: "bob".into(),
-        state: "failed".into(),
-        round: Some(18),
-        reason: Some("8 attempts collided or were void".into()),
+        delivery: Delivery::Failed {
+            round: 18,
+            reason: FailReason::GaveUp {
+                attempts: 8,
+                last: RetryReason::Void,
+            },
+        },
         fragments: 1,
     }));
-    assert!(shows(&app, "failed: 8 attempts collided or were void"));
+    assert!(shows(
+        &app,
+        "failed: gave up after 8 tries; last: round was void (too few participants)"
+    ));
     // A refusal by the engine itself (before any round) is a failure too.
     type_into(&mut app, COMPOSER, "second");
     let _ = app.update(Message::Queued {

@@ -5,9 +5,16 @@
 //!   the gossiped round outputs.
 //! - [`config`]: client config files → settings.
 //! - [`store`]: the local history, outbox and delivery record (redb).
-//! - [`engine`]: rounds, outbox, inbox and events.
+//! - [`core`]: the sans-IO client core — every decision (outbox, vouches, inbox,
+//!   catch-up, names); inputs in, commands and events out, no I/O.
+//! - [`delivery`]: the typed delivery state of an outgoing message.
+//! - [`event`]: what the engine reports.
+//! - [`engine`]: the async shell that runs the core over [`conn`] and [`store`].
 
 pub mod config;
 pub mod conn;
+pub mod core;
+pub mod delivery;
 pub mod engine;
+pub mod event;
 pub mod store;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use client::config::Settings;
-use client::engine::{self, Event};
+use client::engine::{self, Delivery, Event};
 use client::store::{Direction, Store};
 use tokio::io::AsyncBufReadExt;
 
@@ -97,17 +97,18 @@ fn print(json: bool, ev: &Event) {
         Event::State {
             id,
             to,
-            state,
-            round,
-            reason,
+            delivery,
             fragments,
         } => {
-            let r = round.map(|r| format!(" round {r}")).unwrap_or_default();
-            let why = reason
-                .as_ref()
+            let r = delivery
+                .round()
+                .map(|r| format!(" round {r}"))
+                .unwrap_or_default();
+            let why = delivery
+                .reason()
                 .map(|w| format!(" ({w})"))
                 .unwrap_or_default();
-            println!("message {id} to {to} ({fragments} slot(s)): {state}{r}{why}");
+            println!("message {id} to {to} ({fragments} slot(s)): {delivery}{r}{why}");
         }
         Event::ServerUp { server } => eprintln!("server {server} up"),
         Event::ServerDown { server } => eprintln!("server {server} down"),
@@ -240,12 +241,18 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     bail!("message {id} to {to} was not sent within {timeout_secs} s");
                 };
                 print(json, &ev);
-                if let Event::State { id: i, state, .. } = &ev {
-                    if *i == id && state == "sent" {
-                        return Ok(std::process::ExitCode::SUCCESS);
-                    }
-                    if *i == id && state == "failed" {
-                        return Ok(std::process::ExitCode::FAILURE);
+                if let Event::State {
+                    id: i, delivery, ..
+                } = &ev
+                {
+                    match delivery {
+                        Delivery::Sent(_) if *i == id => {
+                            return Ok(std::process::ExitCode::SUCCESS)
+                        }
+                        Delivery::Failed { .. } if *i == id => {
+                            return Ok(std::process::ExitCode::FAILURE)
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use client::engine::{EngineHandle, Event};
+use client::engine::{Delivery, EngineHandle, Event};
 use rand::{Rng, SeedableRng};
 use tests::chaos::invariants::{check, Finding, Observations};
 use tests::chaos::schedule::{self, Executor, Fault, Shape, DRAIN};
@@ -225,7 +225,11 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
             while let Ok(ev) = cl.rx.try_recv() {
                 match ev {
                     Event::Message { text, .. } => obs.received(i, text),
-                    Event::State { id, state, .. } if state == "sent" => {
+                    Event::State {
+                        id,
+                        delivery: Delivery::Sent(_),
+                        ..
+                    } => {
                         obs.sent(i, id);
                     }
                     Event::Round { round, hash, .. } => {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use client::engine::{Delivery, RetryReason};
 use rand::{Rng, SeedableRng};
 use tests::cluster::{Cluster, ClusterOpts};
 
@@ -103,7 +104,15 @@ async fn fifty_messages_among_eight_clients_arrive_exactly_once_and_servers_neve
     let sent_states = clients
         .iter()
         .flat_map(|cl| cl.seen.iter())
-        .filter(|e| matches!(e, client::engine::Event::State { state, .. } if state == "sent"))
+        .filter(|e| {
+            matches!(
+                e,
+                client::engine::Event::State {
+                    delivery: client::engine::Delivery::Sent(_),
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(sent_states, 50);
 
@@ -248,9 +257,15 @@ async fn a_client_away_for_twenty_rounds_receives_what_was_sent_meanwhile() {
             cl[0]
                 .seen
                 .iter()
-                .filter(
-                    |e| matches!(e, client::engine::Event::State { state, .. } if state == "sent"),
-                )
+                .filter(|e| {
+                    matches!(
+                        e,
+                        client::engine::Event::State {
+                            delivery: client::engine::Delivery::Sent(_),
+                            ..
+                        }
+                    )
+                })
                 .count()
                 >= 3
         },
@@ -307,10 +322,15 @@ async fn rounds_below_the_anonymity_set_are_void_and_the_sender_retries() {
         &mut clients,
         "the sender is told its round was void",
         |cl| {
-            cl[0]
-                .states(id)
-                .iter()
-                .any(|(s, r)| s == "retrying" && r.as_deref().is_some_and(|r| r.contains("void")))
+            cl[0].states(id).iter().any(|d| {
+                matches!(
+                    d,
+                    Delivery::Retrying {
+                        reason: RetryReason::Void,
+                        ..
+                    }
+                )
+            })
         },
     )
     .await;
@@ -347,10 +367,16 @@ async fn two_senders_in_one_slot_collide_detect_it_and_both_get_through() {
     ];
     // Queue one message on each of two clients at once; they usually land in the same
     // round and so the same (only) slot. Repeat until a collision was observed.
-    let collided = |states: Vec<(String, Option<String>)>| {
-        states
-            .iter()
-            .any(|(s, r)| s == "retrying" && r.as_deref().is_some_and(|r| r.contains("collision")))
+    let collided = |states: Vec<Delivery>| {
+        states.iter().any(|d| {
+            matches!(
+                d,
+                Delivery::Retrying {
+                    reason: RetryReason::Collision,
+                    ..
+                }
+            )
+        })
     };
     let mut expected = Vec::new();
     let mut saw_collision = false;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use client::engine::{EngineHandle, Event};
+use client::engine::{Delivery, EngineHandle, Event};
 use tests::cluster::Cluster;
 use tokio::sync::mpsc;
 
@@ -82,16 +82,13 @@ impl Client {
     }
 
     /// The states outbox message `id` went through.
-    pub fn states(&self, id: u64) -> Vec<(String, Option<String>)> {
+    pub fn states(&self, id: u64) -> Vec<Delivery> {
         self.seen
             .iter()
             .filter_map(|e| match e {
                 Event::State {
-                    id: i,
-                    state,
-                    reason,
-                    ..
-                } if *i == id => Some((state.clone(), reason.clone())),
+                    id: i, delivery, ..
+                } if *i == id => Some(delivery.clone()),
                 _ => None,
             })
             .collect()

@@ -1,0 +1,292 @@
+//! Answers from servers, matched to what they were for: status, submission,
+//! registration, directory lookups and catch-up pages.
+//!
+//! Part of [`super::ClientCore`]: the shell reports each answer (or failure) with
+//! `handle_response`, and the job it belongs to decides what follows.
+
+use protocol::bounded::Bytes;
+use protocol::limits::MAX_NAME_BYTES;
+use protocol::wire::{ClientRequest, ClientResponse, PublicKeys, RejectReason, Round, StatusInfo};
+
+use super::outbox::Pending;
+use super::{Answer, ClientCore, Failure, InFlight, Job, LocalStore, RequestId, Rotation, Token};
+use crate::event::Event;
+
+/// A directory entry as servers return it.
+type Entry = (Bytes<MAX_NAME_BYTES>, PublicKeys);
+
+/// What a directory answer is for.
+pub(super) enum DirThen {
+    /// A user's name lookup.
+    Lookup(Token),
+    /// A user's fingerprint lookup.
+    Fingerprint(Token),
+    /// Queue a message once the recipient's key is known.
+    Send {
+        token: Token,
+        to: String,
+        text: String,
+        anonymous: bool,
+    },
+    /// Name the sender of received messages.
+    Name([u8; 32]),
+}
+
+/// A directory query: asked up to `n` times (each ask moves through the servers),
+/// because servers answer from their own applied state and one may not have applied a
+/// registration yet, while names never change once registered.
+pub(super) struct DirJob {
+    asks: usize,
+    answered: bool,
+    last: String,
+    then: DirThen,
+}
+
+impl<S: LocalStore> ClientCore<S> {
+    pub(super) fn directory(&mut self, req: ClientRequest, then: DirThen) {
+        let job = DirJob {
+            asks: 0,
+            answered: false,
+            last: "no server reachable".into(),
+            then,
+        };
+        self.ask(super::Job::Directory(job), req);
+    }
+
+    /// The answer to request `id`, or why there was none.
+    pub fn handle_response(
+        &mut self,
+        id: RequestId,
+        result: Result<ClientResponse, Failure>,
+        now_ms: u64,
+    ) {
+        let Some(InFlight {
+            server,
+            req,
+            job,
+            rotation,
+        }) = self.in_flight.remove(&id)
+        else {
+            return; // not ours, or answered already
+        };
+        let Some(rot) = rotation else {
+            // A catch-up page: one server, no rotation.
+            self.finish(job, result.map_err(|_| String::new()), req, now_ms);
+            return;
+        };
+        let n = self.cfg.server_sign.len().max(1);
+        let outcome = match result {
+            Ok(ClientResponse::Unavailable(why)) => Err(format!(
+                "server {server}: {}",
+                String::from_utf8_lossy(why.as_slice())
+            )),
+            Ok(resp) => Ok(resp),
+            Err(Failure::TimedOut) => Err(format!("server {server} timed out")),
+            Err(Failure::Conn(e)) => Err(e),
+        };
+        match outcome {
+            Ok(resp) => {
+                self.next_server = (usize::from(server) + 1) % n;
+                self.finish(job, Ok(resp), req, now_ms);
+            }
+            Err(_) if rot.tried + 1 < n => {
+                let next = ((usize::from(server) + 1) % n) as u16;
+                let rotation = Rotation {
+                    tried: rot.tried + 1,
+                };
+                let t = self.ask_timeout_ms();
+                self.send(next, req, job, Some(rotation), t);
+            }
+            Err(last) => {
+                self.next_server = (self.next_server + 1) % n;
+                self.finish(job, Err(last), req, now_ms);
+            }
+        }
+    }
+
+    fn finish(
+        &mut self,
+        job: Job,
+        result: Result<ClientResponse, String>,
+        req: ClientRequest,
+        now_ms: u64,
+    ) {
+        match job {
+            Job::Status => {
+                self.status_out = false;
+                if let Ok(ClientResponse::Status(s)) = result {
+                    self.on_status(s);
+                }
+            }
+            Job::Submit { round, pending } => self.on_submitted(round, pending, result),
+            Job::Register { token, name } => {
+                let r = match result {
+                    Ok(ClientResponse::Accepted { .. }) => Ok(()),
+                    Ok(ClientResponse::Rejected(RejectReason::NameTaken)) => {
+                        Err(format!("the name {name:?} is taken"))
+                    }
+                    Ok(ClientResponse::Rejected(r)) => Err(r.to_string()),
+                    Ok(other) => Err(format!("unexpected answer {other:?}")),
+                    Err(e) => Err(format!("cluster unreachable: {e}")),
+                };
+                self.answer(token, Answer::Register(r));
+            }
+            Job::Directory(mut d) => {
+                let found = match result {
+                    Ok(ClientResponse::Identity(Some(found))) => Some(found),
+                    Ok(ClientResponse::Identity(None)) => {
+                        d.answered = true;
+                        None
+                    }
+                    Ok(other) => {
+                        d.last = format!("unexpected answer {other:?}");
+                        None
+                    }
+                    Err(e) => {
+                        d.last = e;
+                        None
+                    }
+                };
+                d.asks += 1;
+                match found {
+                    Some(entry) => self.directory_done(d.then, Ok(Some(entry)), now_ms),
+                    None if d.asks < self.cfg.server_sign.len() => self.ask(Job::Directory(d), req),
+                    None if d.answered => self.directory_done(d.then, Ok(None), now_ms),
+                    None => self.directory_done(d.then, Err(d.last), now_ms),
+                }
+            }
+            Job::History => {
+                let Some(mut c) = self.catchup.take() else {
+                    return;
+                };
+                let page = c.on_answer(result.ok());
+                self.catchup = Some(c);
+                if let Some((from_round, to_round)) = page.gap {
+                    self.events.push_back(Event::Gap {
+                        from_round,
+                        to_round,
+                    });
+                }
+                for signed in page.outputs {
+                    self.handle_signed_output(signed, now_ms);
+                }
+                if let Some(step) = page.next {
+                    self.catch_up_step(step);
+                }
+            }
+        }
+    }
+
+    fn directory_done(&mut self, then: DirThen, r: Result<Option<Entry>, String>, now_ms: u64) {
+        let lossy =
+            |name: &Bytes<MAX_NAME_BYTES>| String::from_utf8_lossy(name.as_slice()).into_owned();
+        match then {
+            DirThen::Lookup(token) => {
+                self.answer(token, Answer::Lookup(r.map(|o| o.map(|(_, k)| k))));
+            }
+            DirThen::Fingerprint(token) => {
+                let r = r.map(|o| o.map(|(name, k)| (lossy(&name), k)));
+                self.answer(token, Answer::LookupFingerprint(r));
+            }
+            DirThen::Send {
+                token,
+                to,
+                text,
+                anonymous,
+            } => match r {
+                Ok(Some((_, keys))) => self.queue(token, to, text, anonymous, keys.dh.0, now_ms),
+                Ok(None) => {
+                    let e = format!("no user named {to:?} is registered");
+                    self.answer(token, Answer::Send(Err(e)));
+                }
+                Err(e) => self.answer(token, Answer::Send(Err(e))),
+            },
+            DirThen::Name(dh) => {
+                let name = match r {
+                    Ok(Some((name, _))) => {
+                        let name = lossy(&name);
+                        self.names.insert(dh, name.clone());
+                        Some(name)
+                    }
+                    // Not cached: the sender may register later.
+                    _ => None,
+                };
+                self.inbound.resolved(dh, name);
+                self.flush_inbound(now_ms);
+            }
+        }
+    }
+
+    /// A status answer: void and lost rounds go back to the outbox, a client that fell
+    /// behind catches up, and the open round gets our submission.
+    fn on_status(&mut self, status: StatusInfo) {
+        self.leader = status.leader;
+        if status.open_round > self.open_round {
+            self.open_round = status.open_round;
+        }
+        let void = status.recent_void.as_slice().iter().copied().collect();
+        for (r, p, why) in self.outbox.take_stale(&void, self.open_round) {
+            let ev = self.outbox.retry(
+                p.out_id,
+                r,
+                why,
+                self.open_round,
+                &mut self.store,
+                &mut self.rng,
+            );
+            self.events.extend(ev);
+        }
+        // Missed gossip? Fetch what was revealed meanwhile.
+        if let (Some(rev), Some(last)) = (status.last_revealed, self.last_processed) {
+            if rev > last && !self.vouches.is_accepted(rev) {
+                self.behind_ticks += 1;
+                if self.behind_ticks >= 3 {
+                    self.behind_ticks = 0;
+                    if self.catchup.is_none() {
+                        self.start_catch_up(self.last_processed);
+                    }
+                }
+            } else {
+                self.behind_ticks = 0;
+            }
+        }
+        if self.open_round > self.submitted_round && !self.submit_out {
+            self.submit(self.open_round);
+        }
+    }
+
+    fn on_submitted(
+        &mut self,
+        round: Round,
+        pending: Option<Pending>,
+        result: Result<ClientResponse, String>,
+    ) {
+        self.submit_out = false;
+        let r = match result {
+            Ok(ClientResponse::Accepted { round }) => round,
+            // A retry of a submission that did commit.
+            Ok(ClientResponse::Rejected(RejectReason::DuplicateSubmission { .. })) => round,
+            Ok(ClientResponse::Rejected(RejectReason::StaleRound { open, .. })) => {
+                // The round closed while we built it; the next status submits for `open`.
+                self.open_round = self.open_round.max(open);
+                return;
+            }
+            other => {
+                let e = match other {
+                    Ok(ClientResponse::Rejected(r)) => r.to_string(),
+                    Ok(other) => format!("unexpected answer {other:?}"),
+                    Err(e) => e,
+                };
+                self.events.push_back(Event::Error {
+                    message: format!("submission for round {round} failed: {e}"),
+                });
+                return;
+            }
+        };
+        self.submitted_round = r;
+        if let Some(p) = pending {
+            let ev = self.outbox.submitted(r, p);
+            self.events.extend(ev);
+        }
+    }
+}

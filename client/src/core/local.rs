@@ -1,0 +1,108 @@
+//! The core's view of the local store: a small synchronous trait.
+//!
+//! The core needs answers from the store in the middle of a decision (the id of a new
+//! history entry becomes the outbox id; "was this message delivered before?" decides
+//! whether it is shown), so it takes the store as a trait instead of emitting store
+//! commands. The engine shell passes the redb [`crate::store::Store`]; unit tests pass
+//! [`MemStore`]. A local directory can later sit beside this trait the same way.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::store::{HistoryEntry, OutboxRecord, Store, StoreError};
+
+/// What the core reads and writes locally. Errors are reported, never fatal.
+pub trait LocalStore {
+    /// Append a history entry; returns its id (also the outbox id).
+    fn add_history(&mut self, entry: &HistoryEntry) -> Result<u64, StoreError>;
+    /// Record a sent message's final round and state text.
+    fn update_history(&mut self, id: u64, round: u64, state: &str) -> Result<(), StoreError>;
+    /// Queue an outgoing message under its history id.
+    fn put_outbox(&mut self, id: u64, rec: &OutboxRecord) -> Result<(), StoreError>;
+    /// Drop a message from the outbox (sent or failed).
+    fn remove_outbox(&mut self, id: u64) -> Result<(), StoreError>;
+    /// The outbox, oldest first.
+    fn outbox(&self) -> Result<Vec<(u64, OutboxRecord)>, StoreError>;
+    /// Record a delivered message key; false if it was delivered before.
+    fn mark_delivered(&mut self, key: &[u8], round: u64) -> Result<bool, StoreError>;
+    /// The last round processed.
+    fn last_round(&self) -> Result<Option<u64>, StoreError>;
+    /// Remember the last round processed.
+    fn set_last_round(&mut self, round: u64) -> Result<(), StoreError>;
+}
+
+impl LocalStore for Store {
+    fn add_history(&mut self, entry: &HistoryEntry) -> Result<u64, StoreError> {
+        Store::add_history(self, entry)
+    }
+    fn update_history(&mut self, id: u64, round: u64, state: &str) -> Result<(), StoreError> {
+        Store::update_history(self, id, round, state)
+    }
+    fn put_outbox(&mut self, id: u64, rec: &OutboxRecord) -> Result<(), StoreError> {
+        Store::put_outbox(self, id, rec)
+    }
+    fn remove_outbox(&mut self, id: u64) -> Result<(), StoreError> {
+        Store::remove_outbox(self, id)
+    }
+    fn outbox(&self) -> Result<Vec<(u64, OutboxRecord)>, StoreError> {
+        Store::outbox(self)
+    }
+    fn mark_delivered(&mut self, key: &[u8], round: u64) -> Result<bool, StoreError> {
+        Store::mark_delivered(self, key, round)
+    }
+    fn last_round(&self) -> Result<Option<u64>, StoreError> {
+        Store::last_round(self)
+    }
+    fn set_last_round(&mut self, round: u64) -> Result<(), StoreError> {
+        Store::set_last_round(self, round)
+    }
+}
+
+/// An in-memory store with the same rules, for deterministic tests.
+#[derive(Clone, Debug, Default)]
+pub struct MemStore {
+    /// History by id.
+    pub history: BTreeMap<u64, HistoryEntry>,
+    /// Outbox by id.
+    pub outbox: BTreeMap<u64, OutboxRecord>,
+    /// Delivered message keys.
+    pub delivered: BTreeSet<Vec<u8>>,
+    /// Last round processed.
+    pub last_round: Option<u64>,
+    next_id: u64,
+}
+
+impl LocalStore for MemStore {
+    fn add_history(&mut self, entry: &HistoryEntry) -> Result<u64, StoreError> {
+        self.next_id += 1;
+        self.history.insert(self.next_id, entry.clone());
+        Ok(self.next_id)
+    }
+    fn update_history(&mut self, id: u64, round: u64, state: &str) -> Result<(), StoreError> {
+        if let Some(e) = self.history.get_mut(&id) {
+            e.round = round;
+            e.state = state.to_string();
+        }
+        Ok(())
+    }
+    fn put_outbox(&mut self, id: u64, rec: &OutboxRecord) -> Result<(), StoreError> {
+        self.outbox.insert(id, rec.clone());
+        Ok(())
+    }
+    fn remove_outbox(&mut self, id: u64) -> Result<(), StoreError> {
+        self.outbox.remove(&id);
+        Ok(())
+    }
+    fn outbox(&self) -> Result<Vec<(u64, OutboxRecord)>, StoreError> {
+        Ok(self.outbox.iter().map(|(k, v)| (*k, v.clone())).collect())
+    }
+    fn mark_delivered(&mut self, key: &[u8], _round: u64) -> Result<bool, StoreError> {
+        Ok(self.delivered.insert(key.to_vec()))
+    }
+    fn last_round(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.last_round)
+    }
+    fn set_last_round(&mut self, round: u64) -> Result<(), StoreError> {
+        self.last_round = Some(round);
+        Ok(())
+    }
+}

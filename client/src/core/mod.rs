@@ -1,0 +1,543 @@
+//! The sans-IO client core: every decision the client makes, with no I/O of its own.
+//!
+//! ```text
+//!  engine shell ── handle_user / handle_tick(now) / handle_gossip / handle_response ──►
+//!                                   ClientCore ──► poll_command: send this request to
+//!                                      │             server i (with a timeout), answer
+//!                                      │             this user request
+//!                                      └─────────► poll_event: Event for the UI
+//! ```
+//! The core owns the outbox and its retries ([`outbox`]), output acceptance on f+1
+//! vouches ([`vouch`]), trial decryption and reassembly ([`inbox`]), catch-up
+//! bookkeeping ([`catchup`]), the name cache ([`names`]) and which server to ask next.
+//! It reads no clock (the time is an argument), spawns nothing and owns a seeded
+//! [`StdRng`], so tests are deterministic. The local store is a trait ([`LocalStore`]):
+//! its answers are needed mid-decision (a new message's id, "delivered before?"), so the
+//! core calls it rather than emitting store commands; the engine passes the redb store.
+//!
+//! Requests are independent: a paused server delays only the request waiting for it.
+//! At most one status request, one submission, one catch-up page and one sender-name
+//! lookup are out at a time, plus at most [`MAX_USER_REQUESTS`] user requests.
+
+pub mod catchup;
+pub mod inbox;
+mod io;
+mod jobs;
+pub mod local;
+pub mod names;
+pub mod outbox;
+pub mod vouch;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use protocol::bounded::Fixed;
+use protocol::submission::build_submission;
+use protocol::wire::{ClientRequest, Register, Round, ServerIndex, SignedOutput};
+use protocol::Params;
+use rand::rngs::StdRng;
+use sha2::{Digest, Sha256};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+use self::catchup::CatchUp;
+use self::inbox::Reassembly;
+use self::names::{NameQueue, Names};
+use self::outbox::{Outbox, Pending};
+use self::vouch::{Offer, VouchBook};
+use crate::delivery::Delivery;
+use crate::event::Event;
+use crate::store::StoreError;
+pub use io::{Answer, Command, Failure, RequestId, Token, UserRequest};
+pub use local::LocalStore;
+
+/// User requests (send, register, lookups) in progress at once; more wait in the
+/// engine's command channel.
+pub const MAX_USER_REQUESTS: usize = 64;
+/// How long a catch-up page may take.
+const HISTORY_TIMEOUT_MS: u64 = 5_000;
+
+/// The cluster as the core needs it (no addresses: the shell owns the network).
+pub struct CoreConfig {
+    /// Our identity.
+    pub identity: keys::Identity,
+    /// Round parameters.
+    pub params: Params,
+    /// Round length.
+    pub round_ms: u64,
+    /// Servers' x25519 keys (shares are sealed to them), by index.
+    pub server_dh: Vec<PublicKey>,
+    /// Servers' ed25519 keys (they sign outputs), by index.
+    pub server_sign: Vec<[u8; 32]>,
+}
+
+/// What a request is for.
+enum Job {
+    Status,
+    Submit {
+        round: Round,
+        pending: Option<Pending>,
+    },
+    Register {
+        token: Token,
+        name: String,
+    },
+    Directory(jobs::DirJob),
+    History,
+}
+
+/// A request out to a server. Asks (`rotation`) move on to the next server when one is
+/// unavailable; catch-up pages go to one server.
+struct InFlight {
+    server: ServerIndex,
+    req: ClientRequest,
+    job: Job,
+    rotation: Option<Rotation>,
+}
+
+/// Servers tried so far by one ask.
+struct Rotation {
+    tried: usize,
+}
+
+/// The client core. See the module doc.
+pub struct ClientCore<S> {
+    cfg: CoreConfig,
+    store: S,
+    rng: StdRng,
+    commands: VecDeque<Command>,
+    events: VecDeque<Event>,
+    in_flight: HashMap<RequestId, InFlight>,
+    next_request: RequestId,
+    next_server: usize,
+    user_requests: usize,
+    outbox: Outbox,
+    vouches: VouchBook,
+    reassembly: Reassembly,
+    names: Names,
+    inbound: NameQueue,
+    catchup: Option<CatchUp>,
+    caught_up: bool,
+    /// The last round processed before this start: the first catch-up fetches from
+    /// there even if gossip was accepted before a server answered it.
+    resume_after: Option<Round>,
+    behind_ticks: u32,
+    status_out: bool,
+    submit_out: bool,
+    connected: BTreeSet<ServerIndex>,
+    leader: Option<ServerIndex>,
+    open_round: Round,
+    submitted_round: Round,
+    last_processed: Option<Round>,
+}
+
+/// Conversation id of two x25519 keys (the same from both ends).
+pub fn conversation_id(a: &[u8; 32], b: &[u8; 32]) -> [u8; 16] {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let d = Sha256::new()
+        .chain_update(b"chorus/conversation/v1")
+        .chain_update(lo)
+        .chain_update(hi)
+        .finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+impl<S: LocalStore> ClientCore<S> {
+    /// A core over `store`: restores the outbox (announced as queued) and the last
+    /// round processed (a catch-up starts once a server is connected).
+    pub fn new(cfg: CoreConfig, store: S, mut rng: StdRng) -> Result<Self, StoreError> {
+        let last_processed = store.last_round()?;
+        let mut outbox = Outbox::default();
+        let slot_bytes = cfg.params.slot_bytes as usize;
+        for (id, rec) in store.outbox().unwrap_or_default() {
+            let reply_key = rec
+                .anonymous
+                .then(|| StaticSecret::random_from_rng(&mut rng));
+            outbox.add(id, rec, slot_bytes, reply_key);
+        }
+        let vouches = VouchBook::new(
+            cfg.server_sign.clone(),
+            cfg.params.f() + 1,
+            cfg.params.slots,
+            cfg.params.slot_bytes,
+        );
+        let events = outbox.all_queued().into();
+        Ok(Self {
+            cfg,
+            store,
+            rng,
+            commands: VecDeque::new(),
+            events,
+            in_flight: HashMap::new(),
+            next_request: 0,
+            next_server: 0,
+            user_requests: 0,
+            outbox,
+            vouches,
+            reassembly: Reassembly::default(),
+            names: Names::default(),
+            inbound: NameQueue::default(),
+            catchup: None,
+            caught_up: last_processed.is_none(),
+            resume_after: last_processed,
+            behind_ticks: 0,
+            status_out: false,
+            submit_out: false,
+            connected: BTreeSet::new(),
+            leader: None,
+            open_round: 0,
+            submitted_round: 0,
+            last_processed,
+        })
+    }
+
+    /// How often the shell should call [`Self::handle_tick`]: a quarter round, within
+    /// 25..=500 ms.
+    pub fn tick_period_ms(&self) -> u64 {
+        (self.cfg.round_ms / 4).clamp(25, 500)
+    }
+
+    /// Whether another user request may start now (else the shell lets it wait).
+    pub fn accepts_user_requests(&self) -> bool {
+        self.user_requests < MAX_USER_REQUESTS
+    }
+
+    /// Requests out to servers.
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The next thing the shell must do. Drain after every `handle_*` call.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// The next event for the user. Drain after every `handle_*` call.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The store (tests read it back).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The last round whose output was processed.
+    pub fn last_processed(&self) -> Option<Round> {
+        self.last_processed
+    }
+
+    /// A connection to server `i` came up.
+    pub fn handle_server_up(&mut self, i: ServerIndex) {
+        self.connected.insert(i);
+        self.events.push_back(Event::ServerUp { server: i });
+    }
+
+    /// The connection to server `i` went down.
+    pub fn handle_server_down(&mut self, i: ServerIndex) {
+        self.connected.remove(&i);
+        self.events.push_back(Event::ServerDown { server: i });
+    }
+
+    /// The periodic tick: the first catch-up once a server is connected, and a status
+    /// request (whose answer drives submissions, retries and catch-up).
+    pub fn handle_tick(&mut self, _now_ms: u64) {
+        if !self.caught_up && !self.connected.is_empty() {
+            self.caught_up = true;
+            self.start_catch_up(self.resume_after);
+        }
+        if !self.status_out {
+            self.status_out = true;
+            self.ask(Job::Status, ClientRequest::Status);
+        }
+    }
+
+    /// Gossiped bytes on the output topic (anything that does not decode is dropped).
+    pub fn handle_gossip(&mut self, data: &[u8], now_ms: u64) {
+        if let Ok(signed) = protocol::decode::<SignedOutput>(data) {
+            self.handle_signed_output(signed, now_ms);
+        }
+    }
+
+    /// One server's signed output (from gossip or a history page).
+    pub fn handle_signed_output(&mut self, signed: SignedOutput, now_ms: u64) {
+        if let Offer::Accepted(output) = self.vouches.offer(signed, self.last_processed) {
+            self.accept(output, now_ms);
+        }
+    }
+
+    /// A user request; its answer comes back as [`Command::Answer`].
+    pub fn handle_user(&mut self, token: Token, req: UserRequest, now_ms: u64) {
+        self.user_requests += 1;
+        match req {
+            UserRequest::Register { name } => match Register::new(&name, &self.cfg.identity) {
+                Err(e) => self.answer(token, Answer::Register(Err(format!("name too long: {e}")))),
+                Ok(reg) => self.ask(Job::Register { token, name }, ClientRequest::Register(reg)),
+            },
+            UserRequest::Lookup { name } => {
+                match protocol::bounded::Bytes::new(name.into_bytes()) {
+                    Err(_) => self.answer(token, Answer::Lookup(Err("name too long".into()))),
+                    Ok(key) => {
+                        self.directory(ClientRequest::LookupName(key), jobs::DirThen::Lookup(token))
+                    }
+                }
+            }
+            UserRequest::LookupFingerprint { fingerprint } => self.directory(
+                ClientRequest::LookupFingerprint(Fixed(fingerprint)),
+                jobs::DirThen::Fingerprint(token),
+            ),
+            UserRequest::Send {
+                to,
+                text,
+                anonymous,
+            } => {
+                // `key:<hex>` addresses an x25519 key directly: how one replies to an
+                // anonymous sender's one-time key, whose `reply_to` the Message event
+                // carries.
+                match to.strip_prefix("key:") {
+                    Some(hex) => match keys::identity::parse_hex32(hex) {
+                        Ok(dh) => self.queue(token, to, text, anonymous, dh, now_ms),
+                        Err(e) => {
+                            self.answer(token, Answer::Send(Err(format!("bad reply key: {e}"))))
+                        }
+                    },
+                    None => match protocol::bounded::Bytes::new(to.as_bytes().to_vec()) {
+                        Err(_) => self.answer(token, Answer::Send(Err("name too long".into()))),
+                        Ok(key) => self.directory(
+                            ClientRequest::LookupName(key),
+                            jobs::DirThen::Send {
+                                token,
+                                to,
+                                text,
+                                anonymous,
+                            },
+                        ),
+                    },
+                }
+            }
+        }
+    }
+
+    fn answer(&mut self, token: Token, answer: Answer) {
+        self.user_requests = self.user_requests.saturating_sub(1);
+        self.commands.push_back(Command::Answer { token, answer });
+    }
+
+    /// Put a message in the outbox (the recipient's key is known).
+    fn queue(
+        &mut self,
+        token: Token,
+        to: String,
+        text: String,
+        anonymous: bool,
+        to_dh: [u8; 32],
+        now_ms: u64,
+    ) {
+        let r = self.try_queue(to, text, anonymous, to_dh, now_ms);
+        self.answer(token, Answer::Send(r));
+    }
+
+    fn try_queue(
+        &mut self,
+        to: String,
+        text: String,
+        anonymous: bool,
+        to_dh: [u8; 32],
+        now_ms: u64,
+    ) -> Result<u64, String> {
+        use crate::store::{Direction, HistoryEntry, OutboxRecord};
+        use rand::Rng;
+        let slot_bytes = self.cfg.params.slot_bytes as usize;
+        protocol::slot::fragment(text.as_bytes(), slot_bytes).ok_or("message too long")?;
+        let me = self.cfg.identity.public().dh;
+        let rec = OutboxRecord {
+            to_name: to.clone(),
+            to_dh,
+            text: text.clone(),
+            conversation: conversation_id(&me, &to_dh),
+            seq: self.rng.gen(),
+            timestamp_ms: now_ms,
+            anonymous,
+        };
+        self.names.insert(to_dh, to.clone());
+        let entry = HistoryEntry {
+            direction: Direction::Sent,
+            peer: to,
+            text,
+            timestamp_ms: now_ms,
+            round: 0,
+            state: Delivery::Queued.stored(),
+        };
+        let id = self.store.add_history(&entry).map_err(|e| e.to_string())?;
+        self.store.put_outbox(id, &rec).map_err(|e| e.to_string())?;
+        let reply_key = anonymous.then(|| StaticSecret::random_from_rng(&mut self.rng));
+        if let Some(k) = &reply_key {
+            self.outbox.remember_reply_key(k.clone());
+        }
+        self.outbox.add(id, rec, slot_bytes, reply_key);
+        self.events.extend(self.outbox.state(id, Delivery::Queued));
+        Ok(id)
+    }
+
+    /// Build and send round `round`'s one submission.
+    fn submit(&mut self, round: Round) {
+        let built = self
+            .outbox
+            .build(round, &self.cfg.params, &self.cfg.identity, &mut self.rng);
+        if let Some(message) = built.error {
+            self.events.push_back(Event::Error { message });
+        }
+        match build_submission(
+            &self.cfg.params,
+            round,
+            &built.vector,
+            &self.cfg.identity,
+            &self.cfg.server_dh,
+            &mut self.rng,
+        ) {
+            Ok(sub) => {
+                self.submit_out = true;
+                self.ask(
+                    Job::Submit {
+                        round,
+                        pending: built.pending,
+                    },
+                    ClientRequest::Submit(sub),
+                );
+            }
+            Err(e) => self.events.push_back(Event::Error {
+                message: format!("cannot build submission: {e}"),
+            }),
+        }
+    }
+
+    /// An output was accepted: report it, open our slots, settle our fragment in it.
+    fn accept(&mut self, output: protocol::wire::RoundOutput, now_ms: u64) {
+        let r = output.round;
+        self.events.push_back(Event::Round {
+            round: r,
+            participants: output.participants,
+            leader: self.leader,
+            hash: hex::encode(output.hash()),
+        });
+        let keys = std::iter::once(self.cfg.identity.x25519_secret())
+            .chain(self.outbox.reply_keys().iter());
+        for msg in inbox::open_slots(&output, keys) {
+            if let Some(done) = self.reassembly.offer(msg) {
+                // Delivered before: a catch-up overlap or a retransmission.
+                if self
+                    .store
+                    .mark_delivered(&done.dedupe_key(), r)
+                    .unwrap_or(true)
+                {
+                    self.inbound.push(r, done, &self.names);
+                }
+            }
+        }
+        let ev = self
+            .outbox
+            .on_output(&output, &mut self.store, self.open_round, &mut self.rng);
+        self.events.extend(ev);
+        if self.last_processed.is_none_or(|l| r > l) {
+            self.last_processed = Some(r);
+            let _ = self.store.set_last_round(r);
+        }
+        self.flush_inbound(now_ms);
+    }
+
+    /// Show received messages whose sender is named, in order; look up the next name.
+    fn flush_inbound(&mut self, now_ms: u64) {
+        use crate::store::{Direction, HistoryEntry};
+        while let Some(m) = self.inbound.pop_ready() {
+            let from = m.from.unwrap_or_default();
+            let text = String::from_utf8_lossy(&m.msg.body).into_owned();
+            let _ = self.store.add_history(&HistoryEntry {
+                direction: Direction::Received,
+                peer: from.clone(),
+                text: text.clone(),
+                timestamp_ms: m.msg.timestamp_ms,
+                round: m.round,
+                state: String::new(),
+            });
+            self.events.push_back(Event::Message {
+                from,
+                text,
+                round: m.round,
+                timestamp_ms: m.msg.timestamp_ms,
+                latency_ms: now_ms.saturating_sub(m.msg.timestamp_ms),
+                anonymous: matches!(m.msg.sender, protocol::slot::Sender::ReplyKey(_)),
+                reply_to: format!("key:{}", hex::encode(m.msg.sender.reply_to())),
+            });
+        }
+        if let Some(dh) = self.inbound.next_lookup() {
+            self.directory(ClientRequest::LookupDh(Fixed(dh)), jobs::DirThen::Name(dh));
+        }
+    }
+
+    fn start_catch_up(&mut self, after: Option<Round>) {
+        let Some(last) = after else {
+            return;
+        };
+        let (c, step) = CatchUp::start(last, self.cfg.params.f() + 1, self.cfg.server_sign.len());
+        self.catchup = Some(c);
+        self.catch_up_step(step);
+    }
+
+    fn catch_up_step(&mut self, step: catchup::Step) {
+        match step {
+            catchup::Step::Ask { server, from_round } => {
+                let req = ClientRequest::History { from_round };
+                self.send(server, req, Job::History, None, HISTORY_TIMEOUT_MS);
+            }
+            catchup::Step::Done => {
+                // Nobody answered (connections still coming up, or every server busy):
+                // try again on the next tick rather than never learning of a gap.
+                if self.catchup.take().is_some_and(|c| c.answered() == 0) {
+                    self.caught_up = false;
+                }
+            }
+        }
+    }
+
+    fn ask_timeout_ms(&self) -> u64 {
+        self.cfg.round_ms.max(2000)
+    }
+
+    /// Ask servers in turn (starting with the next in rotation) until one answers.
+    fn ask(&mut self, job: Job, req: ClientRequest) {
+        let n = self.cfg.server_sign.len().max(1);
+        let server = (self.next_server % n) as ServerIndex;
+        let rotation = Rotation { tried: 0 };
+        self.send(server, req, job, Some(rotation), self.ask_timeout_ms());
+    }
+
+    fn send(
+        &mut self,
+        server: ServerIndex,
+        req: ClientRequest,
+        job: Job,
+        rotation: Option<Rotation>,
+        timeout_ms: u64,
+    ) {
+        self.next_request += 1;
+        let id = self.next_request;
+        self.commands.push_back(Command::Request {
+            id,
+            server,
+            req: req.clone(),
+            timeout_ms,
+        });
+        self.in_flight.insert(
+            id,
+            InFlight {
+                server,
+                req,
+                job,
+                rotation,
+            },
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! Unit tests of the client core: in-process and deterministic (seeded rngs, time passed
+//! in, the in-memory store). The fixture plays the servers: it answers the core's
+//! requests, opens its submissions, and signs outputs with real server keys.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
+
+mod acceptance;
+mod catchup;
+mod inbox;
+mod outbox;
+mod requests;
+
+use keys::Identity;
+use protocol::bounded::{BoundedVec, Bytes, Fixed};
+use protocol::params::Admission;
+use protocol::slot::{seal_slot, Sender, SlotMessage};
+use protocol::wire::{
+    ClientRequest, ClientResponse, OutputVouch, Round, RoundOutput, SignedOutput, StatusInfo,
+    Submission,
+};
+use protocol::Params;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::local::MemStore;
+use super::{Answer, ClientCore, Command, CoreConfig, Failure, RequestId, Token, UserRequest};
+use crate::delivery::Delivery;
+use crate::event::Event;
+
+/// Slot size of the test cluster: 53 body bytes per slot.
+pub const SLOT_BYTES: usize = 200;
+/// A fixed clock (ms); tests move it by hand.
+pub const T0: u64 = 1_000_000;
+
+/// Three servers (f = 1, so two vouches accept), their keys, and the round parameters.
+pub struct Cluster {
+    pub servers: Vec<Identity>,
+    pub params: Params,
+    pub rng: StdRng,
+}
+
+impl Cluster {
+    pub fn new(slots: usize) -> Self {
+        let mut rng = StdRng::seed_from_u64(7);
+        let servers = (0..3).map(|_| Identity::generate(&mut rng)).collect();
+        let params = Params::new(3, 1, slots, SLOT_BYTES, 1, 100, Admission::Open).unwrap();
+        Self {
+            servers,
+            params,
+            rng,
+        }
+    }
+
+    pub fn identity(&mut self) -> Identity {
+        Identity::generate(&mut self.rng)
+    }
+
+    pub fn config(&self, identity: Identity) -> CoreConfig {
+        CoreConfig {
+            identity,
+            params: self.params.clone(),
+            round_ms: 1000,
+            server_dh: self.servers.iter().map(|s| s.public().x25519()).collect(),
+            server_sign: self.servers.iter().map(|s| s.public().sign).collect(),
+        }
+    }
+
+    /// A client core over `store`, with a seeded rng.
+    pub fn sim(&self, identity: Identity, store: MemStore, seed: u64) -> Sim {
+        let core = ClientCore::new(self.config(identity), store, StdRng::seed_from_u64(seed))
+            .expect("memory store");
+        let mut s = Sim {
+            core,
+            reqs: Vec::new(),
+            events: Vec::new(),
+            answers: Vec::new(),
+            now: T0,
+            next_token: 0,
+        };
+        s.pump();
+        s
+    }
+
+    /// An output of `round` holding `data` (zero-padded to `S * L`).
+    pub fn output(&self, round: Round, mut data: Vec<u8>) -> RoundOutput {
+        data.resize(self.params.vector_bytes(), 0);
+        RoundOutput {
+            round,
+            participants: 3,
+            slots: self.params.slots,
+            slot_bytes: self.params.slot_bytes,
+            data: Bytes::new(data).unwrap(),
+        }
+    }
+
+    /// Server `i`'s signed statement about `output`.
+    pub fn vouch(&self, output: &RoundOutput, i: u16) -> SignedOutput {
+        let hash = output.hash();
+        let sig =
+            self.servers[usize::from(i)].sign(&OutputVouch::signed_bytes(output.round, &hash));
+        SignedOutput {
+            output: output.clone(),
+            vouch: OutputVouch {
+                round: output.round,
+                output_hash: Fixed(hash),
+                server: i,
+                signature: Fixed(sig),
+            },
+        }
+    }
+
+    /// The vector a submission carries, as servers 0 and 1 together reconstruct it.
+    pub fn vector_of(&self, sub: &Submission) -> Vec<u8> {
+        let opened: Vec<(u8, Vec<u8>)> = (0..2usize)
+            .map(|i| {
+                let share = protocol::seal::open_share(
+                    &sub.shares.as_slice()[i],
+                    sub.round,
+                    &sub.client,
+                    i as u16,
+                    self.servers[i].x25519_secret(),
+                )
+                .unwrap();
+                (protocol::shamir::x_of(i), share.to_vec())
+            })
+            .collect();
+        let refs: Vec<(u8, &[u8])> = opened.iter().map(|(x, v)| (*x, v.as_slice())).collect();
+        protocol::shamir::combine_vector(&refs).unwrap()
+    }
+
+    /// Slot bytes sealed by `from` to `to` (fragment `index` of `count`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn slot(
+        &mut self,
+        from: &Identity,
+        to: &Identity,
+        seq: u32,
+        index: u16,
+        count: u16,
+        body: &[u8],
+        timestamp_ms: u64,
+    ) -> Vec<u8> {
+        let msg = SlotMessage {
+            sender: Sender::Identity(from.public().dh),
+            conversation: [9; 16],
+            seq,
+            timestamp_ms,
+            fragment_index: index,
+            fragment_count: count,
+            body: body.to_vec(),
+        };
+        seal_slot(
+            &msg,
+            from.x25519_secret(),
+            &to.public().x25519(),
+            SLOT_BYTES,
+            &mut self.rng,
+        )
+        .unwrap()
+    }
+
+    /// An output with these slots filled (slot index, bytes).
+    pub fn output_with(&self, round: Round, slots: &[(usize, Vec<u8>)]) -> RoundOutput {
+        let mut data = vec![0u8; self.params.vector_bytes()];
+        for (i, bytes) in slots {
+            data[i * SLOT_BYTES..(i + 1) * SLOT_BYTES].copy_from_slice(bytes);
+        }
+        self.output(round, data)
+    }
+}
+
+/// A status answer.
+pub fn status(open_round: Round, last_revealed: Option<Round>, void: &[Round]) -> ClientResponse {
+    ClientResponse::Status(StatusInfo {
+        server: 0,
+        leader: Some(0),
+        open_round,
+        last_revealed,
+        last_participants: 3,
+        last_closed: None,
+        recent_void: BoundedVec::new(void.to_vec()).unwrap(),
+    })
+}
+
+/// A directory answer.
+pub fn identity_answer(name: &str, who: &Identity) -> ClientResponse {
+    ClientResponse::Identity(Some((
+        Bytes::new(name.as_bytes().to_vec()).unwrap(),
+        protocol::wire::PublicKeys::from_identity(&who.public()),
+    )))
+}
+
+/// A core and everything it asked for so far.
+pub struct Sim {
+    pub core: ClientCore<MemStore>,
+    /// Requests not answered yet: (id, server, request).
+    pub reqs: Vec<(RequestId, u16, ClientRequest)>,
+    pub events: Vec<Event>,
+    pub answers: Vec<(Token, Answer)>,
+    pub now: u64,
+    next_token: Token,
+}
+
+impl Sim {
+    pub fn pump(&mut self) {
+        while let Some(c) = self.core.poll_command() {
+            match c {
+                Command::Request {
+                    id, server, req, ..
+                } => self.reqs.push((id, server, req)),
+                Command::Answer { token, answer } => self.answers.push((token, answer)),
+            }
+        }
+        while let Some(e) = self.core.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    pub fn tick(&mut self) {
+        self.core.handle_tick(self.now);
+        self.pump();
+    }
+
+    pub fn user(&mut self, req: UserRequest) -> Token {
+        self.next_token += 1;
+        self.core.handle_user(self.next_token, req, self.now);
+        self.pump();
+        self.next_token
+    }
+
+    /// Remove and return the first request matching `pred`.
+    pub fn take(
+        &mut self,
+        pred: impl Fn(&ClientRequest) -> bool,
+    ) -> Option<(RequestId, u16, ClientRequest)> {
+        let i = self.reqs.iter().position(|(_, _, r)| pred(r))?;
+        Some(self.reqs.remove(i))
+    }
+
+    pub fn reply(&mut self, id: RequestId, resp: ClientResponse) {
+        self.core.handle_response(id, Ok(resp), self.now);
+        self.pump();
+    }
+
+    pub fn fail(&mut self, id: RequestId, f: Failure) {
+        self.core.handle_response(id, Err(f), self.now);
+        self.pump();
+    }
+
+    /// One tick whose status request is answered with `resp`.
+    pub fn status(&mut self, resp: ClientResponse) {
+        self.tick();
+        let (id, _, _) = self
+            .take(|r| matches!(r, ClientRequest::Status))
+            .expect("a status request");
+        self.reply(id, resp);
+    }
+
+    /// The pending submission, if any.
+    pub fn take_submit(&mut self) -> Option<(RequestId, Submission)> {
+        match self.take(|r| matches!(r, ClientRequest::Submit(_)))? {
+            (id, _, ClientRequest::Submit(s)) => Some((id, s)),
+            _ => None,
+        }
+    }
+
+    /// Submissions: answer the one out with `Accepted` for its round; returns it.
+    pub fn accept_submit(&mut self) -> Submission {
+        let (id, sub) = self.take_submit().expect("a submission");
+        self.reply(id, ClientResponse::Accepted { round: sub.round });
+        sub
+    }
+
+    pub fn states(&self, id: u64) -> Vec<Delivery> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::State {
+                    id: i, delivery, ..
+                } if *i == id => Some(delivery.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn rounds(&self) -> Vec<Round> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Round { round, .. } => Some(*round),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn messages(&self) -> Vec<(String, String)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message { from, text, .. } => Some((from.clone(), text.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Offer an output with vouches from these servers.
+    pub fn vouched(&mut self, c: &Cluster, output: &RoundOutput, servers: &[u16]) {
+        for &i in servers {
+            self.core.handle_signed_output(c.vouch(output, i), self.now);
+        }
+        self.pump();
+    }
+
+    /// Queue a message to a `key:` address (no directory lookup); returns its id.
+    pub fn send_to_key(&mut self, to: &Identity, text: &str) -> u64 {
+        let t = self.user(UserRequest::Send {
+            to: format!("key:{}", hex::encode(to.public().dh)),
+            text: text.into(),
+            anonymous: false,
+        });
+        match self.answers.iter().find(|(tok, _)| *tok == t) {
+            Some((_, Answer::Send(Ok(id)))) => *id,
+            other => panic!("not queued: {other:?}"),
+        }
+    }
+}

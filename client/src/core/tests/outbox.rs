@@ -1,0 +1,315 @@
+//! Submissions, outbox states, retries, failure and restore.
+
+use super::*;
+use crate::core::outbox::{LOST_AFTER_ROUNDS, MAX_ATTEMPTS};
+use crate::delivery::{FailReason, RetryReason};
+use crate::store::{Direction, HistoryEntry, OutboxRecord};
+use protocol::wire::RejectReason;
+
+/// Submit in round `r` and return the vector it carried.
+fn submit_round(c: &Cluster, sim: &mut Sim, r: Round) -> Vec<u8> {
+    sim.status(status(r, None, &[]));
+    let sub = sim.accept_submit();
+    assert_eq!(sub.round, r);
+    c.vector_of(&sub)
+}
+
+#[test]
+fn exactly_one_submission_per_open_round() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    sim.status(status(5, None, &[]));
+    let (id, sub) = sim.take_submit().expect("round 5 gets a submission");
+    assert_eq!(sub.round, 5);
+    // Ticks while it is out, and after it was taken, add none for round 5.
+    sim.status(status(5, None, &[]));
+    assert!(sim.take_submit().is_none());
+    sim.reply(id, ClientResponse::Accepted { round: 5 });
+    sim.status(status(5, None, &[]));
+    sim.status(status(5, None, &[]));
+    assert!(sim.take_submit().is_none());
+    sim.status(status(6, None, &[]));
+    assert_eq!(sim.take_submit().map(|(_, s)| s.round), Some(6));
+    // Idle rounds carry cover: an all-zero vector.
+    assert!(c.vector_of(&sub).iter().all(|b| *b == 0));
+}
+
+#[test]
+fn idle_and_sending_submissions_have_the_same_size() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    sim.status(status(1, None, &[]));
+    let idle = sim.accept_submit();
+    sim.send_to_key(&bob, "hello");
+    sim.status(status(2, None, &[]));
+    let busy = sim.accept_submit();
+    let len = |s: &Submission| protocol::encode(s).unwrap().len();
+    assert_eq!(len(&idle), len(&busy));
+    assert!(c.vector_of(&busy).iter().any(|b| *b != 0));
+}
+
+#[test]
+fn a_message_goes_queued_in_round_sent_and_the_store_follows() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    let id = sim.send_to_key(&bob, "hello bob");
+    assert_eq!(sim.core.store().outbox.len(), 1);
+    assert_eq!(sim.core.store().history[&id].state, "queued");
+    let vector = submit_round(&c, &mut sim, 3);
+    sim.vouched(&c, &c.output(3, vector), &[0, 1]);
+    assert_eq!(
+        sim.states(id),
+        vec![Delivery::Queued, Delivery::InRound(3), Delivery::Sent(3)]
+    );
+    assert!(sim.core.store().outbox.is_empty());
+    assert_eq!(sim.core.store().history[&id].state, "sent");
+    assert_eq!(sim.core.store().history[&id].round, 3);
+}
+
+#[test]
+fn a_collision_backs_off_and_eight_collisions_fail_the_message() {
+    let mut c = Cluster::new(1);
+    let me = c.identity();
+    let bob = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 3);
+    let id = sim.send_to_key(&bob, "contested");
+    let mut round = 1;
+    let mut tries = 0;
+    while tries < MAX_ATTEMPTS {
+        sim.status(status(round, None, &[]));
+        let (sid, sub) = sim.take_submit().expect("a submission every round");
+        sim.reply(sid, ClientResponse::Accepted { round });
+        let mut vector = c.vector_of(&sub);
+        if vector.iter().any(|b| *b != 0) {
+            // Another sender took the same slot: the output is the XOR of both.
+            vector.iter_mut().for_each(|b| *b ^= 0x5a);
+            tries += 1;
+        }
+        sim.vouched(&c, &c.output(round, vector), &[0, 1]);
+        round += 1;
+        assert!(round < 200, "backoff never lets the message out");
+    }
+    let states = sim.states(id);
+    let retries = states
+        .iter()
+        .filter(|d| {
+            matches!(
+                d,
+                Delivery::Retrying {
+                    reason: RetryReason::Collision,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(retries as u32, MAX_ATTEMPTS - 1);
+    assert!(matches!(
+        states.last(),
+        Some(Delivery::Failed {
+            reason: FailReason::GaveUp {
+                attempts: MAX_ATTEMPTS,
+                last: RetryReason::Collision
+            },
+            ..
+        })
+    ));
+    let stored = &sim.core.store().history[&id];
+    assert!(
+        stored.state.starts_with("failed: gave up after 8 tries"),
+        "{}",
+        stored.state
+    );
+    assert_eq!(
+        Delivery::from_stored(&stored.state, stored.round),
+        *states.last().unwrap()
+    );
+    assert!(sim.core.store().outbox.is_empty());
+}
+
+#[test]
+fn a_void_round_sends_the_fragment_back_to_the_outbox() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    let id = sim.send_to_key(&bob, "not yet");
+    submit_round(&c, &mut sim, 4);
+    sim.status(status(5, None, &[4]));
+    assert!(sim.states(id).contains(&Delivery::Retrying {
+        round: 4,
+        reason: RetryReason::Void
+    }));
+    // Retried later: the first try's backoff window is two rounds.
+    let mut carried = false;
+    for r in 5..8 {
+        if let Some((sid, sub)) = sim.take_submit() {
+            sim.reply(sid, ClientResponse::Accepted { round: sub.round });
+            carried |= c.vector_of(&sub).iter().any(|b| *b != 0);
+        }
+        sim.status(status(r + 1, None, &[4]));
+    }
+    assert!(
+        carried,
+        "the message went out again within its backoff window"
+    );
+}
+
+#[test]
+fn a_round_with_no_output_for_twenty_rounds_counts_as_lost() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    let id = sim.send_to_key(&bob, "into the void");
+    submit_round(&c, &mut sim, 2);
+    sim.status(status(2 + LOST_AFTER_ROUNDS, None, &[]));
+    assert!(!sim
+        .states(id)
+        .iter()
+        .any(|d| matches!(d, Delivery::Retrying { .. })));
+    sim.status(status(3 + LOST_AFTER_ROUNDS, None, &[]));
+    assert!(sim.states(id).contains(&Delivery::Retrying {
+        round: 2,
+        reason: RetryReason::Lost
+    }));
+}
+
+#[test]
+fn a_stale_round_answer_moves_to_the_open_round_without_a_state_change() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    let id = sim.send_to_key(&bob, "late");
+    sim.status(status(3, None, &[]));
+    let (sid, _) = sim.take_submit().unwrap();
+    sim.reply(
+        sid,
+        ClientResponse::Rejected(RejectReason::StaleRound { got: 3, open: 9 }),
+    );
+    assert_eq!(sim.states(id), vec![Delivery::Queued]);
+    // The next status (still saying 3, a lagging server) leads to round 9.
+    sim.status(status(3, None, &[]));
+    let (sid, sub) = sim.take_submit().unwrap();
+    assert_eq!(sub.round, 9);
+    // A duplicate answer means the submission did commit.
+    sim.reply(
+        sid,
+        ClientResponse::Rejected(RejectReason::DuplicateSubmission { round: 9 }),
+    );
+    assert_eq!(sim.states(id).last(), Some(&Delivery::InRound(9)));
+}
+
+#[test]
+fn a_refused_submission_is_reported_and_tried_again_next_tick() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    sim.status(status(2, None, &[]));
+    let (sid, _) = sim.take_submit().unwrap();
+    sim.reply(sid, ClientResponse::Rejected(RejectReason::UnknownClient));
+    let err = sim.events.iter().find_map(|e| match e {
+        Event::Error { message } => Some(message.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        err.as_deref(),
+        Some("submission for round 2 failed: unknown client")
+    );
+    sim.status(status(2, None, &[]));
+    assert_eq!(sim.take_submit().map(|(_, s)| s.round), Some(2));
+}
+
+#[test]
+fn the_outbox_is_restored_after_a_restart() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mut store = MemStore::default();
+    let rec = OutboxRecord {
+        to_name: "bob".into(),
+        to_dh: bob.public().dh,
+        text: "survives".into(),
+        conversation: [3; 16],
+        seq: 77,
+        timestamp_ms: T0,
+        anonymous: false,
+    };
+    let entry = HistoryEntry {
+        direction: Direction::Sent,
+        peer: "bob".into(),
+        text: "survives".into(),
+        timestamp_ms: T0,
+        round: 0,
+        state: "queued".into(),
+    };
+    let id = crate::core::LocalStore::add_history(&mut store, &entry).unwrap();
+    crate::core::LocalStore::put_outbox(&mut store, id, &rec).unwrap();
+    let mut sim = c.sim(me, store, 1);
+    assert_eq!(sim.states(id), vec![Delivery::Queued], "announced at start");
+    let vector = submit_round(&c, &mut sim, 1);
+    sim.vouched(&c, &c.output(1, vector), &[1, 2]);
+    assert_eq!(sim.states(id).last(), Some(&Delivery::Sent(1)));
+    assert!(sim.core.store().outbox.is_empty());
+}
+
+#[test]
+fn sending_to_a_name_looks_it_up_first() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    let t = sim.user(UserRequest::Send {
+        to: "bob".into(),
+        text: "hi".into(),
+        anonymous: false,
+    });
+    assert!(sim.answers.is_empty());
+    let (id, _, req) = sim
+        .take(|r| matches!(r, ClientRequest::LookupName(_)))
+        .unwrap();
+    assert_eq!(
+        req,
+        ClientRequest::LookupName(Bytes::new(b"bob".to_vec()).unwrap())
+    );
+    sim.now = T0 + 5;
+    sim.reply(id, identity_answer("bob", &bob));
+    let Some((tok, Answer::Send(Ok(out_id)))) = sim.answers.first().cloned() else {
+        panic!("queued: {:?}", sim.answers)
+    };
+    assert_eq!(tok, t);
+    assert_eq!(sim.core.store().outbox[&out_id].to_dh, bob.public().dh);
+    assert_eq!(sim.core.store().outbox[&out_id].timestamp_ms, T0 + 5);
+    // Nobody by that name: every server says so, then the caller hears it.
+    let t2 = sim.user(UserRequest::Send {
+        to: "zed".into(),
+        text: "hi".into(),
+        anonymous: false,
+    });
+    for _ in 0..3 {
+        let (id, _, _) = sim
+            .take(|r| matches!(r, ClientRequest::LookupName(_)))
+            .unwrap();
+        sim.reply(id, ClientResponse::Identity(None));
+    }
+    assert_eq!(
+        sim.answers.last(),
+        Some(&(
+            t2,
+            Answer::Send(Err("no user named \"zed\" is registered".into()))
+        ))
+    );
+    let t3 = sim.user(UserRequest::Send {
+        to: "key:zz".into(),
+        text: "x".into(),
+        anonymous: false,
+    });
+    assert!(
+        matches!(sim.answers.last(), Some((t, Answer::Send(Err(e)))) if *t == t3 && e.starts_with("bad reply key"))
+    );
+}

@@ -1,0 +1,219 @@
+//! Asking servers: rotation past unavailable ones, concurrency, bounds, answers.
+
+use super::*;
+use crate::core::MAX_USER_REQUESTS;
+
+#[test]
+fn an_ask_moves_past_unavailable_servers_and_reports_the_last_failure() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    let t = sim.user(UserRequest::Register {
+        name: "alice".into(),
+    });
+    let (id, s0, _) = sim
+        .take(|r| matches!(r, ClientRequest::Register(_)))
+        .unwrap();
+    assert_eq!(s0, 0);
+    sim.reply(
+        id,
+        ClientResponse::Unavailable(Bytes::new(b"no leader".to_vec()).unwrap()),
+    );
+    let (id, s1, _) = sim
+        .take(|r| matches!(r, ClientRequest::Register(_)))
+        .unwrap();
+    assert_eq!(s1, 1);
+    sim.fail(id, Failure::Conn("server 1: connection refused".into()));
+    let (id, s2, _) = sim
+        .take(|r| matches!(r, ClientRequest::Register(_)))
+        .unwrap();
+    assert_eq!(s2, 2);
+    sim.fail(id, Failure::TimedOut);
+    assert_eq!(
+        sim.answers,
+        vec![(
+            t,
+            Answer::Register(Err("cluster unreachable: server 2 timed out".into()))
+        )]
+    );
+    // The next ask starts one further along.
+    sim.tick();
+    let (id, s, _) = sim.take(|r| matches!(r, ClientRequest::Status)).unwrap();
+    assert_eq!(s, 1);
+    // An answer moves the rotation past the server that gave it.
+    sim.reply(id, status(1, None, &[]));
+    let t = sim.user(UserRequest::Register {
+        name: "alice".into(),
+    });
+    let (id, s, _) = sim
+        .take(|r| matches!(r, ClientRequest::Register(_)))
+        .unwrap();
+    assert_eq!(s, 2);
+    sim.reply(
+        id,
+        ClientResponse::Rejected(protocol::RejectReason::NameTaken),
+    );
+    assert_eq!(
+        sim.answers.last(),
+        Some(&(
+            t,
+            Answer::Register(Err("the name \"alice\" is taken".into()))
+        ))
+    );
+}
+
+#[test]
+fn a_paused_server_holds_up_only_the_request_waiting_for_it() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    sim.tick();
+    let (status_id, _, _) = sim.take(|r| matches!(r, ClientRequest::Status)).unwrap();
+    // Server 0 sits on the status request; a lookup and more ticks still go out.
+    let t = sim.user(UserRequest::Lookup { name: "bob".into() });
+    let (id, _, _) = sim
+        .take(|r| matches!(r, ClientRequest::LookupName(_)))
+        .unwrap();
+    sim.reply(id, identity_answer("bob", &bob));
+    assert_eq!(
+        sim.answers,
+        vec![(
+            t,
+            Answer::Lookup(Ok(Some(protocol::wire::PublicKeys::from_identity(
+                &bob.public()
+            ))))
+        )]
+    );
+    // Gossip is handled meanwhile too.
+    let out = c.output(1, vec![1]);
+    sim.vouched(&c, &out, &[0, 1]);
+    assert_eq!(sim.rounds(), vec![1]);
+    // No second status request piles up while the first is out.
+    sim.tick();
+    assert!(sim.take(|r| matches!(r, ClientRequest::Status)).is_none());
+    sim.fail(status_id, Failure::TimedOut);
+    let (id, s, _) = sim.take(|r| matches!(r, ClientRequest::Status)).unwrap();
+    assert_eq!(s, 1, "the same status request moved on to the next server");
+    sim.reply(id, status(2, Some(1), &[]));
+    assert!(sim.take_submit().is_some());
+}
+
+#[test]
+fn user_requests_in_progress_are_bounded() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    for _ in 0..MAX_USER_REQUESTS {
+        assert!(sim.core.accepts_user_requests());
+        sim.user(UserRequest::LookupFingerprint {
+            fingerprint: [1; 32],
+        });
+    }
+    assert!(!sim.core.accepts_user_requests());
+    assert_eq!(sim.core.requests_in_flight(), MAX_USER_REQUESTS);
+    let (id, _, _) = sim
+        .take(|r| matches!(r, ClientRequest::LookupFingerprint(_)))
+        .unwrap();
+    sim.reply(id, ClientResponse::Identity(None));
+    // Asked again (every server may lag), still in progress.
+    assert!(!sim.core.accepts_user_requests());
+    for _ in 0..2 {
+        // The same lookup's next ask is the newest request.
+        let (id, _, _) = sim.reqs.pop().unwrap();
+        sim.reply(id, ClientResponse::Identity(None));
+    }
+    assert!(sim.core.accepts_user_requests());
+    assert!(matches!(
+        sim.answers.last(),
+        Some((_, Answer::LookupFingerprint(Ok(None))))
+    ));
+}
+
+#[test]
+fn answers_to_unknown_requests_are_ignored_and_names_too_long_are_refused() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    sim.reply(999, ClientResponse::Accepted { round: 3 });
+    assert!(sim.events.is_empty() && sim.answers.is_empty());
+    let long = "n".repeat(protocol::limits::MAX_NAME_BYTES + 1);
+    let t = sim.user(UserRequest::Lookup { name: long.clone() });
+    assert_eq!(
+        sim.answers,
+        vec![(t, Answer::Lookup(Err("name too long".into())))]
+    );
+    let t = sim.user(UserRequest::Register { name: long });
+    assert!(
+        matches!(sim.answers.last(), Some((x, Answer::Register(Err(e)))) if *x == t && e.starts_with("name too long"))
+    );
+    assert!(sim.reqs.is_empty());
+}
+
+#[test]
+fn the_tick_period_is_a_quarter_round_within_bounds() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let mut cfg = c.config(me);
+    cfg.round_ms = 1000;
+    let core = ClientCore::new(cfg, MemStore::default(), StdRng::seed_from_u64(1)).unwrap();
+    assert_eq!(core.tick_period_ms(), 250);
+    for (round_ms, period) in [(40, 25), (10_000, 500)] {
+        let me = c.identity();
+        let mut cfg = c.config(me);
+        cfg.round_ms = round_ms;
+        let core = ClientCore::new(cfg, MemStore::default(), StdRng::seed_from_u64(1)).unwrap();
+        assert_eq!(core.tick_period_ms(), period);
+    }
+}
+
+#[test]
+fn an_anonymous_message_uses_a_one_time_key_that_can_open_replies() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    let t = sim.user(UserRequest::Send {
+        to: format!("key:{}", hex::encode(bob.public().dh)),
+        text: "guess who".into(),
+        anonymous: true,
+    });
+    assert!(matches!(sim.answers.last(), Some((x, Answer::Send(Ok(_)))) if *x == t));
+    sim.status(status(1, None, &[]));
+    let sub = sim.accept_submit();
+    let vector = c.vector_of(&sub);
+    let slot = (0..4)
+        .find_map(|i| {
+            let s = &vector[i * SLOT_BYTES..(i + 1) * SLOT_BYTES];
+            protocol::slot::open_slot(s, bob.x25519_secret()).ok()
+        })
+        .expect("bob opens it");
+    let Sender::ReplyKey(one_time) = slot.sender else {
+        panic!("sent from the identity key")
+    };
+    // Bob replies to the one-time key: the core opens it with that key.
+    let reply = SlotMessage {
+        sender: Sender::Identity(bob.public().dh),
+        conversation: [2; 16],
+        seq: 1,
+        timestamp_ms: T0,
+        fragment_index: 0,
+        fragment_count: 1,
+        body: b"you again".to_vec(),
+    };
+    let bytes = seal_slot(
+        &reply,
+        bob.x25519_secret(),
+        &x25519_dalek::PublicKey::from(one_time),
+        SLOT_BYTES,
+        &mut c.rng,
+    )
+    .unwrap();
+    sim.vouched(&c, &c.output_with(2, &[(3, bytes)]), &[0, 2]);
+    // Sending to bob's key cached that address as his name: no lookup.
+    assert!(sim
+        .take(|r| matches!(r, ClientRequest::LookupDh(_)))
+        .is_none());
+    let shown = format!("key:{}", hex::encode(bob.public().dh));
+    assert_eq!(sim.messages(), vec![(shown, "you again".to_string())]);
+}

@@ -1,0 +1,132 @@
+//! Output acceptance: an output counts once `f+1` distinct servers signed its hash.
+//!
+//! [`super::ClientCore`] offers every signed output it sees (gossip and catch-up pages)
+//! to a [`VouchBook`], which answers with the output once it is accepted. Nothing here
+//! does I/O; the server keys come from the cluster config.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use protocol::wire::{Round, RoundOutput, ServerIndex, SignedOutput};
+
+/// Rounds of vouches kept while waiting for f+1 servers to agree.
+pub const VOUCH_WINDOW: u64 = 64;
+/// Accepted rounds remembered, so late vouches for them are ignored.
+const ACCEPTED_KEPT: u64 = VOUCH_WINDOW * 4;
+
+/// An output and the servers that vouched for its hash.
+struct Vouched {
+    output: RoundOutput,
+    servers: BTreeSet<ServerIndex>,
+}
+
+/// Why a vouch did not count (for tests and tracing; the caller just drops it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Signer index outside the configured servers.
+    UnknownServer,
+    /// Round or hash in the vouch do not match the output, or the signature is bad.
+    BadVouch,
+    /// Slot count or size differ from the cluster's parameters.
+    WrongShape,
+    /// The round was accepted already, or is too far behind.
+    Old,
+    /// This server already vouched for another hash in this round.
+    Equivocation,
+}
+
+/// What offering a vouch did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// Counted; not yet enough vouches.
+    Counted,
+    /// This vouch completed f+1: the output is accepted (once).
+    Accepted(RoundOutput),
+    /// Did not count.
+    Refused(Refused),
+}
+
+/// Vouches per round and hash, and the rounds already accepted.
+pub struct VouchBook {
+    server_sign: Vec<[u8; 32]>,
+    needed: usize,
+    slots: u32,
+    slot_bytes: u32,
+    /// Per round, per hash. A server counts for one hash per round, so a round holds at
+    /// most `n` outputs (the bound on memory a lying server can make us keep).
+    pending: BTreeMap<Round, HashMap<[u8; 32], Vouched>>,
+    accepted: BTreeSet<Round>,
+}
+
+impl VouchBook {
+    /// `needed` = f+1 signatures over one hash accept an output.
+    pub fn new(server_sign: Vec<[u8; 32]>, needed: usize, slots: u32, slot_bytes: u32) -> Self {
+        Self {
+            server_sign,
+            needed,
+            slots,
+            slot_bytes,
+            pending: BTreeMap::new(),
+            accepted: BTreeSet::new(),
+        }
+    }
+
+    /// Was round `r` accepted (and still remembered)?
+    pub fn is_accepted(&self, r: Round) -> bool {
+        self.accepted.contains(&r)
+    }
+
+    /// Rounds with vouches waiting.
+    pub fn pending_rounds(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Count one signed output. `last_processed` is the newest round already handled;
+    /// vouches more than [`VOUCH_WINDOW`] rounds behind it are ignored.
+    pub fn offer(&mut self, signed: SignedOutput, last_processed: Option<Round>) -> Offer {
+        let SignedOutput { output, vouch } = signed;
+        let Some(key) = self.server_sign.get(usize::from(vouch.server)) else {
+            return Offer::Refused(Refused::UnknownServer);
+        };
+        let hash = output.hash();
+        if vouch.round != output.round || vouch.output_hash.0 != hash || !vouch.signature_valid(key)
+        {
+            return Offer::Refused(Refused::BadVouch);
+        }
+        if output.slots != self.slots || output.slot_bytes != self.slot_bytes {
+            return Offer::Refused(Refused::WrongShape);
+        }
+        let r = output.round;
+        if self.accepted.contains(&r)
+            || last_processed.is_some_and(|l| r.saturating_add(VOUCH_WINDOW) < l)
+        {
+            return Offer::Refused(Refused::Old);
+        }
+        let round = self.pending.entry(r).or_default();
+        if round
+            .iter()
+            .any(|(h, v)| *h != hash && v.servers.contains(&vouch.server))
+        {
+            return Offer::Refused(Refused::Equivocation);
+        }
+        let entry = round.entry(hash).or_insert_with(|| Vouched {
+            output,
+            servers: BTreeSet::new(),
+        });
+        entry.servers.insert(vouch.server);
+        let result = if entry.servers.len() >= self.needed {
+            let output = entry.output.clone();
+            self.pending.remove(&r);
+            self.accepted.insert(r);
+            while self.accepted.len() as u64 > ACCEPTED_KEPT {
+                self.accepted.pop_first();
+            }
+            Offer::Accepted(output)
+        } else {
+            Offer::Counted
+        };
+        while self.pending.len() as u64 > VOUCH_WINDOW {
+            self.pending.pop_first();
+        }
+        result
+    }
+}
