@@ -30,6 +30,7 @@ use p2p::frame::{FrameCodec, RejectHook};
 use p2p::names::{CLIENT_PROTOCOL, OUTPUT_TOPIC, RAFT_PROTOCOL};
 use p2p::ServerAddr;
 
+use crate::gossip_guard::GossipGuard;
 use crate::metrics::NetMetrics;
 use crate::types::{NodeId, PeerRequest, PeerResponse};
 
@@ -42,11 +43,6 @@ const RAFT_EVENT_QUEUE: usize = 1024;
 /// "busy" at once and gossip is dropped: client traffic never makes the loop wait, so it
 /// never delays a Raft heartbeat.
 const CLIENT_EVENT_QUEUE: usize = 1024;
-/// Junk gossip messages a non-server peer may relay before it is banned (blocked until
-/// the node restarts). Small: an honest peer relays none.
-const GOSSIP_STRIKES_BEFORE_BAN: u32 = 8;
-/// Peers whose junk gossip is tallied at once.
-const MAX_TRACKED_GOSSIP_PEERS: usize = 4096;
 
 mod behaviour {
     #![allow(missing_docs)] // the derive generates an undocumented event enum
@@ -252,6 +248,7 @@ pub fn start(
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (raft_tx, raft_rx) = mpsc::channel(RAFT_EVENT_QUEUE);
     let (client_tx, client_rx) = mpsc::channel(CLIENT_EVENT_QUEUE);
+    let gossip = GossipGuard::new(cfg.peers.iter().map(|p| (p.peer_id, NodeId::from(p.index))));
     let lp = EventLoop {
         swarm,
         me: cfg.me,
@@ -261,7 +258,7 @@ pub fn start(
         client_events: client_tx,
         topic,
         pending: HashMap::new(),
-        gossip_strikes: HashMap::new(),
+        gossip,
         backoff: Default::default(),
         metrics,
         peer_replies: FuturesUnordered::new(),
@@ -289,8 +286,8 @@ struct EventLoop {
         request_response::OutboundRequestId,
         oneshot::Sender<Result<PeerResponse, NetError>>,
     >,
-    /// Junk gossip relayed, per non-server peer (see [`GOSSIP_STRIKES_BEFORE_BAN`]).
-    gossip_strikes: HashMap<PeerId, u32>,
+    /// What gossip we forward, and the junk tally of non-server peers.
+    gossip: GossipGuard,
     /// Redial schedule per server.
     backoff: p2p::backoff::Backoff<NodeId>,
     metrics: NetMetrics,
@@ -421,13 +418,20 @@ impl EventLoop {
                 message_id,
                 message,
             })) => {
-                let verdict = self.judge_gossip(&message);
+                let verdict = self.gossip.judge(message.source.as_ref(), &message.data);
                 let acceptance = match verdict {
                     Ok(()) => gossipsub::MessageAcceptance::Accept,
                     Err(reason) => {
                         self.metrics.rejected(reason);
                         tracing::debug!(%propagation_source, reason, "dropped a gossip message");
-                        self.strike(propagation_source);
+                        if self.gossip.strike(propagation_source) {
+                            self.swarm
+                                .behaviour_mut()
+                                .blocked
+                                .block_peer(propagation_source);
+                            self.metrics.rejected("gossip_peer_banned");
+                            tracing::warn!(peer = %propagation_source, "banned a peer that kept publishing junk on the output topic");
+                        }
                         gossipsub::MessageAcceptance::Reject
                     }
                 };
@@ -447,43 +451,6 @@ impl EventLoop {
             }
             _ => {}
         }
-    }
-
-    /// One more junk gossip message relayed by `peer`; ban it past the limit. Configured
-    /// servers are never banned (they validate before relaying, so they never relay junk).
-    fn strike(&mut self, peer: PeerId) {
-        if self.server_of(&peer).is_some() {
-            return;
-        }
-        if self.gossip_strikes.len() >= MAX_TRACKED_GOSSIP_PEERS {
-            // Bound memory: a flood of fresh identities only resets the tally.
-            self.gossip_strikes.clear();
-        }
-        let n = self.gossip_strikes.entry(peer).or_insert(0);
-        *n += 1;
-        if *n == GOSSIP_STRIKES_BEFORE_BAN {
-            self.gossip_strikes.remove(&peer);
-            self.swarm.behaviour_mut().blocked.block_peer(peer);
-            self.metrics.rejected("gossip_peer_banned");
-            tracing::warn!(%peer, "banned a peer that kept publishing junk on the output topic");
-        }
-    }
-
-    /// Only a configured server may publish on the output topic, and only a well-formed
-    /// signed output under its own index. Anything else is dropped, never relayed, and
-    /// the peer that relayed it loses gossipsub score. (The publisher's signature over
-    /// the message was checked by gossipsub: `ValidationMode::Strict`.)
-    fn judge_gossip(&self, message: &gossipsub::Message) -> Result<(), &'static str> {
-        let Some(source) = message.source.as_ref().and_then(|p| self.server_of(p)) else {
-            return Err("gossip_from_non_server");
-        };
-        let signed: protocol::wire::SignedOutput =
-            protocol::decode(&message.data).map_err(|_| "gossip_malformed")?;
-        if NodeId::from(signed.vouch.server) != source || signed.vouch.round != signed.output.round
-        {
-            return Err("gossip_malformed");
-        }
-        Ok(())
     }
 
     async fn on_raft_event(&mut self, ev: request_response::Event<PeerRequest, PeerResponse>) {
