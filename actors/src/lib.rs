@@ -9,8 +9,8 @@
 //! - [`types`], [`metrics`]: openraft type config and wire types between servers; the
 //!   prometheus registry and counters.
 //! - [`store`]: openraft log and state machine on redb.
-//! - [`gossip_guard`], [`net`], [`raft_net`]: which gossip is forwarded; the swarm's
-//!   event loop; openraft's network over it.
+//! - [`net`], [`raft_net`]: the swarm's event loop (which forwards only servers'
+//!   gossip, judged by `p2p::gossip`); openraft's network over it.
 //! - [`write`]: the commit path (forward to the leader, bounded retries, typed error);
 //!   [`in_flight`]: submissions being written, so concurrent copies are written once.
 //! - [`messages`]: messages more than one actor handles.
@@ -24,7 +24,6 @@ pub mod client_api;
 pub mod consensus;
 pub mod dispatch;
 pub mod gateway;
-pub mod gossip_guard;
 pub mod in_flight;
 pub mod messages;
 pub mod metrics;

@@ -27,10 +27,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use p2p::frame::{FrameCodec, RejectHook};
+use p2p::gossip::GossipGuard;
 use p2p::names::{CLIENT_PROTOCOL, OUTPUT_TOPIC, RAFT_PROTOCOL};
 use p2p::ServerAddr;
 
-use crate::gossip_guard::GossipGuard;
 use crate::metrics::NetMetrics;
 use crate::types::{NodeId, PeerRequest, PeerResponse};
 
@@ -248,7 +248,7 @@ pub fn start(
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (raft_tx, raft_rx) = mpsc::channel(RAFT_EVENT_QUEUE);
     let (client_tx, client_rx) = mpsc::channel(CLIENT_EVENT_QUEUE);
-    let gossip = GossipGuard::new(cfg.peers.iter().map(|p| (p.peer_id, NodeId::from(p.index))));
+    let gossip = GossipGuard::new(cfg.peers.iter().map(|p| (p.peer_id, p.index)));
     let lp = EventLoop {
         swarm,
         me: cfg.me,

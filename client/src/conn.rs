@@ -18,6 +18,7 @@ use protocol::wire::{ClientRequest, ClientResponse, ServerIndex};
 use tokio::sync::{mpsc, oneshot};
 
 use p2p::frame::FrameCodec;
+use p2p::gossip::GossipGuard;
 use p2p::names::{CLIENT_PROTOCOL, OUTPUT_TOPIC};
 pub use p2p::ServerAddr;
 
@@ -110,6 +111,10 @@ impl ClusterConn {
                         .heartbeat_interval(Duration::from_millis(500))
                         .heartbeat_initial_delay(Duration::from_millis(100))
                         .max_transmit_size(protocol::limits::MAX_VECTOR_BYTES + 64 * 1024)
+                        .validation_mode(gossipsub::ValidationMode::Strict)
+                        // Only a server's signed output is taken (and relayed): defence
+                        // in depth, since servers already drop anything else.
+                        .validate_messages()
                         .build()?;
                     Ok(Behaviour {
                         client: request_response::Behaviour::new(
@@ -138,9 +143,11 @@ impl ClusterConn {
         }
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let gossip = GossipGuard::new(servers.iter().map(|s| (s.peer_id, s.index)));
         let lp = Loop {
             swarm,
             servers,
+            gossip,
             commands: rx,
             events: ev_tx,
             pending: HashMap::new(),
@@ -187,6 +194,8 @@ struct Loop {
         ),
     >,
     backoff: p2p::backoff::Backoff<ServerIndex>,
+    /// Which gossip is taken: only configured servers' signed outputs.
+    gossip: GossipGuard,
 }
 
 impl Loop {
@@ -282,9 +291,25 @@ impl Loop {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
                 message,
-                ..
             })) => {
+                let verdict = self.gossip.judge(message.source.as_ref(), &message.data);
+                let acceptance = match verdict {
+                    Ok(()) => gossipsub::MessageAcceptance::Accept,
+                    Err(reason) => {
+                        tracing::debug!(%propagation_source, reason, "dropped a gossip message");
+                        gossipsub::MessageAcceptance::Reject
+                    }
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                if verdict.is_err() {
+                    return;
+                }
                 let source = message.source.as_ref().and_then(|p| self.index_of(p));
                 let _ = self
                     .events

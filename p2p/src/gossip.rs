@@ -1,5 +1,6 @@
-//! Which gossip a server forwards, and who gets banned for the rest. Pure bookkeeping,
-//! used by the network loop ([`crate::net`]), which does the reporting and the banning.
+//! Which gossip on the output topic is forwarded, and who gets banned for the rest. Pure
+//! bookkeeping, shared by the servers' and the clients' network loops, which report the
+//! verdict to gossipsub and do the banning.
 //!
 //! Only a configured server may publish on the output topic, and only a well-formed
 //! signed output under its own index. Anything else is dropped, never relayed; a
@@ -10,9 +11,7 @@
 use std::collections::HashMap;
 
 use libp2p::PeerId;
-use protocol::wire::SignedOutput;
-
-use crate::types::NodeId;
+use protocol::wire::{ServerIndex, SignedOutput};
 
 /// Junk gossip messages a non-server peer may relay before it is banned (blocked until
 /// the node restarts). Small: an honest peer relays none.
@@ -23,13 +22,13 @@ const MAX_TRACKED_PEERS: usize = 4096;
 
 /// The configured servers' PeerIds and the junk tally of everyone else.
 pub struct GossipGuard {
-    servers: HashMap<PeerId, NodeId>,
+    servers: HashMap<PeerId, ServerIndex>,
     strikes: HashMap<PeerId, u32>,
 }
 
 impl GossipGuard {
     /// A guard for the configured `servers` (PeerId, index).
-    pub fn new(servers: impl IntoIterator<Item = (PeerId, NodeId)>) -> Self {
+    pub fn new(servers: impl IntoIterator<Item = (PeerId, ServerIndex)>) -> Self {
         Self {
             servers: servers.into_iter().collect(),
             strikes: HashMap::new(),
@@ -43,8 +42,7 @@ impl GossipGuard {
             return Err("gossip_from_non_server");
         };
         let signed: SignedOutput = protocol::decode(data).map_err(|_| "gossip_malformed")?;
-        if NodeId::from(signed.vouch.server) != *index || signed.vouch.round != signed.output.round
-        {
+        if signed.vouch.server != *index || signed.vouch.round != signed.output.round {
             return Err("gossip_malformed");
         }
         Ok(())
