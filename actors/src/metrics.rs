@@ -115,6 +115,8 @@ pub struct KeeperMetrics {
     pub reveals: Counter,
     /// Sums recomputed from the replicated state (after a restart).
     pub recomputed: Counter,
+    /// Reveals retried because a closed round still lacked ours.
+    pub reveal_retries: Counter,
     /// Bytes of round sums held now.
     pub held_bytes: Gauge,
 }
@@ -172,6 +174,11 @@ impl NodeMetrics {
             "reveals",
             "Reveals this server committed",
             keeper.reveals.clone(),
+        );
+        r.register(
+            "reveal_retries",
+            "Reveals retried because a closed round still lacked ours",
+            keeper.reveal_retries.clone(),
         );
         r.register(
             "sums_recomputed",

@@ -10,19 +10,27 @@
 //! clients: the keeper reveals only on a `Closed` effect, which the state machine emits
 //! only then, and the state machine refuses reveals for any other round.
 //!
+//! A reveal that did not commit (its write gave up, or we installed a snapshot and never
+//! saw the round's `Close`) is retried: every [`REVEAL_CHECK`] the keeper looks for
+//! closed rounds still lacking our reveal, and one owed at two checks in a row with no
+//! write of ours in flight is recomputed from the replicated state and revealed again.
+//! Without that, a round with only t+1 servers up would stall for good.
+//!
 //! Opening a share (x25519, HKDF and an AEAD over the whole vector) runs on tokio's
 //! blocking pool, never on the actix thread. While it runs the actor holds its mailbox
 //! (`ctx.wait`), so sums are folded in log order and a `Closed` is never handled before
 //! the submissions that precede it.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix::prelude::*;
 use openraft::Raft;
 use protocol::bounded::Bytes;
 use protocol::seal::open_share;
 use protocol::wire::{ClientId, Command, Reveal, Round, SealedShare, Submission};
-use protocol::{Effect, Params};
+use protocol::{Effect, Params, State};
 use zeroize::Zeroizing;
 
 use crate::messages::Committed;
@@ -32,6 +40,20 @@ use crate::round_sums::RoundSums;
 use crate::store::SharedSm;
 use crate::types::{Applied, NodeId, TypeConfig};
 use crate::write::write;
+
+/// How often the keeper looks for closed rounds still owed our reveal. Longer than a
+/// normal reveal takes, so the usual path is never raced.
+pub const REVEAL_CHECK: Duration = Duration::from_secs(3);
+
+/// Closed rounds whose reveals lack ours, with their participant counts.
+pub fn owed_reveals(state: &State, me: u16) -> Vec<(Round, u32)> {
+    state
+        .awaiting
+        .iter()
+        .filter(|(_, c)| !c.reveals.contains_key(&me))
+        .map(|(r, c)| (*r, c.participants))
+        .collect()
+}
 
 /// Opens this server's shares; cheap to clone into a blocking task.
 #[derive(Clone)]
@@ -97,6 +119,10 @@ pub struct ShareKeeper {
     sm: SharedSm,
     stats: ActorStats,
     metrics: KeeperMetrics,
+    /// Rounds whose reveal write is in flight (shared with those writes' tasks).
+    revealing: Arc<Mutex<BTreeSet<Round>>>,
+    /// Rounds owed our reveal at the previous check.
+    owed_before: BTreeSet<Round>,
 }
 
 impl ShareKeeper {
@@ -126,7 +152,36 @@ impl ShareKeeper {
             sm,
             stats,
             metrics,
+            revealing: Arc::default(),
+            owed_before: BTreeSet::new(),
         }
+    }
+
+    /// Reveal again what is still owed since the previous check (see the module doc).
+    fn retry_owed(&mut self, ctx: &mut Context<Self>) {
+        let owed = {
+            let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
+            owed_reveals(d.machine.state(), self.me as u16)
+        };
+        let in_flight = self
+            .revealing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut now_owed = BTreeSet::new();
+        for (round, participants) in owed {
+            if in_flight.contains(&round) {
+                continue;
+            }
+            if self.owed_before.contains(&round) {
+                tracing::info!(round, "retrying our reveal");
+                self.metrics.reveal_retries.inc();
+                self.on_closed(ctx, round, participants);
+            } else {
+                now_owed.insert(round);
+            }
+        }
+        self.owed_before = now_owed;
     }
 
     fn fold(&mut self, round: Round, opened: Opened) {
@@ -202,8 +257,18 @@ impl ShareKeeper {
             self.stats.clone(),
             self.metrics.reveals.clone(),
         );
+        let revealing = self.revealing.clone();
+        revealing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(round);
         tokio::spawn(async move {
-            match write(&raft, &net, cmd).await {
+            let outcome = write(&raft, &net, cmd).await;
+            revealing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&round);
+            match outcome {
                 Ok(Applied::Ok { .. }) => {
                     reveals.inc();
                 }
@@ -234,6 +299,7 @@ impl Actor for ShareKeeper {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(crate::MAILBOX_CAPACITY);
+        ctx.run_interval(REVEAL_CHECK, |act, ctx| act.retry_owed(ctx));
     }
 }
 
@@ -258,5 +324,35 @@ impl Handler<Committed> for ShareKeeper {
             _ => {}
         }
         self.prune();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use protocol::bounded::Bytes;
+    use protocol::round::ClosedRound;
+
+    use super::*;
+
+    #[test]
+    fn a_closed_round_is_owed_until_our_reveal_is_in() {
+        let mut state = State::default();
+        let mut closed = ClosedRound {
+            participants: 4,
+            submissions: Vec::new(),
+            reveals: Default::default(),
+        };
+        closed
+            .reveals
+            .insert(0, Bytes::new(vec![0u8; 4]).expect("fits"));
+        state.awaiting.insert(7, closed.clone());
+        closed
+            .reveals
+            .insert(1, Bytes::new(vec![0u8; 4]).expect("fits"));
+        state.awaiting.insert(8, closed);
+        // Server 1 revealed round 8 but not 7; server 0 revealed both; server 2 neither.
+        assert_eq!(owed_reveals(&state, 1), vec![(7, 4)]);
+        assert!(owed_reveals(&state, 0).is_empty());
+        assert_eq!(owed_reveals(&state, 2), vec![(7, 4), (8, 4)]);
     }
 }
