@@ -68,17 +68,14 @@ impl Broadcaster {
     /// The broadcaster of server `me`, publishing through `peer_conn`.
     pub fn new(
         me: NodeId,
-        identity: keys::Identity,
+        identity: Arc<keys::Identity>,
         sm: SharedSm,
         peer_conn: Addr<PeerConnection>,
         stats: ActorStats,
         peer_stats: ActorStats,
     ) -> Self {
         Self {
-            signer: Signer {
-                me,
-                identity: Arc::new(identity),
-            },
+            signer: Signer { me, identity },
             stats,
             peer_conn,
             peer_stats,

@@ -2,8 +2,13 @@
 //! serves). Called by the consensus actor, one tokio task per call, never on the actix
 //! thread.
 //!
-//! Writes (submissions, registrations, probes) go through [`crate::write`]; reads
-//! (directory lookups, status) come from this node's applied state.
+//! Writes (submissions, registrations) go through [`crate::write`]; reads (directory
+//! lookups, status) come from this node's applied state. Nothing a client sends reaches
+//! the log unless the state machine would accept it as this node sees the state now: a
+//! submission for a round this node has not opened yet is held until it has (it may be
+//! a close behind the leader), never written early.
+
+use std::time::{Duration, Instant};
 
 use openraft::Raft;
 use prometheus_client::metrics::counter::Counter;
@@ -18,6 +23,9 @@ use crate::net::NetHandle;
 use crate::store::SharedSm;
 use crate::types::{Applied, NodeId, TypeConfig};
 use crate::write::write;
+
+/// Longest a submission for a round ahead of ours is held, waiting for our close.
+pub const HOLD_FUTURE: Duration = Duration::from_secs(2);
 
 /// Text for a bounded reason field, cut to fit.
 pub fn text<const N: usize>(s: &str) -> Bytes<N> {
@@ -54,14 +62,15 @@ impl ClientApi {
                 // Refuse junk before it costs a log entry; the state machine checks
                 // again. The signature comes first, so that nobody without the
                 // client's key learns whether it already submitted this round.
-                let checked =
-                    protocol::round::check_submission(&self.params, &sub).and_then(|()| {
-                        self.sm
-                            .read()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .machine
-                            .precheck_submission(&sub)
-                    });
+                let checked = protocol::round::check_submission(&self.params, &sub)
+                    .and_then(|()| self.precheck(&sub));
+                let checked = match checked {
+                    Ok(()) if sub.round > self.open_round() => self
+                        .hold_until_open(sub.round)
+                        .await
+                        .and_then(|()| self.precheck(&sub)),
+                    other => other,
+                };
                 if let Err(r) = checked {
                     self.count(&r);
                     return ClientResponse::Rejected(r);
@@ -77,16 +86,22 @@ impl ClientApi {
             ClientRequest::Register(reg) => {
                 // Refuse what apply would refuse (a stranger under `listed`, a bad name or
                 // signature) before it costs a log entry.
-                match protocol::round::check_register(&self.params, &reg) {
+                // Name or keys taken and the open policy's caps are refused from our
+                // applied state.
+                let checked = protocol::round::check_register(&self.params, &reg).and_then(|()| {
+                    self.sm
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .machine
+                        .precheck_register(&reg)
+                });
+                match checked {
                     Err(r) => {
                         self.count(&r);
                         ClientResponse::Rejected(r)
                     }
                     Ok(()) => self.commit(Command::Register(reg)).await,
                 }
-            }
-            ClientRequest::Probe { id, payload } => {
-                self.commit(Command::Probe { id, payload }).await
             }
             ClientRequest::LookupName(name) => {
                 let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
@@ -110,6 +125,50 @@ impl ClientApi {
             }
             ClientRequest::Status => self.status(),
         }
+    }
+
+    fn precheck(&self, sub: &protocol::Submission) -> Result<(), RejectReason> {
+        self.sm
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .machine
+            .precheck_submission(sub)
+    }
+
+    fn open_round(&self) -> protocol::Round {
+        self.sm
+            .read()
+            .map(|d| d.machine.state().open_round)
+            .unwrap_or(0)
+    }
+
+    /// Wait (bounded by [`HOLD_FUTURE`]) until this node has opened `round`.
+    async fn hold_until_open(&self, round: protocol::Round) -> Result<(), RejectReason> {
+        let deadline = Instant::now() + HOLD_FUTURE;
+        loop {
+            let open = self.open_round();
+            if round <= open {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(RejectReason::FutureRound { got: round, open });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Commit an opaque probe: for the admin endpoint (benchmarks and consensus tests),
+    /// never reachable from the client protocol.
+    pub async fn probe(&self, id: u64, bytes: usize) -> Result<Applied, String> {
+        let payload = Bytes::new(vec![(id % 251) as u8; bytes]).map_err(|_| {
+            format!(
+                "probe payload over {} bytes",
+                protocol::limits::MAX_PROBE_BYTES
+            )
+        })?;
+        write(&self.raft, &self.net, Command::Probe { id, payload })
+            .await
+            .map_err(|e| e.last.to_string())
     }
 
     fn count(&self, r: &RejectReason) {

@@ -13,17 +13,20 @@
 
 use actix::prelude::*;
 use openraft::Raft;
-use protocol::wire::ClientRequest;
+use protocol::wire::{ClientRequest, ClientResponse};
 use protocol::Effect;
 use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::broadcaster::{Broadcaster, Gossip, HandleHistory};
+use crate::client_api::text;
 use crate::consensus::{Consensus, HandlePeer};
 use crate::gateway::{ClientGateway, HandleClient};
 use crate::messages::Committed;
-use crate::metrics::{ActorStats, NodeMetrics, ReasonLabel};
+use crate::metrics::{ActorStats, NetMetrics, NodeMetrics, ReasonLabel, ServerLabel};
 use crate::net::NetEvent;
+use crate::quota::PeerQuotas;
 use crate::share_keeper::ShareKeeper;
 use crate::store::{AppliedEntry, SharedSm};
 use crate::types::TypeConfig;
@@ -74,19 +77,49 @@ pub fn raft(mut events: mpsc::Receiver<NetEvent>, consensus: Mailbox<Consensus>)
 
 /// Route client calls and gossip to the gateway and the broadcaster until the network
 /// stops. It never touches the consensus actor's mailbox.
+///
+/// Each call first claims its peer's quota ([`crate::quota`]): over quota, the caller
+/// hears "busy" at once; within it, the claim is held until the answer is sent.
 pub fn clients(
     mut events: mpsc::Receiver<NetEvent>,
     gateway: Mailbox<ClientGateway>,
     broadcaster: Mailbox<Broadcaster>,
+    net_metrics: NetMetrics,
 ) -> JoinHandle<()> {
+    let quotas = PeerQuotas::default();
     tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
             match ev {
-                NetEvent::Client {
-                    req: ClientRequest::History { from_round },
-                    reply,
-                } => broadcaster.send(HandleHistory { from_round, reply }).await,
-                NetEvent::Client { req, reply } => gateway.send(HandleClient { req, reply }).await,
+                NetEvent::Client { peer, req, reply } => {
+                    let history = matches!(req, ClientRequest::History { .. });
+                    let guard = match quotas.claim(peer, history, std::time::Instant::now()) {
+                        Ok(g) => g,
+                        Err(over) => {
+                            net_metrics.rejected(over.label());
+                            let _ = reply.send(ClientResponse::Unavailable(text(over.message())));
+                            continue;
+                        }
+                    };
+                    // The claim lives until the answer is sent (or the call is dropped).
+                    let (tx, rx) = oneshot::channel();
+                    tokio::spawn(async move {
+                        let _guard = guard;
+                        if let Ok(answer) = rx.await {
+                            let _ = reply.send(answer);
+                        }
+                    });
+                    match req {
+                        ClientRequest::History { from_round } => {
+                            broadcaster
+                                .send(HandleHistory {
+                                    from_round,
+                                    reply: tx,
+                                })
+                                .await
+                        }
+                        req => gateway.send(HandleClient { req, reply: tx }).await,
+                    }
+                }
                 NetEvent::Gossip(bytes) => broadcaster.send(Gossip(bytes)).await,
                 // Raft traffic arrives on its own queue.
                 NetEvent::Peer { .. } => {}
@@ -102,6 +135,7 @@ pub fn applied(
     keeper: Mailbox<ShareKeeper>,
     broadcaster: Mailbox<Broadcaster>,
     metrics: NodeMetrics,
+    fatal: tokio::sync::watch::Sender<Option<String>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(entry) = applied.recv().await {
@@ -115,6 +149,14 @@ pub fn applied(
                 Effect::Closed { .. } => metrics.round_outcome("closed"),
                 Effect::Void { .. } => metrics.round_outcome("void"),
                 Effect::Output(_) => metrics.round_outcome("output"),
+                Effect::ConfigMismatch(field) => {
+                    // This node's parameters differ from the ones the cluster committed:
+                    // it would compute different outputs from everyone else. Stop.
+                    tracing::error!(%field, "configuration differs from the cluster's; stopping");
+                    let _ = fatal.send(Some(format!(
+                        "configuration differs from the cluster's: {field}"
+                    )));
+                }
                 _ => {}
             }
             keeper.send(Committed(entry.clone())).await;
@@ -127,6 +169,7 @@ pub fn applied(
 pub fn raft_gauges(raft: &Raft<TypeConfig>, sm: SharedSm, metrics: &NodeMetrics) -> JoinHandle<()> {
     let mut rx = raft.metrics();
     let g = metrics.raft.clone();
+    let o = metrics.outputs.clone();
     tokio::spawn(async move {
         loop {
             {
@@ -140,8 +183,18 @@ pub fn raft_gauges(raft: &Raft<TypeConfig>, sm: SharedSm, metrics: &NodeMetrics)
                     .set(m.last_applied.map(|l| l.index as i64).unwrap_or(-1));
                 g.snapshot_index
                     .set(m.snapshot.map(|l| l.index as i64).unwrap_or(-1));
-                let round = sm.read().map(|d| d.machine.state().open_round).unwrap_or(0);
-                g.round.set(round as i64);
+                if let Ok(d) = sm.read() {
+                    let s = d.machine.state();
+                    g.round.set(s.open_round as i64);
+                    o.inconsistent_rounds.set(s.inconsistent_rounds as i64);
+                    o.unchecked.set(s.unchecked_outputs as i64);
+                    for (server, dissent) in &s.dissent {
+                        let label = ServerLabel {
+                            server: server.to_string(),
+                        };
+                        o.dissent.get_or_create(&label).set(dissent.rounds as i64);
+                    }
+                }
             }
             if rx.changed().await.is_err() {
                 break;

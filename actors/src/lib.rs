@@ -13,7 +13,8 @@
 //!   gossip, judged by `p2p::gossip`); openraft's network over it.
 //! - [`write`]: the commit path (forward to the leader, bounded retries, typed error);
 //!   [`in_flight`]: submissions being written, so concurrent copies are written once.
-//! - [`messages`]: messages more than one actor handles.
+//! - [`messages`]: messages more than one actor handles; [`quota`]: per-peer quotas on
+//!   client calls.
 //! - [`peer_connection`], [`client_api`], [`gateway`], [`round_clock`], [`consensus`],
 //!   [`round_sums`], [`share_keeper`], [`broadcaster`]: the actors and their logic.
 //! - [`dispatch`]: the tasks that route network events and applied entries to actors.
@@ -29,6 +30,7 @@ pub mod messages;
 pub mod metrics;
 pub mod net;
 pub mod peer_connection;
+pub mod quota;
 pub mod raft_net;
 pub mod round_clock;
 pub mod round_sums;

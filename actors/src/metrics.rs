@@ -139,6 +139,27 @@ pub struct NodeMetrics {
     pub keeper: KeeperMetrics,
     /// Rounds by outcome (closed, void, output).
     pub rounds: Family<OutcomeLabel, Counter>,
+    /// How outputs were reached (mirrored from the replicated state).
+    pub outputs: OutputGauges,
+}
+
+/// How outputs were reached, mirrored from the replicated state, so every node reports
+/// the same figures.
+#[derive(Clone, Default)]
+pub struct OutputGauges {
+    /// Rounds in which each server's reveal was off the agreed polynomial.
+    pub dissent: Family<ServerLabel, Gauge>,
+    /// Rounds voided because the reveals disagreed beyond correction.
+    pub inconsistent_rounds: Gauge,
+    /// Outputs decoded from exactly t+1 reveals (unchecked).
+    pub unchecked: Gauge,
+}
+
+/// A server, by index.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerLabel {
+    /// Its index.
+    pub server: String,
 }
 
 /// Label for round outcomes.
@@ -159,7 +180,23 @@ impl NodeMetrics {
         let rejected_commands = Family::<ReasonLabel, Counter>::default();
         let keeper = KeeperMetrics::default();
         let rounds = Family::<OutcomeLabel, Counter>::default();
+        let outputs = OutputGauges::default();
         let r = registry.sub_registry_with_prefix("chorus");
+        r.register(
+            "reveal_dissent_rounds",
+            "Rounds in which a server's reveal was off the polynomial the others agreed on",
+            outputs.dissent.clone(),
+        );
+        r.register(
+            "rounds_inconsistent",
+            "Rounds voided because their reveals disagreed beyond correction",
+            outputs.inconsistent_rounds.clone(),
+        );
+        r.register(
+            "outputs_unchecked",
+            "Outputs decoded from exactly t+1 reveals, with nothing to check them against",
+            outputs.unchecked.clone(),
+        );
         r.register(
             "rounds",
             "Rounds by outcome: closed (revealing), void (too few clients), output",
@@ -266,6 +303,7 @@ impl NodeMetrics {
             rejected_commands,
             keeper,
             rounds,
+            outputs,
         }
     }
 

@@ -76,8 +76,8 @@ pub enum NetCommand {
     Request {
         /// Target server.
         target: NodeId,
-        /// The request.
-        req: PeerRequest,
+        /// The request (boxed: a command can be large next to the other variants).
+        req: Box<PeerRequest>,
         /// Where the response goes.
         reply: oneshot::Sender<Result<PeerResponse, NetError>>,
     },
@@ -100,6 +100,8 @@ pub enum NetEvent {
     },
     /// A client's request.
     Client {
+        /// Who sent it (quotas are per peer).
+        peer: PeerId,
         /// The request.
         req: ClientRequest,
         /// Where the answer goes.
@@ -132,7 +134,11 @@ impl NetHandle {
     ) -> Result<PeerResponse, NetError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(NetCommand::Request { target, req, reply })
+            .send(NetCommand::Request {
+                target,
+                req: Box::new(req),
+                reply,
+            })
             .await
             .map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)?
@@ -366,7 +372,7 @@ impl EventLoop {
                 };
                 let id = self.swarm.behaviour_mut().raft.send_request_with_addresses(
                     &peer.peer_id,
-                    req,
+                    *req,
                     vec![peer.addr],
                 );
                 self.pending.insert(id, reply);
@@ -525,6 +531,7 @@ impl EventLoop {
         use request_response::{Event, Message};
         match ev {
             Event::Message {
+                peer,
                 message:
                     Message::Request {
                         request, channel, ..
@@ -533,6 +540,7 @@ impl EventLoop {
             } => {
                 let (reply, rx) = oneshot::channel();
                 match self.client_events.try_send(NetEvent::Client {
+                    peer,
                     req: request,
                     reply,
                 }) {

@@ -33,7 +33,7 @@ use crate::round_clock::RoundClock;
 use crate::share_keeper::ShareKeeper;
 use crate::status::{self, StatusReport};
 use crate::store::{self, LogStore, SharedSm, StateMachine};
-use crate::types::{NodeId, ServerNode, TypeConfig};
+use crate::types::{Applied, NodeId, ServerNode, TypeConfig};
 
 /// Raft timing and compaction settings.
 #[derive(Clone, Debug)]
@@ -80,6 +80,25 @@ pub struct ServerConfig {
     pub raft: RaftTuning,
     /// Round length: the leader closes a round after this long.
     pub round_ms: u64,
+    /// Faults to inject (tests and the abuse run only).
+    pub faults: Faults,
+}
+
+/// Faults a test can switch on in one node, to check that the others cope.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Reveal a wrong sum every round while set (signed, so the lie is attributable).
+    pub wrong_reveals: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the admin endpoint may switch faults at run time (`CHORUS_FAULTS=1`).
+    pub switchable: bool,
+}
+
+impl Faults {
+    /// Is the wrong-reveal fault on?
+    pub fn wrong_reveals(&self) -> bool {
+        self.wrong_reveals
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A running server.
@@ -93,6 +112,9 @@ pub struct ServerHandle {
     actors: Vec<ActorStats>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     peer_conn: Addr<PeerConnection>,
+    api: ClientApi,
+    fatal: tokio::sync::watch::Receiver<Option<String>>,
+    faults: Faults,
 }
 
 impl ServerHandle {
@@ -107,6 +129,39 @@ impl ServerHandle {
     pub fn ready(&self) -> bool {
         let m = self.raft.metrics().borrow().clone();
         m.current_leader.is_some() && m.last_applied.map(|l| l.index) >= m.last_log_index
+    }
+
+    /// Commit an opaque probe (the admin endpoint's `POST /probe`; benchmarks and tests).
+    pub async fn probe(&self, id: u64, bytes: usize) -> Result<Applied, String> {
+        self.api.probe(id, bytes).await
+    }
+
+    /// Switch the wrong-reveal fault (the admin endpoint's `POST /fault`, tests only);
+    /// false if this node was not started with switchable faults.
+    pub fn set_wrong_reveals(&self, on: bool) -> bool {
+        if !self.faults.switchable {
+            return false;
+        }
+        self.faults
+            .wrong_reveals
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(on, "FAULT SWITCHED: wrong reveals (tests only)");
+        true
+    }
+
+    /// Resolves with the reason when this node must stop (its configuration differs from
+    /// the parameters the cluster committed).
+    pub async fn fatal(&self) -> String {
+        let mut rx = self.fatal.clone();
+        loop {
+            if let Some(why) = rx.borrow_and_update().clone() {
+                return why;
+            }
+            if rx.changed().await.is_err() {
+                // The sender is gone with the server: nothing more will come.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Stop Raft only (flushing the log); for a handle still shared with the admin server.
@@ -198,6 +253,18 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
     let (applied_tx, applied_rx) = tokio::sync::mpsc::channel(crate::MAILBOX_CAPACITY * 4);
     let sm = StateMachine::open(db.clone(), cfg.params.clone(), Some(applied_tx))?;
     let shared = sm.shared();
+    let mismatch = shared
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .machine
+        .config_mismatch();
+    if let Some(field) = mismatch {
+        anyhow::bail!(
+            "configuration differs from the parameters this cluster committed when it was \
+             initialised ({}): {field}",
+            db_path.display()
+        );
+    }
     let raft_config = Config {
         cluster_name: "chorus".into(),
         heartbeat_interval: cfg.raft.heartbeat_ms,
@@ -243,6 +310,11 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         }
     }
 
+    let identity = Arc::new(cfg.identity);
+    if cfg.faults.wrong_reveals() {
+        tracing::warn!("FAULT INJECTED: this node reveals wrong sums (tests only)");
+    }
+    let (fatal_tx, fatal_rx) = tokio::sync::watch::channel(None);
     let peer_stats = metrics.actor("peer_connection");
     let consensus_stats = metrics.actor("consensus");
     let gateway_stats = metrics.actor("client_gateway");
@@ -266,6 +338,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         raft.clone(),
         net.clone(),
         shared.clone(),
+        cfg.params.clone(),
         Duration::from_millis(cfg.round_ms),
     );
     let consensus = Mailbox {
@@ -273,13 +346,14 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         stats: consensus_stats.clone(),
     };
     let gateway = Mailbox {
-        addr: ClientGateway::new(api, gateway_stats.clone()).start(),
+        addr: ClientGateway::new(api.clone(), gateway_stats.clone()).start(),
         stats: gateway_stats.clone(),
     };
     let keeper = Mailbox {
         addr: ShareKeeper::new(
             cfg.me,
-            cfg.identity.x25519_secret().clone(),
+            identity.clone(),
+            cfg.faults.wrong_reveals.clone(),
             cfg.params.clone(),
             raft.clone(),
             net.clone(),
@@ -293,7 +367,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
     let broadcaster = Mailbox {
         addr: Broadcaster::new(
             cfg.me,
-            cfg.identity,
+            identity,
             shared.clone(),
             peer_conn.clone(),
             broadcaster_stats.clone(),
@@ -305,8 +379,13 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
 
     let tasks = vec![
         dispatch::raft(events.raft, consensus),
-        dispatch::clients(events.clients, gateway, broadcaster.clone()),
-        dispatch::applied(applied_rx, keeper, broadcaster, metrics.clone()),
+        dispatch::clients(
+            events.clients,
+            gateway,
+            broadcaster.clone(),
+            metrics.net.clone(),
+        ),
+        dispatch::applied(applied_rx, keeper, broadcaster, metrics.clone(), fatal_tx),
         dispatch::raft_gauges(&raft, shared.clone(), &metrics),
     ];
 
@@ -325,5 +404,8 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         ],
         tasks,
         peer_conn,
+        api,
+        fatal: fatal_rx,
+        faults: cfg.faults,
     })
 }

@@ -123,6 +123,10 @@ pub struct ShareKeeper {
     revealing: Arc<Mutex<BTreeSet<Round>>>,
     /// Rounds owed our reveal at the previous check.
     owed_before: BTreeSet<Round>,
+    /// Signs our reveals.
+    identity: Arc<keys::Identity>,
+    /// Test-only fault: reveal a wrong sum while set (see [`crate::server::Faults`]).
+    wrong_reveals: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ShareKeeper {
@@ -130,7 +134,8 @@ impl ShareKeeper {
     #[allow(clippy::too_many_arguments)] // one constructor, called once, every field needed
     pub fn new(
         me: NodeId,
-        secret: x25519_dalek::StaticSecret,
+        identity: Arc<keys::Identity>,
+        wrong_reveals: Arc<std::sync::atomic::AtomicBool>,
         params: Params,
         raft: Raft<TypeConfig>,
         net: NetHandle,
@@ -142,7 +147,7 @@ impl ShareKeeper {
         Self {
             opener: Opener {
                 me,
-                secret: Arc::new(secret),
+                secret: Arc::new(identity.x25519_secret().clone()),
                 vector_bytes,
             },
             me,
@@ -154,6 +159,8 @@ impl ShareKeeper {
             metrics,
             revealing: Arc::default(),
             owed_before: BTreeSet::new(),
+            identity,
+            wrong_reveals,
         }
     }
 
@@ -241,16 +248,21 @@ impl ShareKeeper {
     }
 
     fn reveal(&mut self, round: Round) {
-        let sum = self.sums.take(round);
-        let Ok(sum) = Bytes::new(sum.to_vec()) else {
+        let mut sum = self.sums.take(round).to_vec();
+        if self
+            .wrong_reveals
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // The test-only fault: a server that lies about its sum (and signs the lie).
+            if let Some(b) = sum.first_mut() {
+                *b ^= 0xA5;
+            }
+        }
+        let Ok(sum) = Bytes::new(sum) else {
             self.stats.failed();
             return;
         };
-        let cmd = Command::Reveal(Reveal {
-            round,
-            server: self.me as u16,
-            sum,
-        });
+        let (me, identity) = (self.me as u16, self.identity.clone());
         let (raft, net, stats, reveals) = (
             self.raft.clone(),
             self.net.clone(),
@@ -263,6 +275,7 @@ impl ShareKeeper {
             .unwrap_or_else(|p| p.into_inner())
             .insert(round);
         tokio::spawn(async move {
+            let cmd = Command::Reveal(Reveal::new(round, me, sum, &identity));
             let outcome = write(&raft, &net, cmd).await;
             revealing
                 .lock()

@@ -51,6 +51,31 @@ pub struct StatusReport {
     pub commands_applied: u64,
     /// Per-actor counters.
     pub actors: BTreeMap<String, ActorStatus>,
+    /// How round outputs were reached, from the replicated state (equal on every node).
+    pub outputs: OutputsStatus,
+}
+
+/// How round outputs were reached: the servers whose reveals disagreed with the rest
+/// are named here, on every node.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputsStatus {
+    /// Whether the cluster's parameters are committed (`Init` applied).
+    pub parameters_committed: bool,
+    /// Servers whose reveal was off the agreed polynomial: index → rounds, last round.
+    pub dissenting_servers: BTreeMap<u16, DissentStatus>,
+    /// Rounds voided because their reveals disagreed beyond correction.
+    pub inconsistent_rounds: u64,
+    /// Outputs decoded from exactly t+1 reveals, with nothing to check them against.
+    pub unchecked_outputs: u64,
+}
+
+/// One dissenting server.
+#[derive(Debug, Clone, Serialize)]
+pub struct DissentStatus {
+    /// Rounds in which its reveal disagreed.
+    pub rounds: u64,
+    /// The last such round.
+    pub last_round: u64,
 }
 
 /// Assemble the report from its sources.
@@ -61,12 +86,32 @@ pub fn report(
     peers_connected: Vec<NodeId>,
     actors: &[ActorStats],
 ) -> StatusReport {
-    let (round, state_hash, commands_applied) = {
+    let (round, state_hash, commands_applied, outputs) = {
         let d = sm.read().unwrap_or_else(|p| p.into_inner());
+        let s = d.machine.state();
+        let outputs = OutputsStatus {
+            parameters_committed: s.genesis.is_some(),
+            dissenting_servers: s
+                .dissent
+                .iter()
+                .map(|(i, d)| {
+                    (
+                        *i,
+                        DissentStatus {
+                            rounds: d.rounds,
+                            last_round: d.last_round,
+                        },
+                    )
+                })
+                .collect(),
+            inconsistent_rounds: s.inconsistent_rounds,
+            unchecked_outputs: s.unchecked_outputs,
+        };
         (
-            d.machine.state().open_round,
+            s.open_round,
             hex::encode(d.machine.state_hash()),
-            d.machine.state().applied,
+            s.applied,
+            outputs,
         )
     };
     let actors = actors
@@ -97,5 +142,6 @@ pub fn report(
         state_hash,
         commands_applied,
         actors,
+        outputs,
     }
 }

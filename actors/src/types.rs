@@ -38,7 +38,10 @@ impl From<&Effect> for Applied {
             Effect::Closed { round, .. } | Effect::Void { round, .. } => Self::Ok { round: *round },
             Effect::RevealRecorded { round, .. } => Self::Ok { round: *round },
             Effect::Output(o) => Self::Ok { round: o.round },
-            Effect::Registered { .. } | Effect::Probed { .. } => Self::Ok { round: 0 },
+            Effect::Registered { .. }
+            | Effect::Probed { .. }
+            | Effect::Initialised
+            | Effect::ConfigMismatch(_) => Self::Ok { round: 0 },
         }
     }
 }

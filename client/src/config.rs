@@ -57,7 +57,7 @@ impl Settings {
             server_dh.push(x25519_dalek::PublicKey::from(dh));
             server_sign.push(sign);
         }
-        let params = Params::from_manifest(c.servers.len(), &c.round, &c.admission)
+        let params = Params::from_manifest(&c.servers, &c.round, &c.admission)
             .map_err(|e| bad(e.field, &e.problem))?;
         let r = &c.round;
         Ok(Self {

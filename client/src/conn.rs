@@ -60,7 +60,7 @@ pub enum ConnEvent {
 enum Cmd {
     Request {
         server: ServerIndex,
-        req: ClientRequest,
+        req: Box<ClientRequest>,
         reply: oneshot::Sender<Result<ClientResponse, ConnError>>,
     },
     Connected(oneshot::Sender<Vec<ServerIndex>>),
@@ -165,7 +165,11 @@ impl ClusterConn {
     ) -> Result<ClientResponse, ConnError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Cmd::Request { server, req, reply })
+            .send(Cmd::Request {
+                server,
+                req: Box::new(req),
+                reply,
+            })
             .await
             .map_err(|_| ConnError::Closed)?;
         rx.await.map_err(|_| ConnError::Closed)?
@@ -214,7 +218,7 @@ impl Loop {
                     Some(Cmd::Request { server, req, reply }) => {
                         match self.servers.iter().find(|s| s.index == server).cloned() {
                             Some(s) => {
-                                let id = self.swarm.behaviour_mut().client.send_request_with_addresses(&s.peer_id, req, vec![s.addr]);
+                                let id = self.swarm.behaviour_mut().client.send_request_with_addresses(&s.peer_id, *req, vec![s.addr]);
                                 self.pending.insert(id, (server, reply));
                             }
                             None => {

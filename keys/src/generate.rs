@@ -203,6 +203,8 @@ pub fn write_cluster<R: RngCore + CryptoRng>(
             } else {
                 Vec::new()
             },
+            max_registrations_per_round: None,
+            max_registrations: None,
         },
         servers,
     };

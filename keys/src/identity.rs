@@ -77,6 +77,14 @@ impl Identity {
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         self.signing.sign(msg).to_bytes()
     }
+
+    /// Sign `msg` with the x25519 key (XEdDSA, as Signal specifies it): proves
+    /// possession of the key that slots are sealed to. Verify with [`verify_xeddsa`].
+    pub fn sign_with_dh(&self, msg: &[u8]) -> [u8; 64] {
+        use xeddsa::Sign;
+        let key = xeddsa::xed25519::PrivateKey::from(&self.dh);
+        key.sign(msg, rand_core::OsRng)
+    }
 }
 
 impl std::fmt::Debug for Identity {
@@ -129,6 +137,15 @@ pub fn verify_ed25519(public: &[u8; 32], msg: &[u8], signature: &[u8; 64]) -> bo
     key.verify_strict(msg, &sig).is_ok() && key.verify(msg, &sig).is_ok()
 }
 
+/// Verify an XEdDSA signature over `msg` by the x25519 key `public` (see
+/// [`Identity::sign_with_dh`]). False on any problem, unusable keys included.
+pub fn verify_xeddsa(public: &[u8; 32], msg: &[u8], signature: &[u8; 64]) -> bool {
+    use xeddsa::Verify;
+    xeddsa::xed25519::PublicKey(*public)
+        .verify(msg, signature)
+        .is_ok()
+}
+
 /// Parse 64 hex characters into 32 bytes.
 pub fn parse_hex32(text: &str) -> Result<[u8; 32], PublicKeyError> {
     let mut out = [0u8; 32];
@@ -147,6 +164,22 @@ mod tests {
         let sig = id.sign(b"hello");
         assert!(id.public().verify(b"hello", &sig));
         assert!(!id.public().verify(b"hellp", &sig));
+    }
+
+    #[test]
+    fn the_x25519_key_signs_and_only_it_verifies() {
+        let id = Identity::generate(&mut rand_core::OsRng);
+        let other = Identity::generate(&mut rand_core::OsRng);
+        let sig = id.sign_with_dh(b"register alice");
+        assert!(verify_xeddsa(&id.public().dh, b"register alice", &sig));
+        assert!(!verify_xeddsa(&id.public().dh, b"register mallory", &sig));
+        assert!(!verify_xeddsa(&other.public().dh, b"register alice", &sig));
+        // An ed25519 signature is not an x25519 one, even over the same bytes.
+        assert!(!verify_xeddsa(
+            &id.public().dh,
+            b"register alice",
+            &id.sign(b"register alice")
+        ));
     }
 
     #[test]

@@ -47,6 +47,12 @@ pub struct AdmissionSection {
     /// Hex ed25519 public keys of listed clients (used when `policy = "listed"`).
     #[serde(default)]
     pub clients: Vec<String>,
+    /// Under `open`: most registrations committed per round (default 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_registrations_per_round: Option<u32>,
+    /// Under `open`: most names in the directory (default 100000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_registrations: Option<u64>,
 }
 
 /// One server of the fixed set.

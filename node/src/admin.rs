@@ -1,15 +1,18 @@
-//! The admin HTTP endpoint: `/metrics`, `/status`, `/healthz`, `/readyz`.
-//! Bound to 127.0.0.1 by default; an optional bearer token guards every route.
+//! The admin HTTP endpoint: `/metrics`, `/status`, `/healthz`, `/readyz`, and
+//! `POST /probe?id=N&bytes=M`, which commits an opaque entry to the log (consensus tests
+//! and benchmarks; clients have no way to do this), and `POST /fault?wrong_reveals=1`
+//! (a test-only fault switch, refused unless the node runs with `CHORUS_FAULTS=1`). Bound to 127.0.0.1 by default; an
+//! optional bearer token guards every route.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actors::server::ServerHandle;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 #[derive(Clone)]
@@ -47,6 +50,39 @@ async fn status(State(st): State<AppState>) -> impl IntoResponse {
     Json(st.server.status().await)
 }
 
+#[derive(serde::Deserialize)]
+struct ProbeQuery {
+    id: u64,
+    #[serde(default)]
+    bytes: usize,
+}
+
+async fn probe(State(st): State<AppState>, Query(q): Query<ProbeQuery>) -> impl IntoResponse {
+    match st.server.probe(q.id, q.bytes).await {
+        Ok(applied) => (StatusCode::OK, format!("committed: {applied:?}\n")),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not committed: {e}\n"),
+        ),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct FaultQuery {
+    wrong_reveals: u8,
+}
+
+async fn fault(State(st): State<AppState>, Query(q): Query<FaultQuery>) -> impl IntoResponse {
+    if st.server.set_wrong_reveals(q.wrong_reveals == 1) {
+        (StatusCode::OK, "fault switched\n")
+    } else {
+        (
+            StatusCode::FORBIDDEN,
+            "faults are not switchable on this node (start it with CHORUS_FAULTS=1)\n",
+        )
+    }
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -78,6 +114,8 @@ pub async fn serve(
         .route("/status", get(status))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/probe", post(probe))
+        .route("/fault", post(fault))
         .layer(middleware::from_fn_with_state(st.clone(), auth))
         .with_state(st);
     let listener = tokio::net::TcpListener::bind(addr)

@@ -98,6 +98,7 @@ fn run(config: &std::path::Path) -> anyhow::Result<()> {
         data_dir: s.data_dir.clone(),
         params: s.params.clone(),
         round_ms: s.manifest.round.round_ms,
+        faults: faults_from_env(),
         raft: actors::server::RaftTuning {
             heartbeat_ms: raft.heartbeat_ms.unwrap_or(d.heartbeat_ms),
             election_min_ms: raft.election_min_ms.unwrap_or(d.election_min_ms),
@@ -119,7 +120,10 @@ fn run(config: &std::path::Path) -> anyhow::Result<()> {
         let admin = admin::serve(admin_addr, server.clone(), token, stop_rx).await?;
         let admin_task = tokio::spawn(admin);
         tracing::info!(admin = %admin_addr, "node running");
-        wait_for_signal().await;
+        let fatal = tokio::select! {
+            () = wait_for_signal() => None,
+            why = server.fatal() => Some(why),
+        };
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = admin_task.await;
@@ -128,8 +132,24 @@ fn run(config: &std::path::Path) -> anyhow::Result<()> {
             Err(server) => server.stop_raft().await,
         }
         tracing::info!("stopped");
-        Ok::<(), anyhow::Error>(())
+        match fatal {
+            Some(why) => Err(anyhow::anyhow!(why)),
+            None => Ok::<(), anyhow::Error>(()),
+        }
     })
+}
+
+/// Faults, for tests and the abuse run only: `CHORUS_FAULT_WRONG_REVEALS=1` makes this
+/// node reveal wrong sums from the start; `CHORUS_FAULTS=1` lets the admin endpoint
+/// switch faults at run time (`POST /fault?wrong_reveals=1`).
+fn faults_from_env() -> actors::server::Faults {
+    let on = |var: &str| std::env::var(var).is_ok_and(|v| v == "1");
+    actors::server::Faults {
+        wrong_reveals: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(on(
+            "CHORUS_FAULT_WRONG_REVEALS",
+        ))),
+        switchable: on("CHORUS_FAULTS"),
+    }
 }
 
 async fn wait_for_signal() {

@@ -133,8 +133,8 @@ pub fn validate(path: &Path, m: NodeManifest) -> Result<Settings, ConfigError> {
             format!("{:?} is not host:port ({e})", m.node.admin),
         )
     })?;
-    let params =
-        Params::from_manifest(n, &m.round, &m.admission).map_err(|e| err(&e.field, e.problem))?;
+    let params = Params::from_manifest(&m.servers, &m.round, &m.admission)
+        .map_err(|e| err(&e.field, e.problem))?;
     let r = &m.round;
     if r.round_ms < 100 {
         return Err(err(

@@ -10,12 +10,15 @@
 //! - [`limits`], [`bounded`], [`codec`], [`wire`]: what crosses the network, and its bounds.
 //! - [`shamir`], [`seal`], [`submission`]: building and opening shares.
 //! - [`slot`]: what is inside a slot (sealed to the recipient), and fragmentation.
-//! - [`params`], [`round`]: the replicated round state machine.
+//! - [`params`], [`round`], [`robust`], [`names`]: the replicated round state machine,
+//!   robust reconstruction of outputs, and the rule for registered names.
 
 pub mod bounded;
 pub mod codec;
 pub mod limits;
+pub mod names;
 pub mod params;
+pub mod robust;
 pub mod round;
 pub mod seal;
 pub mod shamir;

@@ -33,7 +33,18 @@ pub struct Params {
     pub retention_rounds: u64,
     /// Admission policy.
     pub admission: Admission,
+    /// Each server's ed25519 key, in index order: reveals are checked against it.
+    pub server_keys: Vec<crate::bounded::Key32>,
+    /// Under the `open` policy: registrations committed per round, at most.
+    pub registrations_per_round: u32,
+    /// Under the `open` policy: names in the directory, at most.
+    pub max_names: u64,
 }
+
+/// Default cap on registrations per round under the `open` policy.
+pub const DEFAULT_REGISTRATIONS_PER_ROUND: u32 = 32;
+/// Default cap on names in the directory under the `open` policy.
+pub const DEFAULT_MAX_NAMES: u64 = 100_000;
 
 /// A parameter out of range; the message names it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,10 +61,16 @@ impl Params {
     /// `servers` entries; errors name the config field (`round.threshold`,
     /// `admission.clients[2]`, …).
     pub fn from_manifest(
-        servers: usize,
+        server_entries: &[keys::manifest::ServerEntry],
         round: &keys::manifest::RoundSection,
         admission: &keys::manifest::AdmissionSection,
     ) -> Result<Self, ParamsError> {
+        let servers = server_entries.len();
+        let server_keys: Vec<&str> = server_entries.iter().map(|s| s.ed25519.as_str()).collect();
+        let admission_caps = (
+            admission.max_registrations_per_round,
+            admission.max_registrations,
+        );
         let admission = match admission.policy {
             keys::manifest::Policy::Open => Admission::Open,
             keys::manifest::Policy::Listed => {
@@ -68,7 +85,15 @@ impl Params {
                 Admission::Listed(set)
             }
         };
-        Self::new(
+        let mut keys = Vec::with_capacity(server_keys.len());
+        for (i, k) in server_keys.iter().enumerate() {
+            let key = keys::identity::parse_hex32(k).map_err(|_| ParamsError {
+                field: format!("servers[{i}].ed25519"),
+                problem: "must be 64 hex characters (an ed25519 public key)".into(),
+            })?;
+            keys.push(crate::bounded::Fixed(key));
+        }
+        let mut p = Self::new(
             servers,
             round.threshold as usize,
             round.slots as usize,
@@ -76,7 +101,98 @@ impl Params {
             round.min_anonymity_set as usize,
             round.retention_rounds,
             admission,
-        )
+        )?
+        .with_server_keys(keys)?;
+        if let Some(cap) = admission_caps.0 {
+            if cap < 1 {
+                return Err(ParamsError {
+                    field: "admission.max_registrations_per_round".into(),
+                    problem: "must be at least 1".into(),
+                });
+            }
+            p.registrations_per_round = cap;
+        }
+        if let Some(cap) = admission_caps.1 {
+            p.max_names = cap;
+        }
+        Ok(p)
+    }
+
+    /// With the servers' ed25519 keys (one per server, index order).
+    pub fn with_server_keys(
+        mut self,
+        keys: Vec<crate::bounded::Key32>,
+    ) -> Result<Self, ParamsError> {
+        if keys.len() != usize::from(self.servers) {
+            return Err(ParamsError {
+                field: "servers".into(),
+                problem: format!("{} keys for {} servers", keys.len(), self.servers),
+            });
+        }
+        self.server_keys = keys;
+        Ok(self)
+    }
+
+    /// The first field in which `other` differs from `self`, named as in the config
+    /// file, with both values: how a node explains that its file disagrees with the
+    /// parameters committed to the log.
+    pub fn first_difference(&self, other: &Params) -> Option<String> {
+        fn differ<T: PartialEq + std::fmt::Debug>(field: &str, a: &T, b: &T) -> Option<String> {
+            (a != b).then(|| format!("{field} is {a:?} here but {b:?} in the cluster's log"))
+        }
+        differ("servers (count)", &self.servers, &other.servers)
+            .or_else(|| differ("round.threshold", &self.threshold, &other.threshold))
+            .or_else(|| differ("round.slots", &self.slots, &other.slots))
+            .or_else(|| differ("round.slot_bytes", &self.slot_bytes, &other.slot_bytes))
+            .or_else(|| {
+                differ(
+                    "round.min_anonymity_set",
+                    &self.min_anonymity_set,
+                    &other.min_anonymity_set,
+                )
+            })
+            .or_else(|| {
+                differ(
+                    "round.retention_rounds",
+                    &self.retention_rounds,
+                    &other.retention_rounds,
+                )
+            })
+            .or_else(|| match (&self.admission, &other.admission) {
+                (Admission::Open, Admission::Open) => None,
+                (Admission::Listed(a), Admission::Listed(b)) if a == b => None,
+                (Admission::Listed(a), Admission::Listed(b)) => Some(format!(
+                    "admission.clients differ ({} listed here, {} in the cluster's log)",
+                    a.len(),
+                    b.len()
+                )),
+                (a, b) => Some(format!(
+                    "admission.policy is {} here but {} in the cluster's log",
+                    policy_name(a),
+                    policy_name(b)
+                )),
+            })
+            .or_else(|| {
+                self.server_keys
+                    .iter()
+                    .zip(&other.server_keys)
+                    .position(|(a, b)| a != b)
+                    .map(|i| format!("servers[{i}].ed25519 differs from the cluster's log"))
+            })
+            .or_else(|| {
+                differ(
+                    "admission.max_registrations_per_round",
+                    &self.registrations_per_round,
+                    &other.registrations_per_round,
+                )
+            })
+            .or_else(|| {
+                differ(
+                    "admission.max_registrations",
+                    &self.max_names,
+                    &other.max_names,
+                )
+            })
     }
 
     /// Check and build.
@@ -148,6 +264,9 @@ impl Params {
             min_anonymity_set: min_anonymity_set as u32,
             retention_rounds,
             admission,
+            server_keys: Vec::new(),
+            registrations_per_round: DEFAULT_REGISTRATIONS_PER_ROUND,
+            max_names: DEFAULT_MAX_NAMES,
         })
     }
 
@@ -169,6 +288,13 @@ impl Params {
     /// Servers that may be down while the cluster stays live: `f = (n-1)/2`.
     pub fn f(&self) -> usize {
         (usize::from(self.servers) - 1) / 2
+    }
+}
+
+fn policy_name(a: &Admission) -> &'static str {
+    match a {
+        Admission::Open => "open",
+        Admission::Listed(_) => "listed",
     }
 }
 

@@ -6,10 +6,13 @@
 //! by log order alone.
 //!
 //! ```text
-//!   Submit(r) ──► collecting[r] ──Close(r)──► awaiting reveal ──t+1 Reveal──► output
-//!                                   │ (< k clients)                           (kept for
-//!                                   └──────────► void                    retention_rounds)
+//!   Submit(r) ──► collecting[r] ──Close(r)──► awaiting reveal ──signed Reveals──► output
+//!                                   │ (< k clients)        │ (decoded despite liars;  (kept for
+//!                                   └──────────► void ◄────┘  void if they disagree)  retention)
 //! ```
+//! How reveals become an output (checked when more than t+1 are in, corrected where a
+//! server lies, `Finalize` when the leader stops waiting) is in [`outputs`]. `Init`
+//! commits the cluster's parameters once; a node whose own differ stops.
 //! Submissions are kept (for a restarted share-keeper to recompute its sum) until their
 //! round is revealed or void, then forgotten.
 
@@ -21,11 +24,13 @@ use sha2::{Digest, Sha256};
 use crate::bounded::{Bytes, Key32};
 use crate::limits::MAX_NAME_BYTES;
 use crate::params::{Admission, Params};
-use crate::shamir::{combine_vector, x_of};
 use crate::wire::{
-    ClientId, Command, PublicKeys, Register, RejectReason, Reveal, Round, RoundOutput, ServerIndex,
+    ClientId, Command, PublicKeys, Register, RejectReason, Round, RoundOutput, ServerIndex,
     Submission,
 };
+
+mod outputs;
+pub use outputs::Dissent;
 
 /// Rounds that may wait for reveals at once; older ones are abandoned (their
 /// submissions dropped) so a cluster that cannot reveal does not grow without bound.
@@ -74,6 +79,16 @@ pub struct State {
     pub probes: u64,
     /// Commands applied.
     pub applied: u64,
+    /// The parameters committed by `Init`, once the cluster is initialised.
+    pub genesis: Option<Params>,
+    /// Registrations committed in the open round (the `open` policy caps them).
+    pub registered_this_round: u32,
+    /// Servers whose reveal was off the polynomial the others agreed on.
+    pub dissent: BTreeMap<ServerIndex, Dissent>,
+    /// Rounds voided because their reveals disagreed beyond correction.
+    pub inconsistent_rounds: u64,
+    /// Outputs decoded from exactly t+1 reveals (nothing to check them against).
+    pub unchecked_outputs: u64,
 }
 
 impl Default for State {
@@ -92,6 +107,11 @@ impl Default for State {
             recent_void: std::collections::VecDeque::new(),
             probes: 0,
             applied: 0,
+            genesis: None,
+            registered_this_round: 0,
+            dissent: BTreeMap::new(),
+            inconsistent_rounds: 0,
+            unchecked_outputs: 0,
         }
     }
 }
@@ -129,8 +149,13 @@ pub enum Effect {
         /// The server.
         server: ServerIndex,
     },
-    /// The `t+1`-th reveal arrived: the round's output.
+    /// Enough reveals agree: the round's output.
     Output(RoundOutput),
+    /// `Init` was applied and matches this node's parameters.
+    Initialised,
+    /// `Init` was applied and differs from this node's parameters (named): this node
+    /// must stop, since it would compute different outputs from everyone else.
+    ConfigMismatch(String),
     /// A name was registered.
     Registered {
         /// The name.
@@ -159,6 +184,9 @@ pub fn check_register(params: &Params, reg: &Register) -> Result<(), RejectReaso
     }
     if !reg.signature_valid() {
         return Err(RejectReason::BadSignature);
+    }
+    if !reg.dh_proof_valid() {
+        return Err(RejectReason::BadKeyProof);
     }
     Ok(())
 }
@@ -196,19 +224,11 @@ pub fn check_submission(params: &Params, sub: &Submission) -> Result<(), RejectR
     Ok(())
 }
 
-/// Check a name for registration: non-empty UTF-8 without control characters or
-/// surrounding spaces.
+/// Check a name for registration: the rule in [`crate::names`], in normal form.
 pub fn check_name(name: &[u8]) -> Result<&str, RejectReason> {
     let text =
         std::str::from_utf8(name).map_err(|_| RejectReason::InvalidName("not UTF-8".into()))?;
-    if text.is_empty() {
-        return Err(RejectReason::InvalidName("empty".into()));
-    }
-    if text.chars().any(char::is_control) || text.trim() != text {
-        return Err(RejectReason::InvalidName(
-            "control characters or surrounding spaces".into(),
-        ));
-    }
+    crate::names::check(text).map_err(|e| RejectReason::InvalidName(e.to_string()))?;
     Ok(text)
 }
 
@@ -321,7 +341,9 @@ impl RoundMachine {
             Command::Submit(sub) => self.submit(sub),
             Command::Close { round } => self.close(*round),
             Command::Reveal(rev) => self.reveal(rev),
+            Command::Finalize { round } => self.finalize(*round),
             Command::Register(reg) => self.register(reg),
+            Command::Init(p) => Ok(self.init(p)),
             Command::Probe { id, .. } => {
                 self.state.probes += 1;
                 Ok(Effect::Probed { id: *id })
@@ -363,6 +385,7 @@ impl RoundMachine {
         let collected = std::mem::take(&mut self.state.collecting);
         let participants = collected.len() as u32;
         self.state.open_round += 1;
+        self.state.registered_this_round = 0;
         self.state.last_closed = Some((round, participants));
         if participants < self.params.min_anonymity_set {
             self.note_void(round);
@@ -398,78 +421,47 @@ impl RoundMachine {
         }
     }
 
-    fn reveal(&mut self, rev: &Reveal) -> Result<Effect, RejectReason> {
-        if rev.server >= self.params.servers {
-            return Err(RejectReason::UnknownServer(rev.server));
-        }
-        let needed = self.params.reveals_needed();
-        let vector_bytes = self.params.vector_bytes();
-        let Some(closed) = self.state.awaiting.get_mut(&rev.round) else {
-            return Err(RejectReason::NotAwaitingReveal { round: rev.round });
-        };
-        if closed.reveals.contains_key(&rev.server) {
-            return Err(RejectReason::DuplicateReveal {
-                round: rev.round,
-                server: rev.server,
-            });
-        }
-        if rev.sum.len() != vector_bytes {
-            return Err(RejectReason::WrongShareSize {
-                expected: vector_bytes as u32,
-                got: rev.sum.len() as u32,
-            });
-        }
-        closed.reveals.insert(rev.server, rev.sum.clone());
-        if closed.reveals.len() < needed {
-            return Ok(Effect::RevealRecorded {
-                round: rev.round,
-                server: rev.server,
-            });
-        }
-        let shares: Vec<(u8, &[u8])> = closed
-            .reveals
-            .iter()
-            .take(needed)
-            .map(|(s, sum)| (x_of(usize::from(*s)), sum.as_slice()))
-            .collect();
-        // Distinct servers with equal-length sums (checked above): cannot fail.
-        let data = combine_vector(&shares).unwrap_or_default();
-        let participants = closed.participants;
-        self.state.awaiting.remove(&rev.round);
-        let output = RoundOutput {
-            round: rev.round,
-            participants,
-            slots: self.params.slots,
-            slot_bytes: self.params.slot_bytes,
-            data: Bytes::new(data).unwrap_or_default(),
-        };
-        debug_assert_eq!(output.data.len(), vector_bytes);
-        self.state.outputs.insert(rev.round, output.clone());
-        let keep_from = rev.round.saturating_sub(self.params.retention_rounds - 1);
-        while let Some((&oldest, _)) = self.state.outputs.first_key_value() {
-            if oldest >= keep_from {
-                break;
-            }
-            self.state.outputs.pop_first();
-        }
-        Ok(Effect::Output(output))
-    }
-
-    fn register(&mut self, reg: &Register) -> Result<Effect, RejectReason> {
-        check_register(&self.params, reg)?;
-        let name = check_name(reg.name.as_slice())?.to_string();
+    /// Refusals of a registration from the applied state, before it costs a log entry:
+    /// name or keys taken, or the `open` policy's caps reached. Run after
+    /// [`check_register`]. Ok for an idempotent re-registration.
+    pub fn precheck_register(&self, reg: &Register) -> Result<(), RejectReason> {
         if let Some(existing) = self.state.names.get(&reg.name) {
-            if *existing == reg.keys {
-                // Re-registering the same name with the same keys is idempotent.
-                return Ok(Effect::Registered { name });
-            }
-            return Err(RejectReason::NameTaken);
+            return if *existing == reg.keys {
+                Ok(())
+            } else {
+                Err(RejectReason::NameTaken)
+            };
         }
         if self.state.by_key.contains_key(&reg.keys.sign)
             || self.state.by_dh.contains_key(&reg.keys.dh)
         {
             return Err(RejectReason::KeysTaken);
         }
+        if self.params.admission == Admission::Open {
+            if self.state.names.len() as u64 >= self.params.max_names {
+                return Err(RejectReason::DirectoryFull {
+                    cap: self.params.max_names,
+                });
+            }
+            if self.state.registered_this_round >= self.params.registrations_per_round {
+                return Err(RejectReason::RegistrationsBusy {
+                    round: self.state.open_round,
+                    cap: self.params.registrations_per_round,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn register(&mut self, reg: &Register) -> Result<Effect, RejectReason> {
+        check_register(&self.params, reg)?;
+        let name = check_name(reg.name.as_slice())?.to_string();
+        self.precheck_register(reg)?;
+        if self.state.names.contains_key(&reg.name) {
+            // Re-registering the same name with the same keys is idempotent.
+            return Ok(Effect::Registered { name });
+        }
+        self.state.registered_this_round += 1;
         let fp = reg.keys.to_identity().fingerprint();
         self.state.names.insert(reg.name.clone(), reg.keys);
         self.state.by_key.insert(reg.keys.sign, reg.name.clone());
@@ -478,6 +470,33 @@ impl RoundMachine {
             .insert(crate::bounded::Fixed(fp.0), reg.keys.sign);
         self.state.by_dh.insert(reg.keys.dh, reg.keys.sign);
         Ok(Effect::Registered { name })
+    }
+}
+
+impl RoundMachine {
+    /// The first `Init` fixes the cluster's parameters; later ones must repeat them.
+    fn init(&mut self, committed: &Params) -> Effect {
+        match &self.state.genesis {
+            Some(g) if g == committed => Effect::Initialised,
+            Some(g) => Effect::Rejected(RejectReason::ConfigMismatch(
+                committed
+                    .first_difference(g)
+                    .unwrap_or_else(|| "parameters".into()),
+            )),
+            None => {
+                self.state.genesis = Some(committed.clone());
+                self.config_mismatch()
+                    .map_or(Effect::Initialised, Effect::ConfigMismatch)
+            }
+        }
+    }
+
+    /// How this node's parameters differ from the committed ones, if they do.
+    pub fn config_mismatch(&self) -> Option<String> {
+        self.state
+            .genesis
+            .as_ref()
+            .and_then(|g| self.params.first_difference(g))
     }
 }
 

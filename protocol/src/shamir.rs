@@ -102,14 +102,15 @@ pub fn split_vector<R: RngCore + CryptoRng>(
     Ok(shares)
 }
 
-/// Lagrange coefficient at 0 for the point `xs[i]` among `xs`.
-fn lagrange_at_zero(xs: &[u8], i: usize) -> Gf256 {
+/// Lagrange coefficient at `target` for the point `xs[i]` among `xs`:
+/// the product over m != i of (target - x_m) / (x_i - x_m); subtraction is XOR here.
+fn lagrange_at(xs: &[u8], i: usize, target: u8) -> Gf256 {
     let xi = Gf256(xs[i]);
     let mut num = Gf256(1);
     let mut den = Gf256(1);
     for (m, &xm) in xs.iter().enumerate() {
         if m != i {
-            num *= Gf256(xm);
+            num *= Gf256(xm) + Gf256(target);
             den *= Gf256(xm) + xi;
         }
     }
@@ -121,6 +122,14 @@ fn lagrange_at_zero(xs: &[u8], i: usize) -> Gf256 {
 /// Recover the secret from shares `(x, bytes)`. With `t + 1` or more distinct shares of a
 /// degree-`t` sharing, the result is the secret.
 pub fn combine_vector(shares: &[(u8, &[u8])]) -> Result<Vec<u8>, ShamirError> {
+    interpolate_at(shares, 0)
+}
+
+/// Evaluate at `target` the polynomial through the shares `(x, bytes)`, byte by byte.
+/// At `target = 0` this is [`combine_vector`]; at another server's x it predicts what
+/// that server's share must be if every share lies on one polynomial of degree
+/// `shares.len() - 1` (see [`crate::robust`]).
+pub fn interpolate_at(shares: &[(u8, &[u8])], target: u8) -> Result<Vec<u8>, ShamirError> {
     let Some(&(_, first)) = shares.first() else {
         return Err(ShamirError::Empty);
     };
@@ -136,7 +145,7 @@ pub fn combine_vector(shares: &[(u8, &[u8])]) -> Result<Vec<u8>, ShamirError> {
     }
     let mut out = vec![0u8; first.len()];
     for (i, &(_, bytes)) in shares.iter().enumerate() {
-        mul_acc(&mut out, bytes, &basis(lagrange_at_zero(&xs, i)));
+        mul_acc(&mut out, bytes, &basis(lagrange_at(&xs, i, target)));
     }
     Ok(out)
 }

@@ -74,6 +74,46 @@ pub struct Reveal {
     pub server: ServerIndex,
     /// XOR of the server's shares of every included submission.
     pub sum: Bytes<MAX_VECTOR_BYTES>,
+    /// ed25519 signature by the revealing server over [`Reveal::signed_bytes`]: a reveal
+    /// is bound to the server that made it, so no server can reveal under another's
+    /// index, and a wrong sum is evidence against its signer.
+    pub signature: Sig64,
+}
+
+impl Reveal {
+    /// The bytes a server signs: domain, round, server index and the sum's hash.
+    pub fn signed_bytes(round: Round, server: ServerIndex, sum: &[u8]) -> Vec<u8> {
+        let mut v = b"chorus/reveal/v1".to_vec();
+        v.extend_from_slice(&round.to_le_bytes());
+        v.extend_from_slice(&server.to_le_bytes());
+        v.extend_from_slice(&Sha256::digest(sum));
+        v
+    }
+
+    /// Build and sign a reveal with the server's identity.
+    pub fn new(
+        round: Round,
+        server: ServerIndex,
+        sum: Bytes<MAX_VECTOR_BYTES>,
+        identity: &keys::Identity,
+    ) -> Self {
+        let signature = Fixed(identity.sign(&Self::signed_bytes(round, server, sum.as_slice())));
+        Self {
+            round,
+            server,
+            sum,
+            signature,
+        }
+    }
+
+    /// Check the signature against the server's ed25519 key.
+    pub fn signature_valid(&self, server_key: &[u8; 32]) -> bool {
+        keys::identity::verify_ed25519(
+            server_key,
+            &Self::signed_bytes(self.round, self.server, self.sum.as_slice()),
+            &self.signature.0,
+        )
+    }
 }
 
 /// The combined output of a revealed round: `S` slots of `L` bytes.
@@ -189,6 +229,9 @@ pub struct Register {
     pub keys: PublicKeys,
     /// ed25519 signature by `keys.sign` over [`Register::signed_bytes`].
     pub signature: Sig64,
+    /// XEdDSA signature by `keys.dh` over the same bytes: proves possession of the
+    /// x25519 key, so nobody can register someone else's key under their own name.
+    pub dh_proof: Sig64,
 }
 
 impl Register {
@@ -205,19 +248,28 @@ impl Register {
     pub fn new(name: &str, identity: &keys::Identity) -> Result<Self, crate::bounded::TooLong> {
         let keys = PublicKeys::from_identity(&identity.public());
         let name = Bytes::new(name.as_bytes().to_vec())?;
-        let signature = Fixed(identity.sign(&Self::signed_bytes(name.as_slice(), &keys)));
+        let signed = Self::signed_bytes(name.as_slice(), &keys);
         Ok(Self {
             name,
             keys,
-            signature,
+            signature: Fixed(identity.sign(&signed)),
+            dh_proof: Fixed(identity.sign_with_dh(&signed)),
         })
     }
-    /// Check the signature.
+    /// Check the ed25519 signature.
     pub fn signature_valid(&self) -> bool {
         keys::identity::verify_ed25519(
             &self.keys.sign.0,
             &Self::signed_bytes(self.name.as_slice(), &self.keys),
             &self.signature.0,
+        )
+    }
+    /// Check the proof of possession of the x25519 key.
+    pub fn dh_proof_valid(&self) -> bool {
+        keys::identity::verify_xeddsa(
+            &self.keys.dh.0,
+            &Self::signed_bytes(self.name.as_slice(), &self.keys),
+            &self.dh_proof.0,
         )
     }
 }
@@ -234,9 +286,19 @@ pub enum Command {
     },
     /// A server's aggregated share of a closed round.
     Reveal(Reveal),
+    /// The leader gives up waiting for more reveals of a closed round: decode from the
+    /// reveals in, or void the round if they disagree (see [`crate::robust`]).
+    Finalize {
+        /// The round.
+        round: Round,
+    },
     /// Claim a name.
     Register(Register),
-    /// Opaque payload with no effect but to be committed (benchmarks, consensus tests).
+    /// The cluster's parameters and admission list, committed once when the cluster is
+    /// initialised; every node compares them with its own configuration.
+    Init(Box<crate::params::Params>),
+    /// Opaque payload with no effect but to be committed (benchmarks and consensus tests,
+    /// through the admin endpoint only; clients cannot send it).
     Probe {
         /// Caller's id for the probe.
         id: u64,
@@ -265,13 +327,6 @@ pub enum ClientRequest {
     },
     /// Cluster and round status.
     Status,
-    /// Commit an opaque probe (benchmarks).
-    Probe {
-        /// Caller's id.
-        id: u64,
-        /// Payload.
-        payload: Bytes<MAX_PROBE_BYTES>,
-    },
 }
 
 /// Why a submission, reveal or registration was refused. Each reason is named so it
@@ -353,9 +408,39 @@ pub enum RejectReason {
     /// These keys already registered another name.
     #[error("keys already registered under another name")]
     KeysTaken,
-    /// Name empty, not UTF-8, or containing control characters.
+    /// Name outside the safe set (see [`crate::names`]).
     #[error("invalid name: {0}")]
     InvalidName(String),
+    /// The registration does not prove possession of its x25519 key.
+    #[error("the registration does not prove possession of its x25519 key")]
+    BadKeyProof,
+    /// The open policy's per-round registration cap is reached; try a later round.
+    #[error("registrations for round {round} are full ({cap} per round); try again")]
+    RegistrationsBusy {
+        /// The open round.
+        round: Round,
+        /// The cap.
+        cap: u32,
+    },
+    /// The open policy's total registration cap is reached.
+    #[error("the directory is full ({cap} names)")]
+    DirectoryFull {
+        /// The cap.
+        cap: u64,
+    },
+    /// Finalize for a round that has fewer than t+1 reveals.
+    #[error("round {round} has {got} reveals, {needed} needed")]
+    TooFewReveals {
+        /// The round.
+        round: Round,
+        /// Reveals in.
+        got: u32,
+        /// t + 1.
+        needed: u32,
+    },
+    /// A configuration differs from the one committed at initialisation.
+    #[error("configuration differs from the cluster's: {0}")]
+    ConfigMismatch(String),
 }
 
 impl RejectReason {
@@ -376,6 +461,11 @@ impl RejectReason {
             Self::NameTaken => "name_taken",
             Self::KeysTaken => "keys_taken",
             Self::InvalidName(_) => "invalid_name",
+            Self::BadKeyProof => "bad_key_proof",
+            Self::RegistrationsBusy { .. } => "registrations_busy",
+            Self::DirectoryFull { .. } => "directory_full",
+            Self::TooFewReveals { .. } => "too_few_reveals",
+            Self::ConfigMismatch(_) => "config_mismatch",
         }
     }
 }

@@ -95,7 +95,9 @@ fn oversized_length_prefixes_are_refused_before_allocation() {
         _Submit(()),
         _Close(()),
         _Reveal(()),
+        _Finalize(()),
         _Register(()),
+        _Init(()),
         Probe {
             id: u64,
             payload: serde_bytes_like::B,
@@ -133,11 +135,17 @@ fn oversized_length_prefixes_are_refused_before_allocation() {
 
 #[test]
 fn wire_types_round_trip() {
-    let cmd = Command::Reveal(Reveal {
-        round: 7,
-        server: 2,
-        sum: Bytes::new(vec![1, 2, 3]).expect("small"),
-    });
+    let server = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(3));
+    let cmd = Command::Reveal(Reveal::new(
+        7,
+        2,
+        Bytes::new(vec![1, 2, 3]).expect("small"),
+        &server,
+    ));
+    let Command::Reveal(r) = &cmd else {
+        unreachable!()
+    };
+    assert!(r.signature_valid(&server.public().sign));
     assert_eq!(
         decode::<Command>(&encode(&cmd).expect("enc")).expect("dec"),
         cmd
@@ -153,7 +161,7 @@ fn wire_types_round_trip() {
 
 /// Commands drawn from a small alphabet so that many are valid.
 fn command_strategy() -> impl Strategy<Value = u8> {
-    0u8..6
+    0u8..7
 }
 
 proptest! {
@@ -164,7 +172,9 @@ proptest! {
         let servers: Vec<Identity> = (0..3).map(|_| Identity::generate(&mut rng)).collect();
         let keys: Vec<_> = servers.iter().map(|s| s.public().x25519()).collect();
         let clients: Vec<Identity> = (0..3).map(|_| Identity::generate(&mut rng)).collect();
-        let params = Params::new(3, 1, 1, 256, 2, 3, Admission::Open).expect("params");
+        let params = Params::new(3, 1, 1, 256, 2, 3, Admission::Open)
+            .and_then(|p| p.with_server_keys(servers.iter().map(|s| Fixed(s.public().sign)).collect()))
+            .expect("params");
         let mut a = RoundMachine::new(params.clone());
         let mut commands = Vec::new();
         for op in script {
@@ -172,7 +182,11 @@ proptest! {
             let cmd = match op {
                 0..=2 => Command::Submit(build_submission(&params, round, &[0u8; 256], &clients[op as usize], &keys, &mut rng).expect("build")),
                 3 => Command::Close { round },
-                4 => Command::Reveal(Reveal { round: round.saturating_sub(1), server: (seed % 3) as u16, sum: Bytes::new(vec![0u8; 256]).expect("fits") }),
+                4 => {
+                    let server = (seed % 3) as usize;
+                    Command::Reveal(Reveal::new(round.saturating_sub(1), server as u16, Bytes::new(vec![0u8; 256]).expect("fits"), &servers[server]))
+                }
+                5 => Command::Finalize { round: round.saturating_sub(1) },
                 _ => Command::Probe { id: seed, payload: Bytes::new(vec![op]).expect("fits") },
             };
             a.apply(&cmd);

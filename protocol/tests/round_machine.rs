@@ -28,7 +28,11 @@ impl World {
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         let servers: Vec<Identity> = (0..n).map(|_| Identity::generate(&mut rng)).collect();
         let server_keys = servers.iter().map(|s| s.public().x25519()).collect();
-        let params = Params::new(n, t, 8, 256, k, 4, admission).expect("params");
+        let params = Params::new(n, t, 8, 256, k, 4, admission)
+            .and_then(|p| {
+                p.with_server_keys(servers.iter().map(|s| Fixed(s.public().sign)).collect())
+            })
+            .expect("params");
         Self {
             params,
             servers,
@@ -84,11 +88,12 @@ impl World {
                     .expect("open own share");
                     xor_into(&mut sum, &share);
                 }
-                Command::Reveal(Reveal {
+                Command::Reveal(Reveal::new(
                     round,
-                    server: i as u16,
-                    sum: Bytes::new(sum).expect("fits"),
-                })
+                    i as u16,
+                    Bytes::new(sum).expect("fits"),
+                    &self.servers[i],
+                ))
             })
             .collect()
     }
@@ -132,9 +137,15 @@ fn message_reaches_only_its_recipient_through_a_full_round() {
         m.apply(&reveals[0]),
         Effect::RevealRecorded { .. }
     ));
-    let Effect::Output(out) = m.apply(&reveals[2]) else {
-        panic!("third reveal must output")
+    // t + 1 = 3 reveals reconstruct, but nothing checks them yet: wait for a fourth.
+    assert!(matches!(
+        m.apply(&reveals[2]),
+        Effect::RevealRecorded { .. }
+    ));
+    let Effect::Output(out) = m.apply(&reveals[1]) else {
+        panic!("the fourth reveal, agreeing, must output")
     };
+    assert!(m.state().dissent.is_empty());
     assert_eq!(out.participants, 3);
     // Only the used slot is non-empty, and only bob opens it.
     let slot = out.slot(3).expect("slot 3");
@@ -314,7 +325,7 @@ fn outputs_beyond_retention_are_dropped() {
         let cmd = w.submit(r, &a, &v);
         m.apply(&cmd);
         m.apply(&Command::Close { round: r });
-        for rev in w.reveals(&m, r).iter().take(2) {
+        for rev in w.reveals(&m, r).iter() {
             m.apply(rev);
         }
     }
@@ -353,11 +364,30 @@ fn directory_names_are_unique_and_signed() {
         m.apply(&Command::Register(forged)),
         Effect::Rejected(RejectReason::BadSignature)
     );
-    let bad = Register::new(" spaced", &b).expect("name");
-    assert!(matches!(
-        m.apply(&Command::Register(bad)),
-        Effect::Rejected(RejectReason::InvalidName(_))
-    ));
+    // Mallory's own signature, but Alice's x25519 key: she cannot prove possession.
+    let mut stolen = protocol::wire::PublicKeys::from_identity(&b.public());
+    stolen.dh = Fixed(a.public().dh);
+    let signed = Register::signed_bytes(b"mallory", &stolen);
+    let theft = Register {
+        name: Bytes::new(b"mallory".to_vec()).expect("name"),
+        keys: stolen,
+        signature: Fixed(b.sign(&signed)),
+        dh_proof: Fixed(b.sign_with_dh(&signed)),
+    };
+    assert_eq!(
+        m.apply(&Command::Register(theft)),
+        Effect::Rejected(RejectReason::BadKeyProof)
+    );
+    for bad in [" spaced", "Alice", "\u{430}lice", "al\u{202e}ice"] {
+        let reg = Register::new(bad, &b).expect("name");
+        assert!(
+            matches!(
+                m.apply(&Command::Register(reg)),
+                Effect::Rejected(RejectReason::InvalidName(_))
+            ),
+            "{bad:?}"
+        );
+    }
     assert_eq!(
         m.lookup_name(b"alice").map(|k| k.sign.0),
         Some(a.public().sign)
@@ -393,4 +423,176 @@ fn under_the_listed_policy_only_listed_keys_register() {
         m.apply(&Command::Register(ours)),
         Effect::Registered { .. }
     ));
+}
+
+/// Reveals for round 1 of a fresh machine with one submission from a fresh client.
+fn closed_round(w: &mut World) -> (RoundMachine, Vec<Command>) {
+    let a = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(77));
+    let mut m = RoundMachine::new(w.params.clone());
+    let bob = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(78));
+    let v = w.vector(&a, &bob, 1, b"for bob");
+    let cmd = w.submit(1, &a, &v);
+    assert!(matches!(m.apply(&cmd), Effect::Accepted { .. }));
+    assert!(matches!(
+        m.apply(&Command::Close { round: 1 }),
+        Effect::Closed { .. }
+    ));
+    let reveals = w.reveals(&m, 1);
+    (m, reveals)
+}
+
+fn lie(cmd: &Command, signer: &Identity) -> Command {
+    let Command::Reveal(r) = cmd else {
+        unreachable!()
+    };
+    let mut sum = r.sum.as_slice().to_vec();
+    sum[7] ^= 0x5a;
+    Command::Reveal(Reveal::new(
+        r.round,
+        r.server,
+        Bytes::new(sum).expect("fits"),
+        signer,
+    ))
+}
+
+#[test]
+fn a_lying_server_is_outvoted_and_named_on_every_replica() {
+    let mut w = World::new(5, 2, 1, Admission::Open);
+    let (mut m, reveals) = closed_round(&mut w);
+    let honest = {
+        let mut h = m.clone();
+        for c in &reveals {
+            h.apply(c);
+        }
+        h.state().outputs.get(&1).cloned().expect("honest output")
+    };
+    // Server 1 lies about its sum, signing its lie: its reveal arrives among the first.
+    let bad = lie(&reveals[1], &w.servers[1]);
+    for (i, cmd) in reveals.iter().enumerate().take(4) {
+        let cmd = if i == 1 { &bad } else { cmd };
+        let effect = m.apply(cmd);
+        // 4 reveals, one a lie: detected, not yet correctable (needs t + 1 + 2 = 5).
+        assert!(
+            matches!(effect, Effect::RevealRecorded { .. }),
+            "{i}: {effect:?}"
+        );
+    }
+    let Effect::Output(out) = m.apply(&reveals[4]) else {
+        panic!("five reveals correct one liar")
+    };
+    assert_eq!(out, honest, "the output is the honest one");
+    let bob = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(78));
+    let opened = open_slot(out.slot(1).expect("slot"), bob.x25519_secret()).expect("bob opens");
+    assert_eq!(opened.body, b"for bob");
+    let named: Vec<u16> = m.state().dissent.keys().copied().collect();
+    assert_eq!(named, vec![1]);
+}
+
+#[test]
+fn a_reveal_is_bound_to_its_server() {
+    let mut w = World::new(3, 1, 1, Admission::Open);
+    let (mut m, reveals) = closed_round(&mut w);
+    // Server 0 signs a reveal under server 2's index.
+    let Command::Reveal(r) = &reveals[2] else {
+        unreachable!()
+    };
+    let forged = Command::Reveal(Reveal::new(1, 2, r.sum.clone(), &w.servers[0]));
+    assert_eq!(
+        m.apply(&forged),
+        Effect::Rejected(RejectReason::BadSignature)
+    );
+    assert!(matches!(
+        m.apply(&reveals[2]),
+        Effect::RevealRecorded { .. }
+    ));
+}
+
+#[test]
+fn finalize_decides_with_what_is_in() {
+    // t + 1 reveals (a server down): unchecked output, counted.
+    let mut w = World::new(3, 1, 1, Admission::Open);
+    let (mut m, reveals) = closed_round(&mut w);
+    assert_eq!(
+        m.apply(&Command::Finalize { round: 1 }),
+        Effect::Rejected(RejectReason::TooFewReveals {
+            round: 1,
+            got: 0,
+            needed: 2
+        })
+    );
+    m.apply(&reveals[0]);
+    m.apply(&reveals[2]);
+    assert!(matches!(
+        m.apply(&Command::Finalize { round: 1 }),
+        Effect::Output(_)
+    ));
+    assert_eq!(m.state().unchecked_outputs, 1);
+
+    // n = 5, one down, one lying: four reveals disagree and cannot be corrected, so
+    // the round is void (its senders retry) rather than wrong.
+    let mut w = World::new(5, 2, 1, Admission::Open);
+    let (mut m, reveals) = closed_round(&mut w);
+    let bad = lie(&reveals[3], &w.servers[3]);
+    for cmd in [&reveals[0], &reveals[1], &reveals[2], &bad] {
+        assert!(matches!(m.apply(cmd), Effect::RevealRecorded { .. }));
+    }
+    assert!(matches!(
+        m.apply(&Command::Finalize { round: 1 }),
+        Effect::Void { round: 1, .. }
+    ));
+    assert_eq!(m.state().inconsistent_rounds, 1);
+    assert!(m.state().outputs.is_empty());
+}
+
+#[test]
+fn open_registrations_are_capped_per_round_and_in_total() {
+    let mut w = World::new(3, 1, 1, Admission::Open);
+    w.params.registrations_per_round = 2;
+    w.params.max_names = 3;
+    let mut m = RoundMachine::new(w.params.clone());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    let mut reg = |name: &str| {
+        let id = Identity::generate(&mut rng);
+        Command::Register(Register::new(name, &id).expect("name"))
+    };
+    assert!(matches!(m.apply(&reg("u1")), Effect::Registered { .. }));
+    assert!(matches!(m.apply(&reg("u2")), Effect::Registered { .. }));
+    assert_eq!(
+        m.apply(&reg("u3")),
+        Effect::Rejected(RejectReason::RegistrationsBusy { round: 1, cap: 2 })
+    );
+    m.apply(&Command::Close { round: 1 });
+    assert!(matches!(m.apply(&reg("u3")), Effect::Registered { .. }));
+    assert_eq!(
+        m.apply(&reg("u4")),
+        Effect::Rejected(RejectReason::DirectoryFull { cap: 3 })
+    );
+}
+
+#[test]
+fn init_fixes_the_parameters_and_a_differing_node_learns_which_field() {
+    let w = World::new(3, 1, 1, Admission::Open);
+    let mut m = RoundMachine::new(w.params.clone());
+    assert_eq!(
+        m.apply(&Command::Init(Box::new(w.params.clone()))),
+        Effect::Initialised
+    );
+    assert_eq!(
+        m.apply(&Command::Init(Box::new(w.params.clone()))),
+        Effect::Initialised
+    );
+    let mut other = w.params.clone();
+    other.slots = 16;
+    assert!(matches!(
+        m.apply(&Command::Init(Box::new(other.clone()))),
+        Effect::Rejected(RejectReason::ConfigMismatch(_))
+    ));
+    // A node configured with 16 slots applying the cluster's Init.
+    let mut differing = RoundMachine::new(other);
+    let Effect::ConfigMismatch(field) = differing.apply(&Command::Init(Box::new(w.params.clone())))
+    else {
+        panic!("must mismatch")
+    };
+    assert!(field.starts_with("round.slots is 16 here but 8"), "{field}");
+    assert_eq!(differing.config_mismatch(), Some(field));
 }

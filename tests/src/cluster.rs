@@ -94,6 +94,9 @@ pub struct ClusterOpts {
     pub retention_rounds: u64,
     /// Run each node in its own network namespace (for real partitions).
     pub net: Option<std::sync::Arc<crate::netns::Net>>,
+    /// Extra environment for some nodes: (node index, variable, value), e.g. a fault
+    /// switch such as `CHORUS_FAULT_WRONG_REVEALS=1`.
+    pub env: Vec<(usize, String, String)>,
 }
 
 impl Default for ClusterOpts {
@@ -109,6 +112,7 @@ impl Default for ClusterOpts {
             slots: 16,
             retention_rounds: 100,
             net: None,
+            env: Vec::new(),
         }
     }
 }
@@ -170,6 +174,8 @@ pub struct NodeProc {
     pub admin_host: String,
     /// Data folder.
     pub data_dir: PathBuf,
+    /// Extra environment variables for this node's process.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -250,6 +256,12 @@ impl Cluster {
                 admin_port: ports[i].1,
                 admin_host: host(i),
                 data_dir: dir.path().join(format!("data/node-{i}")),
+                env: opts
+                    .env
+                    .iter()
+                    .filter(|(node, _, _)| *node == i)
+                    .map(|(_, k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 child: None,
             });
         }
@@ -288,6 +300,7 @@ impl Cluster {
                 std::env::var("CHORUS_TEST_LOG")
                     .unwrap_or_else(|_| "info,openraft=warn,libp2p_gossipsub=warn".into()),
             )
+            .envs(n.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

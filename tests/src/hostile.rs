@@ -138,3 +138,57 @@ pub fn gossip_swarm() -> anyhow::Result<libp2p::Swarm<libp2p::gossipsub::Behavio
         .subscribe(&gossipsub::IdentTopic::new(p2p::names::OUTPUT_TOPIC))?;
     Ok(sw)
 }
+
+/// A non-server peer that publishes junk on the output topic when asked, taking a fresh
+/// identity whenever the servers have banned the current one (no connection left).
+pub struct JunkPublisher {
+    tx: tokio::sync::mpsc::Sender<(Vec<u8>, tokio::sync::oneshot::Sender<bool>)>,
+}
+
+impl JunkPublisher {
+    /// Publish `bytes`; true if our gossipsub took it (a server then receives it and must
+    /// drop it), false while no server is in our mesh.
+    pub async fn publish(&self, bytes: Vec<u8>) -> bool {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send((bytes, reply)).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+}
+
+/// Start a [`JunkPublisher`] dialling every server in `servers`.
+pub fn junk_publisher(servers: Vec<ServerAddr>) -> JunkPublisher {
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<(Vec<u8>, tokio::sync::oneshot::Sender<bool>)>(16);
+    tokio::spawn(async move {
+        let topic = libp2p::gossipsub::IdentTopic::new(p2p::names::OUTPUT_TOPIC);
+        let mut current: Option<libp2p::Swarm<libp2p::gossipsub::Behaviour>> = None;
+        loop {
+            if current.is_none() {
+                let Ok(mut sw) = gossip_swarm() else { return };
+                for s in &servers {
+                    let _ = sw.dial(
+                        libp2p::swarm::dial_opts::DialOpts::peer_id(s.peer_id)
+                            .addresses(vec![s.addr.clone()])
+                            .build(),
+                    );
+                }
+                current = Some(sw);
+            }
+            let Some(sw) = current.as_mut() else { continue };
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some((bytes, reply)) = cmd else { return };
+                    let ok = sw.behaviour_mut().publish(topic.clone(), bytes).is_ok();
+                    if !ok && sw.connected_peers().count() == 0 {
+                        current = None; // banned everywhere: a new identity
+                    }
+                    let _ = reply.send(ok);
+                }
+                _ = sw.select_next_some() => {}
+            }
+        }
+    });
+    JunkPublisher { tx }
+}

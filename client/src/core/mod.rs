@@ -273,18 +273,27 @@ impl<S: LocalStore> ClientCore<S> {
     pub fn handle_user(&mut self, token: Token, req: UserRequest, now_ms: u64) {
         self.user_requests += 1;
         match req {
-            UserRequest::Register { name } => match Register::new(&name, &self.cfg.identity) {
-                Err(e) => self.answer(token, Answer::Register(Err(format!("name too long: {e}")))),
-                Ok(reg) => self.ask(Job::Register { token, name }, ClientRequest::Register(reg)),
-            },
-            UserRequest::Lookup { name } => {
-                match protocol::bounded::Bytes::new(name.into_bytes()) {
-                    Err(_) => self.answer(token, Answer::Lookup(Err("name too long".into()))),
-                    Ok(key) => {
-                        self.directory(ClientRequest::LookupName(key), jobs::DirThen::Lookup(token))
+            UserRequest::Register { name } => {
+                let reg = protocol::names::normalise(&name)
+                    .map_err(|e| format!("invalid name {name:?}: {e}"))
+                    .and_then(|name| {
+                        Register::new(&name, &self.cfg.identity)
+                            .map(|reg| (name, reg))
+                            .map_err(|e| format!("name too long: {e}"))
+                    });
+                match reg {
+                    Err(e) => self.answer(token, Answer::Register(Err(e))),
+                    Ok((name, reg)) => {
+                        self.ask(Job::Register { token, name }, ClientRequest::Register(reg))
                     }
                 }
             }
+            UserRequest::Lookup { name } => match name_key(&name) {
+                Err(e) => self.answer(token, Answer::Lookup(Err(e))),
+                Ok(key) => {
+                    self.directory(ClientRequest::LookupName(key), jobs::DirThen::Lookup(token))
+                }
+            },
             UserRequest::LookupFingerprint { fingerprint } => self.directory(
                 ClientRequest::LookupFingerprint(Fixed(fingerprint)),
                 jobs::DirThen::Fingerprint(token),
@@ -304,8 +313,8 @@ impl<S: LocalStore> ClientCore<S> {
                             self.answer(token, Answer::Send(Err(format!("bad reply key: {e}"))))
                         }
                     },
-                    None => match protocol::bounded::Bytes::new(to.as_bytes().to_vec()) {
-                        Err(_) => self.answer(token, Answer::Send(Err("name too long".into()))),
+                    None => match name_key(&to) {
+                        Err(e) => self.answer(token, Answer::Send(Err(e))),
                         Ok(key) => self.directory(
                             ClientRequest::LookupName(key),
                             jobs::DirThen::Send {
@@ -540,4 +549,13 @@ impl<S: LocalStore> ClientCore<S> {
             },
         );
     }
+}
+
+/// The directory key for a name as a user typed it (normalised; see
+/// [`protocol::names`]), or why no user can have that name.
+fn name_key(
+    typed: &str,
+) -> Result<protocol::bounded::Bytes<{ protocol::limits::MAX_NAME_BYTES }>, String> {
+    let name = protocol::names::normalise(typed).map_err(|e| format!("no user {typed:?}: {e}"))?;
+    protocol::bounded::Bytes::new(name.into_bytes()).map_err(|_| "name too long".into())
 }

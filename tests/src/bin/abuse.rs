@@ -5,9 +5,13 @@
 //! Attack classes, in turn: malformed, truncated and oversized frames; future-round,
 //! stale-round, replayed and badly signed submissions; the wrong share count; an unknown
 //! client; Raft RPCs from a client PeerId; connection churn (a fresh identity per
-//! connection). Each class must be refused with its named reason in the servers'
-//! metrics, no node may crash, every honest message must arrive, and the honest p99
-//! latency under attack must stay within `--max-ratio` of the baseline's.
+//! connection); junk gossip from a non-server peer; history-request floods; registration
+//! floods; registering someone else's x25519 key; concurrent copies of one submission to
+//! every server. Throughout the attack phase one server also reveals wrong sums (the
+//! test-only fault switch), which the others must outvote and name. Each class must be
+//! refused or corrected with its named reason in the servers' metrics, no node may
+//! crash, every honest message must arrive, and the honest p99 latency under attack must
+//! stay within `--max-ratio` of the baseline's.
 //!
 //! Prints a table per class and a summary line; exits non-zero on any violation.
 
@@ -27,7 +31,9 @@ use p2p::frame::FrameCodec;
 use p2p::names::{CLIENT_PROTOCOL, RAFT_PROTOCOL};
 use protocol::bounded::{BoundedVec, Bytes};
 use protocol::submission::build_submission;
-use protocol::wire::{ClientRequest, ClientResponse, Command, RejectReason, Submission};
+use protocol::wire::{
+    ClientRequest, ClientResponse, Command, PublicKeys, Register, RejectReason, Submission,
+};
 use rand::{Rng, SeedableRng};
 use tests::cluster::{Cluster, ClusterOpts};
 use tests::hostile::{one, swarm, Raw};
@@ -60,6 +66,9 @@ struct Args {
     /// Seed for the traffic pattern.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Servers (5 or more, so that one lying server can be outvoted: n = 5, t = 2).
+    #[arg(long, default_value_t = 5)]
+    servers: u32,
 }
 
 /// An attack class: its name, and the metric (family, reason) that must count it.
@@ -76,9 +85,14 @@ enum Class {
     UnknownClient,
     RaftFromClient,
     ConnectionChurn,
+    JunkGossip,
+    HistoryFlood,
+    RegistrationFlood,
+    StolenKey,
+    ConcurrentReplay,
 }
 
-const CLASSES: [Class; 11] = [
+const CLASSES: [Class; 16] = [
     Class::MalformedFrame,
     Class::TruncatedFrame,
     Class::OversizedFrame,
@@ -90,7 +104,17 @@ const CLASSES: [Class; 11] = [
     Class::UnknownClient,
     Class::RaftFromClient,
     Class::ConnectionChurn,
+    Class::JunkGossip,
+    Class::HistoryFlood,
+    Class::RegistrationFlood,
+    Class::StolenKey,
+    Class::ConcurrentReplay,
 ];
+
+/// History requests sent at once by one flood.
+const HISTORY_FLOOD: usize = 100;
+/// Registrations sent at once by one flood.
+const REGISTRATION_FLOOD: usize = 10;
 
 impl Class {
     fn name(self) -> &'static str {
@@ -106,6 +130,11 @@ impl Class {
             Self::UnknownClient => "unknown client",
             Self::RaftFromClient => "Raft RPC from a client",
             Self::ConnectionChurn => "connection churn",
+            Self::JunkGossip => "junk gossip from a non-server",
+            Self::HistoryFlood => "history-request flood",
+            Self::RegistrationFlood => "registration flood",
+            Self::StolenKey => "someone else's x25519 key",
+            Self::ConcurrentReplay => "concurrent copies of a submission",
         }
     }
 
@@ -125,6 +154,11 @@ impl Class {
             Self::UnknownClient => (CMD, "unknown_client"),
             Self::RaftFromClient => (NET, "raft_from_non_server"),
             Self::ConnectionChurn => ("chorus_connections_opened_total", ""),
+            Self::JunkGossip => (NET, "gossip_from_non_server"),
+            Self::HistoryFlood => (NET, "history_peer_quota"),
+            Self::RegistrationFlood => (CMD, "keys_taken"),
+            Self::StolenKey => (CMD, "bad_key_proof"),
+            Self::ConcurrentReplay => (CMD, "duplicate_submission"),
         }
     }
 }
@@ -171,8 +205,13 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     let mut c = Cluster::start(ClusterOpts {
         policy: Policy::Listed,
         slots: args.slots,
-        ..ClusterOpts::traffic(3, args.clients + 1)
+        // Every node may have its faults switched through its admin endpoint.
+        env: (0..args.servers as usize)
+            .map(|i| (i, "CHORUS_FAULTS".to_string(), "1".to_string()))
+            .collect(),
+        ..ClusterOpts::traffic(args.servers, args.clients + 1)
     })?;
+    let liar = args.servers as usize - 1;
     c.wait_for("an agreed leader", Duration::from_secs(60), || {
         c.agreed_leader()
     })
@@ -270,6 +309,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     );
     let m1 = scrape(&c).await;
     phase.store(2, Ordering::Relaxed);
+    switch_lies(&c, liar, true).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let attacker = {
         let me = Settings::load(&c.client_config(1))?;
@@ -283,6 +323,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     stop.store(true, Ordering::Relaxed);
     phase.store(0, Ordering::Relaxed);
     let tallies = attacker.await??;
+    switch_lies(&c, liar, false).await?;
 
     // Drain: every honest message sent should arrive.
     let drain_deadline = Instant::now() + Duration::from_secs(45);
@@ -365,6 +406,17 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
             base
         );
     }
+    // The lying server: outvoted in every round it lied in, and named on every node.
+    let lies = |a: &Totals, b: &Totals| metrics::delta(a, b, "chorus_reveal_dissent_rounds", "");
+    let (named_under, named_base) = (lies(&m2, &m1), lies(&m1, &m0));
+    let outputs = metrics::delta(&m2, &m1, "chorus_rounds_total", "") / u64::from(args.servers);
+    let unchecked = metrics::delta(&m2, &m1, "chorus_outputs_unchecked", "");
+    let liar_named_everywhere = liar_named(&c, liar).await;
+    let liar_ok = named_under >= 1 && named_base == 0 && liar_named_everywhere;
+    all_counted &= liar_ok;
+    println!(
+        "| server {liar} reveals wrong sums | {outputs} round outcomes | named on every node: {liar_named_everywhere} | unchecked outputs: {unchecked} | chorus_reveal_dissent_rounds{{server=\"{liar}\"}} (summed over nodes) | {named_under} | {named_base} |"
+    );
     println!();
     println!("| phase | honest messages | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|");
@@ -380,8 +432,8 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         && n2 > 0
         && ratio <= args.max_ratio;
     println!(
-        "abuse: classes={} all_rejected_by_name={} crashes={} panics={} honest_sent={} lost={} p99_baseline_ms={} p99_attack_ms={} ratio={:.2} (max {:.1}) {}",
-        CLASSES.len(),
+        "abuse: classes={} all_rejected_or_corrected_by_name={} crashes={} panics={} honest_sent={} lost={} p99_baseline_ms={} p99_attack_ms={} ratio={:.2} (max {:.1}) {}",
+        CLASSES.len() + 1,
         all_counted,
         crashed.len(),
         panics,
@@ -394,6 +446,37 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         if ok { "OK" } else { "FAIL" }
     );
     Ok(ok)
+}
+
+/// Switch node `liar`'s wrong-reveal fault through its admin endpoint.
+async fn switch_lies(c: &Cluster, liar: usize, on: bool) -> anyhow::Result<()> {
+    let node = &c.nodes[liar];
+    let path = format!("/fault?wrong_reveals={}", u8::from(on));
+    let (code, body) = tests::http::post_at(
+        &node.admin_host,
+        node.admin_port,
+        &path,
+        Duration::from_secs(5),
+    )
+    .await?;
+    anyhow::ensure!(code == 200, "switching node {liar}'s fault: {code} {body}");
+    Ok(())
+}
+
+/// Does every node's `/status` name `liar`, and only it, as a dissenting server?
+async fn liar_named(c: &Cluster, liar: usize) -> bool {
+    for i in 0..c.nodes.len() {
+        let Some(s) = c.status(i).await else {
+            return false;
+        };
+        let Some(d) = s["outputs"]["dissenting_servers"].as_object() else {
+            return false;
+        };
+        if d.keys().map(String::as_str).collect::<Vec<_>>() != [liar.to_string().as_str()] {
+            return false;
+        }
+    }
+    true
 }
 
 /// The attacker: one request every `1/rate` s, classes in turn, servers in turn.
@@ -417,6 +500,7 @@ async fn attack(
         request_response::Config::default().with_request_timeout(timeout),
     ))?;
     let stranger = keys::Identity::generate(&mut rand_core::OsRng);
+    let junk = tests::hostile::junk_publisher(servers.clone());
     let vector = vec![0u8; me.params.vector_bytes()];
     let build = |round: u64, who: &keys::Identity| -> anyhow::Result<Submission> {
         Ok(build_submission(
@@ -553,6 +637,102 @@ async fn attack(
                     Ok(_) => Some(false),
                     Err(_) => None,
                 }
+            }
+            Class::JunkGossip => Some(junk.publish(format!("junk {k}").into_bytes()).await),
+            Class::HistoryFlood => {
+                let asks = (0..HISTORY_FLOOD).map(|_| {
+                    let conn = conn.clone();
+                    async move {
+                        let req = ClientRequest::History { from_round: 0 };
+                        tokio::time::timeout(timeout, conn.request(server as u16, req))
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                    }
+                });
+                let answers = futures::future::join_all(asks).await;
+                // Served within the quota, then "busy" by name: never a timeout.
+                let busy = answers.iter().any(|a| {
+                    matches!(a, Some(ClientResponse::Unavailable(t)) if String::from_utf8_lossy(t.as_slice()).contains("history"))
+                });
+                Some(busy && answers.iter().all(Option::is_some))
+            }
+            Class::RegistrationFlood => {
+                let asks = (0..REGISTRATION_FLOOD).map(|i| {
+                    let conn = conn.clone();
+                    let reg = Register::new(&format!("flood-{k}-{i}"), &me.identity);
+                    async move {
+                        let reg = reg.ok()?;
+                        let req = ClientRequest::Register(reg);
+                        tokio::time::timeout(timeout, conn.request(server as u16, req))
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                    }
+                });
+                let answers = futures::future::join_all(asks).await;
+                // At most one name per key: the rest are refused by name.
+                let refused = answers
+                    .iter()
+                    .filter(|a| {
+                        matches!(a, Some(ClientResponse::Rejected(RejectReason::KeysTaken)))
+                    })
+                    .count();
+                Some(refused + 1 >= REGISTRATION_FLOOD)
+            }
+            Class::StolenKey => {
+                let mut keys = PublicKeys::from_identity(&me.identity.public());
+                keys.dh = protocol::bounded::Fixed(stranger.public().dh);
+                let name = format!("thief-{k}");
+                let signed = Register::signed_bytes(name.as_bytes(), &keys);
+                let reg = Register {
+                    name: Bytes::new(name.into_bytes())?,
+                    keys,
+                    signature: protocol::bounded::Fixed(me.identity.sign(&signed)),
+                    dh_proof: protocol::bounded::Fixed(me.identity.sign_with_dh(&signed)),
+                };
+                tokio::time::timeout(
+                    timeout,
+                    conn.request(server as u16, ClientRequest::Register(reg)),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|r| r == ClientResponse::Rejected(RejectReason::BadKeyProof))
+            }
+            Class::ConcurrentReplay => {
+                // The same fresh submission, twice to every server at once: written once.
+                let s = build(open_round, &me.identity)?;
+                let n = servers.len();
+                let copies = (0..n * 2).map(|i| {
+                    let conn = conn.clone();
+                    let s = s.clone();
+                    async move {
+                        let req = ClientRequest::Submit(s);
+                        tokio::time::timeout(timeout, conn.request((i % n) as u16, req))
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                    }
+                });
+                let answers = futures::future::join_all(copies).await;
+                let accepted = answers
+                    .iter()
+                    .filter(|a| matches!(a, Some(ClientResponse::Accepted { .. })))
+                    .count();
+                let duplicate = answers
+                    .iter()
+                    .filter(|a| {
+                        matches!(
+                            a,
+                            Some(ClientResponse::Rejected(
+                                RejectReason::DuplicateSubmission { .. }
+                                    | RejectReason::StaleRound { .. }
+                            ))
+                        )
+                    })
+                    .count();
+                Some(accepted <= 1 && accepted + duplicate == answers.len())
             }
             Class::ConnectionChurn => {
                 // A fresh identity, one connection, one request, gone.

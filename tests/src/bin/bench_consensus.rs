@@ -1,5 +1,5 @@
 //! Load generator for the consensus benchmark: committed writes against a Chorus cluster
-//! (opaque probes through the client protocol) or an etcd cluster (puts through its
+//! (opaque probes through each node's admin endpoint, `POST /probe`) or an etcd cluster (puts through its
 //! HTTP/JSON gateway), with a fixed payload and a fixed number of writers in flight.
 //! Prints one JSON line: ops, seconds, throughput and latency percentiles.
 
@@ -10,9 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use base64::Engine;
 use clap::{Parser, ValueEnum};
-use protocol::bounded::Bytes;
-use protocol::wire::{ClientRequest, ClientResponse};
-use tests::cluster::{attach, servers_of};
 use tests::stats::percentile;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -129,31 +126,41 @@ async fn main() -> anyhow::Result<()> {
                 .cluster
                 .clone()
                 .context("--cluster is required for --target chorus")?;
-            let servers = servers_of(&path)?;
-            let n = servers.len() as u16;
-            let (conn, _events) = attach(servers, Duration::from_secs(20)).await?;
+            let admins = admin_addresses(&path)?;
+            let n = admins.len();
             for w in 0..args.concurrency {
-                let (conn, next_id, payload) = (conn.clone(), next_id.clone(), args.payload);
+                let (admin, next_id, payload) =
+                    (admins[w % n].clone(), next_id.clone(), args.payload);
                 workers.push(tokio::spawn(async move {
                     let mut lat = Vec::new();
-                    let mut server = (w as u16) % n;
+                    let Ok(mut http) = Http::connect(&admin).await else {
+                        eprintln!("cannot reach the admin endpoint {admin}");
+                        return lat;
+                    };
                     while Instant::now() < stop_at {
                         let id = next_id.fetch_add(1, Ordering::Relaxed);
-                        let req = ClientRequest::Probe {
-                            id,
-                            payload: Bytes::new(vec![7u8; payload]).unwrap_or_default(),
-                        };
                         let t = Instant::now();
-                        match conn.request(server, req).await {
-                            Ok(ClientResponse::Accepted { .. }) => {
+                        match http
+                            .post(&format!("/probe?id={id}&bytes={payload}"), b"")
+                            .await
+                        {
+                            Ok((200, _)) => {
                                 if t >= measure_from && Instant::now() <= stop_at {
                                     lat.push(t.elapsed().as_secs_f64() * 1000.0);
                                 }
                             }
-                            Ok(other) => eprintln!("write refused: {other:?}"),
-                            Err(e) => eprintln!("write failed: {e}"),
+                            Ok((code, body)) => eprintln!(
+                                "write refused: {code} {}",
+                                String::from_utf8_lossy(&body)
+                            ),
+                            Err(e) => {
+                                eprintln!("write failed: {e}");
+                                match Http::connect(&admin).await {
+                                    Ok(h) => http = h,
+                                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                                }
+                            }
                         }
-                        server = (server + 1) % n;
                     }
                     lat
                 }));
@@ -223,4 +230,33 @@ async fn main() -> anyhow::Result<()> {
         })
     );
     Ok(())
+}
+
+/// The admin `host:port` of every node, from the `node-<i>.toml` files keygen wrote beside
+/// `cluster.toml`.
+fn admin_addresses(cluster: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let dir = cluster.parent().unwrap_or(std::path::Path::new("."));
+    let mut out = Vec::new();
+    for i in 0.. {
+        let path = dir.join(format!("node-{i}.toml"));
+        if !path.exists() {
+            break;
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let value: toml::Value =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let admin = value
+            .get("node")
+            .and_then(|n| n.get("admin"))
+            .and_then(|a| a.as_str())
+            .with_context(|| format!("{}: no node.admin", path.display()))?;
+        out.push(admin.to_string());
+    }
+    anyhow::ensure!(
+        !out.is_empty(),
+        "no node-<i>.toml beside {}",
+        cluster.display()
+    );
+    Ok(out)
 }

@@ -69,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let m: ClusterManifest = read_manifest(&args.cluster)?;
     let n = m.servers.len();
-    let params = Params::from_manifest(n, &m.round, &m.admission)
+    let params = Params::from_manifest(&m.servers, &m.round, &m.admission)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.cluster.display()))?;
     let mut server_dh = Vec::new();
     let mut server_sign = Vec::new();

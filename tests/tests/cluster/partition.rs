@@ -50,17 +50,16 @@ async fn a_partitioned_leader_is_replaced_and_catches_up_after_the_heal() {
         .unwrap();
 
     // The majority commits while the old leader is cut off; it cannot have applied them.
-    let (conn, _events) = c.connect().await.unwrap();
     for id in 0..10 {
-        probe(&conn, 3, new as u16, id, 32).await;
+        probe(&c, 3, new as u16, id, 32).await;
     }
     let cut_off = c
         .status(old)
         .await
         .expect("the cut node still answers its admin port");
-    assert_eq!(
-        cut_off["commands_applied"].as_u64(),
-        Some(0),
+    // At most the cluster's Init, if it committed before the cut; never a probe.
+    assert!(
+        cut_off["commands_applied"].as_u64() <= Some(1),
         "a node cut off from every peer applied commands: {cut_off}"
     );
 

@@ -4,4 +4,5 @@
 
 mod abuse;
 mod delivery;
+mod robust;
 mod util;

@@ -1,0 +1,182 @@
+//! From reveals to an output: every server's signed reveal is used.
+//!
+//! - A reveal must be signed by the server whose index it carries.
+//! - Once `t + 2` or more reveals are in, the output is decoded with
+//!   [`crate::robust::decode`]: it is published only if enough reveals agree on one
+//!   polynomial, and the servers off it are named in [`State::dissent`].
+//! - With every server's reveal in and no agreement, the round is void (its senders
+//!   retry). With `n = t + 1` there is nothing to check against: the output is decoded
+//!   from all of them, unchecked.
+//! - `Finalize(r)`, which the leader commits when a round has had `t + 1` reveals for a
+//!   while (a server is down or slow), decides with what is in: `t + 1` reveals are
+//!   decoded unchecked (counted in [`State::unchecked_outputs`]), more are decoded or the
+//!   round is voided.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Effect, RoundMachine};
+use crate::bounded::Bytes;
+use crate::robust::{decode, Decoded};
+use crate::shamir::{combine_vector, x_of};
+use crate::wire::{RejectReason, Reveal, Round, RoundOutput, ServerIndex};
+
+/// A server's record of reveals that disagreed with the others.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dissent {
+    /// Rounds in which its reveal was off the agreed polynomial.
+    pub rounds: u64,
+    /// The last such round.
+    pub last_round: Round,
+}
+
+impl RoundMachine {
+    pub(super) fn reveal(&mut self, rev: &Reveal) -> Result<Effect, RejectReason> {
+        let Some(key) = self.params.server_keys.get(usize::from(rev.server)) else {
+            return Err(RejectReason::UnknownServer(rev.server));
+        };
+        let vector_bytes = self.params.vector_bytes();
+        let Some(closed) = self.state.awaiting.get(&rev.round) else {
+            return Err(RejectReason::NotAwaitingReveal { round: rev.round });
+        };
+        if closed.reveals.contains_key(&rev.server) {
+            return Err(RejectReason::DuplicateReveal {
+                round: rev.round,
+                server: rev.server,
+            });
+        }
+        if rev.sum.len() != vector_bytes {
+            return Err(RejectReason::WrongShareSize {
+                expected: vector_bytes as u32,
+                got: rev.sum.len() as u32,
+            });
+        }
+        if !rev.signature_valid(&key.0) {
+            return Err(RejectReason::BadSignature);
+        }
+        let round = rev.round;
+        let m = {
+            let closed = self
+                .state
+                .awaiting
+                .get_mut(&round)
+                .ok_or(RejectReason::NotAwaitingReveal { round })?;
+            closed.reveals.insert(rev.server, rev.sum.clone());
+            closed.reveals.len()
+        };
+        let needed = self.params.reveals_needed();
+        let all = usize::from(self.params.servers);
+        if m > needed {
+            if let Some(decoded) = self.decode(round) {
+                return Ok(self.publish(round, decoded));
+            }
+        }
+        if m == all {
+            return Ok(if m == needed {
+                self.publish_unchecked(round)
+            } else {
+                self.void_inconsistent(round)
+            });
+        }
+        Ok(Effect::RevealRecorded {
+            round,
+            server: rev.server,
+        })
+    }
+
+    pub(super) fn finalize(&mut self, round: Round) -> Result<Effect, RejectReason> {
+        let Some(closed) = self.state.awaiting.get(&round) else {
+            return Err(RejectReason::NotAwaitingReveal { round });
+        };
+        let m = closed.reveals.len();
+        let needed = self.params.reveals_needed();
+        if m < needed {
+            return Err(RejectReason::TooFewReveals {
+                round,
+                got: m as u32,
+                needed: needed as u32,
+            });
+        }
+        if m == needed {
+            return Ok(self.publish_unchecked(round));
+        }
+        Ok(match self.decode(round) {
+            Some(decoded) => self.publish(round, decoded),
+            None => self.void_inconsistent(round),
+        })
+    }
+
+    fn decode(&self, round: Round) -> Option<Decoded> {
+        let closed = self.state.awaiting.get(&round)?;
+        let reveals: Vec<(ServerIndex, &[u8])> = closed
+            .reveals
+            .iter()
+            .map(|(s, sum)| (*s, sum.as_slice()))
+            .collect();
+        decode(&reveals, usize::from(self.params.threshold))
+    }
+
+    /// Exactly t+1 reveals: one polynomial through them, nothing to check it against.
+    fn publish_unchecked(&mut self, round: Round) -> Effect {
+        let Some(closed) = self.state.awaiting.get(&round) else {
+            return Effect::Rejected(RejectReason::NotAwaitingReveal { round });
+        };
+        let shares: Vec<(u8, &[u8])> = closed
+            .reveals
+            .iter()
+            .map(|(s, sum)| (x_of(usize::from(*s)), sum.as_slice()))
+            .collect();
+        // Distinct servers with equal-length sums (checked on apply): cannot fail.
+        let data = combine_vector(&shares).unwrap_or_default();
+        self.state.unchecked_outputs += 1;
+        self.publish(
+            round,
+            Decoded {
+                data,
+                dissenters: Vec::new(),
+            },
+        )
+    }
+
+    fn publish(&mut self, round: Round, decoded: Decoded) -> Effect {
+        let Some(closed) = self.state.awaiting.remove(&round) else {
+            return Effect::Rejected(RejectReason::NotAwaitingReveal { round });
+        };
+        for server in decoded.dissenters {
+            let d = self.state.dissent.entry(server).or_default();
+            d.rounds += 1;
+            d.last_round = round;
+        }
+        let output = RoundOutput {
+            round,
+            participants: closed.participants,
+            slots: self.params.slots,
+            slot_bytes: self.params.slot_bytes,
+            data: Bytes::new(decoded.data).unwrap_or_default(),
+        };
+        debug_assert_eq!(output.data.len(), self.params.vector_bytes());
+        self.state.outputs.insert(round, output.clone());
+        let keep_from = round.saturating_sub(self.params.retention_rounds - 1);
+        while let Some((&oldest, _)) = self.state.outputs.first_key_value() {
+            if oldest >= keep_from {
+                break;
+            }
+            self.state.outputs.pop_first();
+        }
+        Effect::Output(output)
+    }
+
+    /// The reveals disagree beyond correction: nothing is published, the senders retry.
+    fn void_inconsistent(&mut self, round: Round) -> Effect {
+        let participants = self
+            .state
+            .awaiting
+            .remove(&round)
+            .map_or(0, |c| c.participants);
+        self.state.inconsistent_rounds += 1;
+        self.note_void(round);
+        Effect::Void {
+            round,
+            participants,
+        }
+    }
+}
