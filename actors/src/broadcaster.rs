@@ -141,15 +141,25 @@ impl Handler<HandleHistory> for Broadcaster {
     type Result = ();
     fn handle(&mut self, msg: HandleHistory, ctx: &mut Self::Context) {
         self.stats.dequeued();
-        let (page, oldest_kept) = {
+        let (page, oldest_kept, settled_through) = {
             let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
-            let outs = &d.machine.state().outputs;
+            let state = d.machine.state();
+            let outs = &state.outputs;
+            // Rounds below the oldest still awaiting reveals (or below the open one) are
+            // revealed or void.
+            let settled_through = state
+                .awaiting
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(state.open_round)
+                .checked_sub(1);
             let page: Vec<(RoundOutput, Option<OutputVouch>)> = outs
                 .range(msg.from_round..)
                 .take(protocol::limits::MAX_HISTORY_OUTPUTS)
                 .map(|(r, o)| (o.clone(), self.vouches.get(r).cloned()))
                 .collect();
-            (page, outs.keys().next().copied())
+            (page, outs.keys().next().copied(), settled_through)
         };
         // Forget vouches for outputs the state no longer keeps.
         if let Some(oldest) = oldest_kept {
@@ -176,6 +186,7 @@ impl Handler<HandleHistory> for Broadcaster {
                 Ok(outputs) => ClientResponse::History {
                     outputs,
                     oldest_kept,
+                    settled_through,
                 },
                 Err(_) => ClientResponse::Unavailable(text("history page too large")),
             };

@@ -5,7 +5,8 @@
 //! A call over quota is answered "busy" at once and counted by reason.
 //!
 //! A client makes a handful of calls per round and pages through a long absence in
-//! bursts; both fit well inside these limits.
+//! bursts; both fit well inside these limits. A page can hold 64 outputs of up to
+//! 256 KiB, so the history quota is what bounds what one peer can make a server send.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,9 +17,10 @@ use libp2p::PeerId;
 /// Calls of one peer in flight at once.
 pub const MAX_CALLS_PER_PEER: usize = 64;
 /// History pages one peer may fetch per second, on average.
-pub const HISTORY_PAGES_PER_SECOND: f64 = 10.0;
-/// History pages one peer may fetch at once after being quiet.
-pub const HISTORY_BURST: f64 = 64.0;
+pub const HISTORY_PAGES_PER_SECOND: f64 = 4.0;
+/// History pages one peer may fetch at once after being quiet: 16 pages of 64 rounds
+/// cover an absence of over a thousand rounds at once.
+pub const HISTORY_BURST: f64 = 16.0;
 /// Peers tracked before idle ones are forgotten.
 const PRUNE_ABOVE: usize = 4096;
 

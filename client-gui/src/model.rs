@@ -152,16 +152,14 @@ impl Book {
         })
     }
 
-    /// Write the contacts atomically (temp file + rename).
+    /// Write the contacts atomically (temp file + rename), readable only by the user
+    /// (0600): whom one talks to is private.
     pub fn save(&self) -> Result<(), String> {
         let Some(path) = &self.path else {
             return Ok(());
         };
         let json = serde_json::to_vec_pretty(&self.contacts).map_err(|e| e.to_string())?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| format!("{}: {e}", path.display()))
+        client::store::write_private(path, &json).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// The index of the contact with this address.

@@ -5,13 +5,18 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 const DELIVERED: TableDefinition<&[u8], u64> = TableDefinition::new("delivered");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// One-time reply keys (secret bytes) by insertion order, so replies to anonymous
+/// messages still open after a restart.
+const REPLY_KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("reply_keys");
+/// One-time reply keys kept (the oldest is forgotten).
+pub const MAX_REPLY_KEYS: usize = 64;
 
 /// Sent or received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +62,10 @@ pub struct OutboxRecord {
     pub timestamp_ms: u64,
     /// Send from a one-time reply key instead of our identity.
     pub anonymous: bool,
+    /// That one-time key's secret, so a resend after a restart is the same message from
+    /// the same key (the file is 0600, like the identity key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_secret: Option<[u8; 32]>,
 }
 
 /// Why the store failed.
@@ -75,7 +84,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open or create `dir/history.redb`.
+    /// Open or create `dir/history.redb`. The folder is made private (0700) and the
+    /// file 0600, existing ones included: history, contacts and who one talks to are
+    /// nobody else's business on a shared machine.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("history.redb");
         let p = path.display().to_string();
@@ -83,7 +94,8 @@ impl Store {
             path: p.clone(),
             message: m,
         };
-        std::fs::create_dir_all(dir).map_err(|x| e(x.to_string()))?;
+        private_dir(dir).map_err(|x| e(x.to_string()))?;
+        private_file(&path).map_err(|x| e(x.to_string()))?;
         let db = Database::create(&path).map_err(|x| e(x.to_string()))?;
         let w = db.begin_write().map_err(|x| e(x.to_string()))?;
         {
@@ -91,6 +103,7 @@ impl Store {
             w.open_table(OUTBOX).map_err(|x| e(x.to_string()))?;
             w.open_table(DELIVERED).map_err(|x| e(x.to_string()))?;
             w.open_table(META).map_err(|x| e(x.to_string()))?;
+            w.open_table(REPLY_KEYS).map_err(|x| e(x.to_string()))?;
         }
         w.commit().map_err(|x| e(x.to_string()))?;
         Ok(Self {
@@ -200,6 +213,74 @@ impl Store {
         Ok(out)
     }
 
+    /// Queue an outgoing message: its history entry and its outbox record in one
+    /// transaction (a crash leaves both or neither). Returns the id they share.
+    pub fn queue_outgoing(
+        &self,
+        entry: &HistoryEntry,
+        rec: &OutboxRecord,
+    ) -> Result<u64, StoreError> {
+        let w = self.db.begin_write().map_err(|x| self.err(x))?;
+        let id = self.next_id(&w)?;
+        {
+            let mut h = w.open_table(HISTORY).map_err(|x| self.err(x))?;
+            let bytes = serde_json::to_vec(entry).map_err(|x| self.err(x))?;
+            h.insert(id, bytes.as_slice()).map_err(|x| self.err(x))?;
+            let mut o = w.open_table(OUTBOX).map_err(|x| self.err(x))?;
+            let bytes = serde_json::to_vec(rec).map_err(|x| self.err(x))?;
+            o.insert(id, bytes.as_slice()).map_err(|x| self.err(x))?;
+        }
+        w.commit().map_err(|x| self.err(x))?;
+        Ok(id)
+    }
+
+    /// Deliver a received message: mark its key delivered and append its history entry
+    /// in one transaction. `None` if it was delivered before (nothing written).
+    pub fn deliver(
+        &self,
+        key: &[u8],
+        round: u64,
+        entry: &HistoryEntry,
+    ) -> Result<Option<u64>, StoreError> {
+        let w = self.db.begin_write().map_err(|x| self.err(x))?;
+        {
+            let d = w.open_table(DELIVERED).map_err(|x| self.err(x))?;
+            if d.get(key).map_err(|x| self.err(x))?.is_some() {
+                return Ok(None);
+            }
+        }
+        let id = self.next_id(&w)?;
+        {
+            let mut d = w.open_table(DELIVERED).map_err(|x| self.err(x))?;
+            d.insert(key, round).map_err(|x| self.err(x))?;
+            let mut h = w.open_table(HISTORY).map_err(|x| self.err(x))?;
+            let bytes = serde_json::to_vec(entry).map_err(|x| self.err(x))?;
+            h.insert(id, bytes.as_slice()).map_err(|x| self.err(x))?;
+        }
+        w.commit().map_err(|x| self.err(x))?;
+        Ok(Some(id))
+    }
+
+    /// Change the peer shown on a history entry (a sender's name learned later).
+    pub fn set_history_peer(&self, id: u64, peer: &str) -> Result<(), StoreError> {
+        let w = self.db.begin_write().map_err(|x| self.err(x))?;
+        {
+            let mut t = w.open_table(HISTORY).map_err(|x| self.err(x))?;
+            let current = t
+                .get(id)
+                .map_err(|x| self.err(x))?
+                .map(|v| v.value().to_vec());
+            if let Some(bytes) = current {
+                let mut e: HistoryEntry =
+                    serde_json::from_slice(&bytes).map_err(|x| self.err(x))?;
+                e.peer = peer.to_string();
+                let bytes = serde_json::to_vec(&e).map_err(|x| self.err(x))?;
+                t.insert(id, bytes.as_slice()).map_err(|x| self.err(x))?;
+            }
+        }
+        w.commit().map_err(|x| self.err(x))
+    }
+
     /// Record a delivered message key; false if it was already delivered.
     pub fn mark_delivered(&self, key: &[u8], round: u64) -> Result<bool, StoreError> {
         let w = self.db.begin_write().map_err(|x| self.err(x))?;
@@ -213,6 +294,34 @@ impl Store {
         };
         w.commit().map_err(|x| self.err(x))?;
         Ok(fresh)
+    }
+
+    /// Remember a one-time reply key's secret (the newest [`MAX_REPLY_KEYS`] are kept).
+    pub fn add_reply_key(&self, secret: &[u8; 32]) -> Result<(), StoreError> {
+        let w = self.db.begin_write().map_err(|x| self.err(x))?;
+        let id = self.next_id(&w)?;
+        {
+            let mut t = w.open_table(REPLY_KEYS).map_err(|x| self.err(x))?;
+            t.insert(id, secret.as_slice()).map_err(|x| self.err(x))?;
+            while t.len().map_err(|x| self.err(x))? > MAX_REPLY_KEYS as u64 {
+                t.pop_first().map_err(|x| self.err(x))?;
+            }
+        }
+        w.commit().map_err(|x| self.err(x))
+    }
+
+    /// The one-time reply keys' secrets, oldest first.
+    pub fn reply_keys(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        let r = self.db.begin_read().map_err(|x| self.err(x))?;
+        let t = r.open_table(REPLY_KEYS).map_err(|x| self.err(x))?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(|x| self.err(x))? {
+            let (_, v) = item.map_err(|x| self.err(x))?;
+            if let Ok(k) = <[u8; 32]>::try_from(v.value()) {
+                out.push(k);
+            }
+        }
+        Ok(out)
     }
 
     /// The last round whose output we processed.
@@ -232,5 +341,103 @@ impl Store {
             t.insert("last_round", round).map_err(|x| self.err(x))?;
         }
         w.commit().map_err(|x| self.err(x))
+    }
+}
+
+/// Create `dir` (and parents) if missing and make it private (0700).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    set_mode(dir, 0o700)
+}
+
+/// Create `path` if missing, and make it private (0600).
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)?;
+    set_mode(path, 0o600)
+}
+
+/// Write `bytes` to `path` atomically (a temporary file renamed over it), 0600.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    set_mode(&tmp, 0o600)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_folder_is_0700_and_its_files_0600_even_if_they_existed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).expect("mkdir");
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::write(data.join("history.redb"), b"").expect("touch");
+        std::fs::set_permissions(
+            data.join("history.redb"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        let store = Store::open(&data).expect("open");
+        drop(store);
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("history.redb")), 0o600);
+        write_private(&data.join("contacts.json"), b"{}").expect("write");
+        assert_eq!(mode(&data.join("contacts.json")), 0o600);
+    }
+
+    #[test]
+    fn delivery_and_history_are_one_write() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("open");
+        let entry = HistoryEntry {
+            direction: Direction::Received,
+            peer: "bob".into(),
+            text: "hi".into(),
+            timestamp_ms: 1,
+            round: 3,
+            state: String::new(),
+        };
+        let id = store.deliver(b"k", 3, &entry).expect("deliver");
+        assert!(id.is_some());
+        assert_eq!(store.deliver(b"k", 4, &entry).expect("again"), None);
+        assert_eq!(store.history().expect("history").len(), 1);
+        store
+            .set_history_peer(id.unwrap_or_default(), "bobby")
+            .expect("rename");
+        assert_eq!(store.history().expect("history")[0].1.peer, "bobby");
     }
 }

@@ -507,6 +507,9 @@ pub enum ClientResponse {
         outputs: BoundedVec<SignedOutput, MAX_HISTORY_OUTPUTS>,
         /// Oldest round still retained.
         oldest_kept: Option<Round>,
+        /// Every round up to this one is settled on this server (revealed or void), so
+        /// a round up to it that the page does not hold has no output.
+        settled_through: Option<Round>,
     },
     /// Status.
     Status(StatusInfo),

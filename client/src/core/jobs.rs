@@ -8,6 +8,7 @@ use protocol::bounded::Bytes;
 use protocol::limits::MAX_NAME_BYTES;
 use protocol::wire::{ClientRequest, ClientResponse, PublicKeys, RejectReason, Round, StatusInfo};
 
+use super::catchup;
 use super::outbox::Pending;
 use super::{Answer, ClientCore, Failure, InFlight, Job, LocalStore, RequestId, Rotation, Token};
 use crate::event::Event;
@@ -155,23 +156,37 @@ impl<S: LocalStore> ClientCore<S> {
                     None => self.directory_done(d.then, Err(d.last), now_ms),
                 }
             }
-            Job::History => {
+            Job::History { server } => {
                 let Some(mut c) = self.catchup.take() else {
                     return;
                 };
-                let page = c.on_answer(result.ok());
-                self.catchup = Some(c);
-                if let Some((from_round, to_round)) = page.gap {
-                    self.events.push_back(Event::Gap {
-                        from_round,
-                        to_round,
-                    });
-                }
-                for signed in page.outputs {
-                    self.handle_signed_output(signed, now_ms);
-                }
-                if let Some(step) = page.next {
-                    self.catch_up_step(step);
+                let page = match result {
+                    Ok(ClientResponse::History {
+                        outputs,
+                        oldest_kept,
+                        settled_through,
+                    }) => {
+                        let outputs = outputs.into_vec();
+                        let page = catchup::page_of(
+                            &outputs,
+                            server,
+                            |o| self.vouches.vouch_valid(o),
+                            oldest_kept,
+                            settled_through,
+                        );
+                        if page.is_some() {
+                            for signed in outputs {
+                                self.handle_signed_output(signed, now_ms);
+                            }
+                        }
+                        page
+                    }
+                    _ => None,
+                };
+                if c.on_answer(server, page) {
+                    self.conclude_catch_up(c, now_ms);
+                } else {
+                    self.catchup = Some(c);
                 }
             }
         }
@@ -236,19 +251,13 @@ impl<S: LocalStore> ClientCore<S> {
             );
             self.events.extend(ev);
         }
-        // Missed gossip? Fetch what was revealed meanwhile.
-        if let (Some(rev), Some(last)) = (status.last_revealed, self.last_processed) {
-            if rev > last && !self.vouches.is_accepted(rev) {
-                self.behind_ticks += 1;
-                if self.behind_ticks >= 3 {
-                    self.behind_ticks = 0;
-                    if self.catchup.is_none() {
-                        self.start_catch_up(self.last_processed);
-                    }
-                }
-            } else {
-                self.behind_ticks = 0;
+        // A fresh client starts from now; one that knows where it was fetches whatever
+        // was revealed since (the tick starts the catch-up).
+        if let Some(rev) = status.last_revealed {
+            if self.last_processed.is_none() {
+                self.settle(rev);
             }
+            self.newest_revealed = self.newest_revealed.max(rev);
         }
         if self.open_round > self.submitted_round && !self.submit_out {
             self.submit(self.open_round);

@@ -24,6 +24,26 @@ pub trait LocalStore {
     fn outbox(&self) -> Result<Vec<(u64, OutboxRecord)>, StoreError>;
     /// Record a delivered message key; false if it was delivered before.
     fn mark_delivered(&mut self, key: &[u8], round: u64) -> Result<bool, StoreError>;
+    /// Queue an outgoing message: history entry and outbox record in one transaction.
+    fn queue_outgoing(
+        &mut self,
+        entry: &HistoryEntry,
+        rec: &OutboxRecord,
+    ) -> Result<u64, StoreError>;
+    /// Mark a received message delivered and append its history entry in one
+    /// transaction; `None` if it was delivered before.
+    fn deliver(
+        &mut self,
+        key: &[u8],
+        round: u64,
+        entry: &HistoryEntry,
+    ) -> Result<Option<u64>, StoreError>;
+    /// Change the peer shown on a history entry.
+    fn set_history_peer(&mut self, id: u64, peer: &str) -> Result<(), StoreError>;
+    /// Remember a one-time reply key's secret.
+    fn add_reply_key(&mut self, secret: &[u8; 32]) -> Result<(), StoreError>;
+    /// The remembered one-time reply keys' secrets, oldest first.
+    fn reply_keys(&self) -> Result<Vec<[u8; 32]>, StoreError>;
     /// The last round processed.
     fn last_round(&self) -> Result<Option<u64>, StoreError>;
     /// Remember the last round processed.
@@ -49,6 +69,30 @@ impl LocalStore for Store {
     fn mark_delivered(&mut self, key: &[u8], round: u64) -> Result<bool, StoreError> {
         Store::mark_delivered(self, key, round)
     }
+    fn queue_outgoing(
+        &mut self,
+        entry: &HistoryEntry,
+        rec: &OutboxRecord,
+    ) -> Result<u64, StoreError> {
+        Store::queue_outgoing(self, entry, rec)
+    }
+    fn deliver(
+        &mut self,
+        key: &[u8],
+        round: u64,
+        entry: &HistoryEntry,
+    ) -> Result<Option<u64>, StoreError> {
+        Store::deliver(self, key, round, entry)
+    }
+    fn set_history_peer(&mut self, id: u64, peer: &str) -> Result<(), StoreError> {
+        Store::set_history_peer(self, id, peer)
+    }
+    fn add_reply_key(&mut self, secret: &[u8; 32]) -> Result<(), StoreError> {
+        Store::add_reply_key(self, secret)
+    }
+    fn reply_keys(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        Store::reply_keys(self)
+    }
     fn last_round(&self) -> Result<Option<u64>, StoreError> {
         Store::last_round(self)
     }
@@ -68,6 +112,8 @@ pub struct MemStore {
     pub delivered: BTreeSet<Vec<u8>>,
     /// Last round processed.
     pub last_round: Option<u64>,
+    /// One-time reply keys' secrets.
+    pub reply_keys: Vec<[u8; 32]>,
     next_id: u64,
 }
 
@@ -97,6 +143,42 @@ impl LocalStore for MemStore {
     }
     fn mark_delivered(&mut self, key: &[u8], _round: u64) -> Result<bool, StoreError> {
         Ok(self.delivered.insert(key.to_vec()))
+    }
+    fn queue_outgoing(
+        &mut self,
+        entry: &HistoryEntry,
+        rec: &OutboxRecord,
+    ) -> Result<u64, StoreError> {
+        let id = self.add_history(entry)?;
+        self.outbox.insert(id, rec.clone());
+        Ok(id)
+    }
+    fn deliver(
+        &mut self,
+        key: &[u8],
+        _round: u64,
+        entry: &HistoryEntry,
+    ) -> Result<Option<u64>, StoreError> {
+        if !self.delivered.insert(key.to_vec()) {
+            return Ok(None);
+        }
+        self.add_history(entry).map(Some)
+    }
+    fn set_history_peer(&mut self, id: u64, peer: &str) -> Result<(), StoreError> {
+        if let Some(e) = self.history.get_mut(&id) {
+            e.peer = peer.to_string();
+        }
+        Ok(())
+    }
+    fn add_reply_key(&mut self, secret: &[u8; 32]) -> Result<(), StoreError> {
+        self.reply_keys.push(*secret);
+        if self.reply_keys.len() > crate::store::MAX_REPLY_KEYS {
+            self.reply_keys.remove(0);
+        }
+        Ok(())
+    }
+    fn reply_keys(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        Ok(self.reply_keys.clone())
     }
     fn last_round(&self) -> Result<Option<u64>, StoreError> {
         Ok(self.last_round)

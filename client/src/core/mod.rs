@@ -84,7 +84,9 @@ enum Job {
         name: String,
     },
     Directory(jobs::DirJob),
-    History,
+    History {
+        server: ServerIndex,
+    },
 }
 
 /// A request out to a server. Asks (`rotation`) move on to the next server when one is
@@ -118,17 +120,19 @@ pub struct ClientCore<S> {
     names: Names,
     inbound: NameQueue,
     catchup: Option<CatchUp>,
-    caught_up: bool,
-    /// The last round processed before this start: the first catch-up fetches from
-    /// there even if gossip was accepted before a server answered it.
-    resume_after: Option<Round>,
-    behind_ticks: u32,
+    /// Rounds above the watermark already settled (accepted, or known void).
+    settled_above: BTreeSet<Round>,
+    /// The newest revealed round a server reported.
+    newest_revealed: Round,
+    /// No catch-up step starts before this time (after a step nobody answered).
+    catch_up_not_before: u64,
     status_out: bool,
     submit_out: bool,
     connected: BTreeSet<ServerIndex>,
     leader: Option<ServerIndex>,
     open_round: Round,
     submitted_round: Round,
+    /// The watermark: every round up to it is settled (see [`catchup`]); persisted.
     last_processed: Option<Round>,
 }
 
@@ -152,10 +156,16 @@ impl<S: LocalStore> ClientCore<S> {
         let last_processed = store.last_round()?;
         let mut outbox = Outbox::default();
         let slot_bytes = cfg.params.slot_bytes as usize;
+        for secret in store.reply_keys().unwrap_or_default() {
+            outbox.remember_reply_key(StaticSecret::from(secret));
+        }
         for (id, rec) in store.outbox().unwrap_or_default() {
-            let reply_key = rec
-                .anonymous
-                .then(|| StaticSecret::random_from_rng(&mut rng));
+            // The one-time key is the one the message was queued with, so a resend is
+            // the same message from the same key (older records had none: a fresh one).
+            let reply_key = rec.anonymous.then(|| match rec.reply_secret {
+                Some(k) => StaticSecret::from(k),
+                None => StaticSecret::random_from_rng(&mut rng),
+            });
             outbox.add(id, rec, slot_bytes, reply_key);
         }
         let vouches = VouchBook::new(
@@ -177,13 +187,13 @@ impl<S: LocalStore> ClientCore<S> {
             user_requests: 0,
             outbox,
             vouches,
-            reassembly: Reassembly::default(),
+            reassembly: Reassembly::new(slot_bytes),
             names: Names::default(),
             inbound: NameQueue::default(),
             catchup: None,
-            caught_up: last_processed.is_none(),
-            resume_after: last_processed,
-            behind_ticks: 0,
+            settled_above: BTreeSet::new(),
+            newest_revealed: 0,
+            catch_up_not_before: 0,
             status_out: false,
             submit_out: false,
             connected: BTreeSet::new(),
@@ -242,13 +252,10 @@ impl<S: LocalStore> ClientCore<S> {
         self.events.push_back(Event::ServerDown { server: i });
     }
 
-    /// The periodic tick: the first catch-up once a server is connected, and a status
-    /// request (whose answer drives submissions, retries and catch-up).
-    pub fn handle_tick(&mut self, _now_ms: u64) {
-        if !self.caught_up && !self.connected.is_empty() {
-            self.caught_up = true;
-            self.start_catch_up(self.resume_after);
-        }
+    /// The periodic tick: a catch-up step if rounds above the watermark are unsettled,
+    /// and a status request (whose answer drives submissions, retries and catch-up).
+    pub fn handle_tick(&mut self, now_ms: u64) {
+        self.maybe_catch_up(now_ms);
         if !self.status_out {
             self.status_out = true;
             self.ask(Job::Status, ClientRequest::Status);
@@ -360,16 +367,31 @@ impl<S: LocalStore> ClientCore<S> {
         use crate::store::{Direction, HistoryEntry, OutboxRecord};
         use rand::Rng;
         let slot_bytes = self.cfg.params.slot_bytes as usize;
+        if text.len() > inbox::MAX_MESSAGE_BYTES {
+            return Err(format!(
+                "message too long: {} bytes, at most {} per message",
+                text.len(),
+                inbox::MAX_MESSAGE_BYTES
+            ));
+        }
         protocol::slot::fragment(text.as_bytes(), slot_bytes).ok_or("message too long")?;
-        let me = self.cfg.identity.public().dh;
+        // An anonymous message comes from a fresh one-time key, and its conversation id
+        // depends on that key alone (with the recipient's): nothing in the slot can be
+        // tested against anyone's long-term key.
+        let reply_key = anonymous.then(|| StaticSecret::random_from_rng(&mut self.rng));
+        let from_dh = match &reply_key {
+            Some(k) => x25519_dalek::PublicKey::from(k).to_bytes(),
+            None => self.cfg.identity.public().dh,
+        };
         let rec = OutboxRecord {
             to_name: to.clone(),
             to_dh,
             text: text.clone(),
-            conversation: conversation_id(&me, &to_dh),
+            conversation: conversation_id(&from_dh, &to_dh),
             seq: self.rng.gen(),
             timestamp_ms: now_ms,
             anonymous,
+            reply_secret: reply_key.as_ref().map(StaticSecret::to_bytes),
         };
         self.names.insert(to_dh, to.clone());
         let entry = HistoryEntry {
@@ -380,10 +402,16 @@ impl<S: LocalStore> ClientCore<S> {
             round: 0,
             state: Delivery::Queued.stored(),
         };
-        let id = self.store.add_history(&entry).map_err(|e| e.to_string())?;
-        self.store.put_outbox(id, &rec).map_err(|e| e.to_string())?;
-        let reply_key = anonymous.then(|| StaticSecret::random_from_rng(&mut self.rng));
+        let id = self
+            .store
+            .queue_outgoing(&entry, &rec)
+            .map_err(|e| e.to_string())?;
         if let Some(k) = &reply_key {
+            if let Err(e) = self.store.add_reply_key(&k.to_bytes()) {
+                self.events.push_back(Event::Error {
+                    message: format!("cannot keep the reply key: {e}"),
+                });
+            }
             self.outbox.remember_reply_key(k.clone());
         }
         self.outbox.add(id, rec, slot_bytes, reply_key);
@@ -434,15 +462,31 @@ impl<S: LocalStore> ClientCore<S> {
         });
         let keys = std::iter::once(self.cfg.identity.x25519_secret())
             .chain(self.outbox.reply_keys().iter());
-        for msg in inbox::open_slots(&output, keys) {
-            if let Some(done) = self.reassembly.offer(msg) {
-                // Delivered before: a catch-up overlap or a retransmission.
-                if self
-                    .store
-                    .mark_delivered(&done.dedupe_key(), r)
-                    .unwrap_or(true)
-                {
-                    self.inbound.push(r, done, &self.names);
+        let opened: Vec<inbox::Complete> = inbox::open_slots(&output, keys)
+            .into_iter()
+            .filter_map(|msg| self.reassembly.offer(msg))
+            .collect();
+        for done in opened {
+            // Delivered and written to history in one transaction, under the name we
+            // know now (corrected once a lookup answers); a repeat (a catch-up overlap
+            // or a retransmission) writes nothing.
+            let shown = names::shown_name(&done.sender, &self.names);
+            let entry = crate::store::HistoryEntry {
+                direction: crate::store::Direction::Received,
+                peer: shown.clone(),
+                text: String::from_utf8_lossy(&done.body).into_owned(),
+                timestamp_ms: done.timestamp_ms,
+                round: r,
+                state: String::new(),
+            };
+            match self.store.deliver(&done.dedupe_key(), r, &entry) {
+                Ok(Some(id)) => self.inbound.push(r, done, &self.names, Some((id, shown))),
+                Ok(None) => {}
+                Err(e) => {
+                    self.events.push_back(Event::Error {
+                        message: format!("cannot store a received message: {e}"),
+                    });
+                    self.inbound.push(r, done, &self.names, None);
                 }
             }
         }
@@ -450,27 +494,46 @@ impl<S: LocalStore> ClientCore<S> {
             .outbox
             .on_output(&output, &mut self.store, self.open_round, &mut self.rng);
         self.events.extend(ev);
-        if self.last_processed.is_none_or(|l| r > l) {
-            self.last_processed = Some(r);
-            let _ = self.store.set_last_round(r);
-        }
+        self.settle(r);
         self.flush_inbound(now_ms);
+    }
+
+    /// Round `r` is settled (accepted, void, or lost for good): move the watermark
+    /// over every contiguous settled round and persist it.
+    fn settle(&mut self, r: Round) {
+        let w = *self.last_processed.get_or_insert(r.saturating_sub(1));
+        if r > w {
+            self.settled_above.insert(r);
+        }
+        let mut w = w;
+        while self.settled_above.remove(&(w + 1)) {
+            w += 1;
+        }
+        if Some(w) != self.store.last_round().ok().flatten() {
+            let _ = self.store.set_last_round(w);
+        }
+        self.last_processed = Some(w);
+    }
+
+    /// Everything up to `to` is lost for good (beyond the servers' retention).
+    fn settle_through(&mut self, to: Round) {
+        if self.last_processed.is_some_and(|w| w < to) {
+            self.last_processed = Some(to);
+            self.settled_above = self.settled_above.split_off(&(to + 1));
+            self.settle(to);
+        }
     }
 
     /// Show received messages whose sender is named, in order; look up the next name.
     fn flush_inbound(&mut self, now_ms: u64) {
-        use crate::store::{Direction, HistoryEntry};
         while let Some(m) = self.inbound.pop_ready() {
             let from = m.from.unwrap_or_default();
             let text = String::from_utf8_lossy(&m.msg.body).into_owned();
-            let _ = self.store.add_history(&HistoryEntry {
-                direction: Direction::Received,
-                peer: from.clone(),
-                text: text.clone(),
-                timestamp_ms: m.msg.timestamp_ms,
-                round: m.round,
-                state: String::new(),
-            });
+            if let Some((id, stored)) = &m.history {
+                if *stored != from {
+                    let _ = self.store.set_history_peer(*id, &from);
+                }
+            }
             self.events.push_back(Event::Message {
                 from,
                 text,
@@ -486,28 +549,60 @@ impl<S: LocalStore> ClientCore<S> {
         }
     }
 
-    fn start_catch_up(&mut self, after: Option<Round>) {
-        let Some(last) = after else {
+    /// Start a catch-up step if rounds between the watermark and the newest one known
+    /// are unsettled and none is running.
+    fn maybe_catch_up(&mut self, now_ms: u64) {
+        let Some(w) = self.last_processed else {
             return;
         };
-        let (c, step) = CatchUp::start(last, self.cfg.params.f() + 1, self.cfg.server_sign.len());
+        let behind = !self.settled_above.is_empty() || self.newest_revealed > w;
+        if !behind
+            || self.catchup.is_some()
+            || self.connected.is_empty()
+            || now_ms < self.catch_up_not_before
+        {
+            return;
+        }
+        let n = self.cfg.server_sign.len();
+        let c = CatchUp::start(w + 1, self.cfg.params.f() + 1, n);
+        for server in 0..n as ServerIndex {
+            let req = ClientRequest::History { from_round: w + 1 };
+            self.send(
+                server,
+                req,
+                Job::History { server },
+                None,
+                HISTORY_TIMEOUT_MS,
+            );
+        }
         self.catchup = Some(c);
-        self.catch_up_step(step);
     }
 
-    fn catch_up_step(&mut self, step: catchup::Step) {
-        match step {
-            catchup::Step::Ask { server, from_round } => {
-                let req = ClientRequest::History { from_round };
-                self.send(server, req, Job::History, None, HISTORY_TIMEOUT_MS);
+    /// A catch-up step is complete: report a gap, settle void rounds, and go on.
+    fn conclude_catch_up(&mut self, c: CatchUp, now_ms: u64) {
+        let w = self.last_processed.unwrap_or(0);
+        let settled = |r: Round| r <= w || self.settled_above.contains(&r);
+        let done = c.conclude(&settled);
+        if let Some((from_round, to_round)) = done.gap {
+            if to_round > w {
+                self.events.push_back(Event::Gap {
+                    from_round: from_round.max(w + 1),
+                    to_round,
+                });
+                self.settle_through(to_round);
             }
-            catchup::Step::Done => {
-                // Nobody answered (connections still coming up, or every server busy):
-                // try again on the next tick rather than never learning of a gap.
-                if self.catchup.take().is_some_and(|c| c.answered() == 0) {
-                    self.caught_up = false;
-                }
-            }
+        }
+        for r in done.void {
+            self.settle(r);
+        }
+        let progressed = self.last_processed.unwrap_or(0) > w;
+        if done.retry_later || !progressed {
+            // Too few answered (connections still coming up, servers busy), or the
+            // servers have not settled the rounds we wait for yet: try again in a while
+            // rather than never, and rather than at once.
+            self.catch_up_not_before = now_ms + self.cfg.round_ms.max(HISTORY_TIMEOUT_MS / 2);
+        } else {
+            self.maybe_catch_up(now_ms);
         }
     }
 

@@ -59,6 +59,15 @@ pub fn unknown_name(dh: &[u8; 32]) -> String {
     format!("unknown-{}", hex::encode(&dh[..4]))
 }
 
+/// The name to store for a sender now: the cached name, the anonymous label, or the
+/// unknown-key label until a lookup answers.
+pub fn shown_name(sender: &Sender, names: &Names) -> String {
+    match sender {
+        Sender::ReplyKey(k) => format!("anonymous-{}", hex::encode(&k[..4])),
+        Sender::Identity(k) => names.get(k).cloned().unwrap_or_else(|| unknown_name(k)),
+    }
+}
+
 /// A received message on its way to the user.
 #[derive(Debug)]
 pub struct Inbound {
@@ -68,6 +77,8 @@ pub struct Inbound {
     pub msg: Complete,
     /// The sender's name once known.
     pub from: Option<String>,
+    /// Its history entry and the name stored there, if it was stored.
+    pub history: Option<(u64, String)>,
 }
 
 /// Received messages in arrival order, each waiting for its sender's name.
@@ -79,7 +90,13 @@ pub struct NameQueue {
 
 impl NameQueue {
     /// Add a message; anonymous senders and cached names need no lookup.
-    pub fn push(&mut self, round: Round, msg: Complete, names: &Names) {
+    pub fn push(
+        &mut self,
+        round: Round,
+        msg: Complete,
+        names: &Names,
+        history: Option<(u64, String)>,
+    ) {
         let from = match msg.sender {
             Sender::ReplyKey(k) => Some(format!("anonymous-{}", hex::encode(&k[..4]))),
             Sender::Identity(k) => names.get(&k).cloned(),
@@ -90,7 +107,12 @@ impl NameQueue {
                 head.from.get_or_insert_with(|| unknown_name(&dh));
             }
         }
-        self.queue.push_back(Inbound { round, msg, from });
+        self.queue.push_back(Inbound {
+            round,
+            msg,
+            from,
+            history,
+        });
     }
 
     /// The next message whose name is known, in order.

@@ -26,7 +26,7 @@ pub const MAX_ATTEMPTS: u32 = 8;
 /// Rounds after which a submission with no output and no void notice counts as lost.
 pub const LOST_AFTER_ROUNDS: u64 = 20;
 /// One-time reply keys remembered (to open replies to anonymous messages).
-pub const MAX_REPLY_KEYS: usize = 64;
+pub const MAX_REPLY_KEYS: usize = crate::store::MAX_REPLY_KEYS;
 
 /// One queued message.
 struct Out {

@@ -8,8 +8,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use protocol::wire::{Round, RoundOutput, ServerIndex, SignedOutput};
 
-/// Rounds of vouches kept while waiting for f+1 servers to agree.
+/// Vouches more than this many rounds behind the watermark are ignored (settled).
 pub const VOUCH_WINDOW: u64 = 64;
+/// Rounds with vouches waiting, at most: four history pages, so a catch-up step (one
+/// page from every server, aligned) never has its vouches dropped.
+pub const MAX_PENDING_ROUNDS: usize = 4 * protocol::limits::MAX_HISTORY_OUTPUTS;
 /// Accepted rounds remembered, so late vouches for them are ignored.
 const ACCEPTED_KEPT: u64 = VOUCH_WINDOW * 4;
 
@@ -80,6 +83,17 @@ impl VouchBook {
         self.pending.len()
     }
 
+    /// Is this a well-formed output with a valid vouch by a configured server?
+    pub fn vouch_valid(&self, signed: &SignedOutput) -> bool {
+        let Some(key) = self.server_sign.get(usize::from(signed.vouch.server)) else {
+            return false;
+        };
+        let hash = signed.output.hash();
+        signed.vouch.round == signed.output.round
+            && signed.vouch.output_hash.0 == hash
+            && signed.vouch.signature_valid(key)
+    }
+
     /// Count one signed output. `last_processed` is the newest round already handled;
     /// vouches more than [`VOUCH_WINDOW`] rounds behind it are ignored.
     pub fn offer(&mut self, signed: SignedOutput, last_processed: Option<Round>) -> Offer {
@@ -124,8 +138,10 @@ impl VouchBook {
         } else {
             Offer::Counted
         };
-        while self.pending.len() as u64 > VOUCH_WINDOW {
-            self.pending.pop_first();
+        while self.pending.len() > MAX_PENDING_ROUNDS {
+            // The newest go first: catch-up fetches them again, while the oldest are
+            // the ones a catch-up step is completing.
+            self.pending.pop_last();
         }
         result
     }

@@ -1,7 +1,7 @@
 //! f+1 acceptance: distinct valid signatures over one hash, whatever else servers send.
 
 use super::*;
-use crate::core::vouch::{Offer, Refused, VouchBook, VOUCH_WINDOW};
+use crate::core::vouch::{Offer, Refused, VouchBook, MAX_PENDING_ROUNDS, VOUCH_WINDOW};
 
 fn book(c: &Cluster) -> VouchBook {
     VouchBook::new(
@@ -152,14 +152,21 @@ fn vouches_far_behind_the_last_round_are_ignored_and_waiting_rounds_are_bounded(
         b.offer(c.vouch(&old, 0), last),
         Offer::Refused(Refused::Old)
     );
-    for r in 1..=(VOUCH_WINDOW + 20) {
+    let cap = MAX_PENDING_ROUNDS as u64;
+    for r in 1..=(cap + 20) {
         let out = c.output(r, vec![r as u8]);
         assert_eq!(b.offer(c.vouch(&out, 0), None), Offer::Counted);
     }
-    assert_eq!(b.pending_rounds() as u64, VOUCH_WINDOW);
-    // The oldest waiting rounds were dropped: their second vouch starts over.
+    assert_eq!(b.pending_rounds() as u64, cap);
+    // The newest waiting rounds were dropped (catch-up fetches them again); the oldest,
+    // which a catch-up step is completing, are kept: their second vouch accepts them.
     let first = c.output(1, vec![1]);
-    assert_eq!(b.offer(c.vouch(&first, 1), None), Offer::Counted);
+    assert!(matches!(
+        b.offer(c.vouch(&first, 1), None),
+        Offer::Accepted(_)
+    ));
+    let newest = c.output(cap + 20, vec![(cap + 20) as u8]);
+    assert_eq!(b.offer(c.vouch(&newest, 1), None), Offer::Counted);
 }
 
 #[test]

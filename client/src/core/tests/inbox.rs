@@ -1,7 +1,7 @@
 //! Trial decryption, reassembly and the name shown for a sender.
 
 use super::*;
-use crate::core::inbox::Reassembly;
+use crate::core::inbox::{Reassembly, MAX_MESSAGE_BYTES};
 
 fn frag(seq: u32, index: u16, count: u16, body: &[u8], ts: u64) -> SlotMessage {
     SlotMessage {
@@ -17,7 +17,7 @@ fn frag(seq: u32, index: u16, count: u16, body: &[u8], ts: u64) -> SlotMessage {
 
 #[test]
 fn fragments_out_of_order_and_duplicated_reassemble_once() {
-    let mut r = Reassembly::default();
+    let mut r = Reassembly::new(SLOT_BYTES);
     assert!(r.offer(frag(1, 2, 3, b"!", 10)).is_none());
     assert!(r.offer(frag(1, 0, 3, b"hello", 10)).is_none());
     assert!(
@@ -35,7 +35,7 @@ fn fragments_out_of_order_and_duplicated_reassemble_once() {
 
 #[test]
 fn inconsistent_fragment_counts_and_indices_are_ignored() {
-    let mut r = Reassembly::default();
+    let mut r = Reassembly::new(SLOT_BYTES);
     assert!(r.offer(frag(4, 0, 2, b"a", 1)).is_none());
     // Same message, another count: a stray, ignored.
     assert!(r.offer(frag(4, 1, 5, b"x", 1)).is_none());
@@ -46,18 +46,54 @@ fn inconsistent_fragment_counts_and_indices_are_ignored() {
 }
 
 #[test]
-fn partial_messages_are_bounded_and_the_oldest_is_dropped() {
-    let mut r = Reassembly::with_limit(3);
-    for (seq, ts) in [(1, 50), (2, 10), (3, 30)] {
+fn partial_messages_are_bounded_and_the_earliest_to_arrive_is_dropped() {
+    let mut r = Reassembly::with_limits(SLOT_BYTES, 3, 1 << 20);
+    // The sender's clock says nothing about arrival: seq 1 claims to be the newest.
+    for (seq, ts) in [(1, u64::MAX), (2, 10), (3, 30)] {
         assert!(r.offer(frag(seq, 0, 2, b"a", ts)).is_none());
     }
     assert!(r.offer(frag(4, 0, 2, b"a", 40)).is_none());
     assert_eq!(r.len(), 3);
-    // seq 2 (oldest clock) was dropped: its second half no longer completes it...
-    assert!(r.offer(frag(2, 1, 2, b"b", 10)).is_none());
-    // ...while seq 1 still does (seq 3 made room for seq 2's restart).
-    assert!(r.offer(frag(1, 1, 2, b"b", 50)).is_some());
-    assert!(r.len() <= 3);
+    // seq 1 arrived first and was dropped, whatever its timestamp...
+    assert!(r.offer(frag(1, 1, 2, b"b", u64::MAX)).is_none());
+    // ...while seq 3 still completes.
+    assert!(r.offer(frag(3, 1, 2, b"b", 30)).is_some());
+}
+
+#[test]
+fn an_announced_fragment_count_beyond_the_largest_message_is_refused_unallocated() {
+    let mut r = Reassembly::new(SLOT_BYTES);
+    let cap = r.max_fragments();
+    assert!(usize::from(cap) * protocol::slot::body_capacity(SLOT_BYTES) >= MAX_MESSAGE_BYTES);
+    assert!(r.offer(frag(1, 0, u16::MAX, b"a", 1)).is_none());
+    assert!(r.offer(frag(2, 0, cap + 1, b"a", 1)).is_none());
+    assert!(
+        r.is_empty(),
+        "nothing held for a message longer than we accept"
+    );
+    assert!(r.offer(frag(3, 0, cap, b"a", 1)).is_none());
+    assert_eq!(r.len(), 1);
+    assert_eq!(r.held_bytes(), 1, "only what arrived is held");
+}
+
+#[test]
+fn fragments_are_held_within_a_byte_budget() {
+    let body = vec![7u8; 40];
+    let mut r = Reassembly::with_limits(SLOT_BYTES, 1024, 100);
+    assert!(r.offer(frag(1, 0, 3, &body, 1)).is_none());
+    assert!(r.offer(frag(2, 0, 3, &body, 1)).is_none());
+    assert_eq!(r.held_bytes(), 80);
+    // A third would exceed 100 bytes: the earliest partial message makes room.
+    assert!(r.offer(frag(3, 0, 3, &body, 1)).is_none());
+    assert_eq!(r.held_bytes(), 80);
+    assert_eq!(r.len(), 2);
+    // seq 1 lost its first fragment: its other two no longer complete it.
+    assert!(r.offer(frag(1, 1, 3, b"x", 1)).is_none());
+    assert!(
+        r.offer(frag(1, 2, 3, b"y", 1)).is_none(),
+        "seq 1 was dropped"
+    );
+    assert!(r.held_bytes() <= 100);
 }
 
 #[test]

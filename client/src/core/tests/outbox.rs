@@ -239,6 +239,7 @@ fn the_outbox_is_restored_after_a_restart() {
         seq: 77,
         timestamp_ms: T0,
         anonymous: false,
+        reply_secret: None,
     };
     let entry = HistoryEntry {
         direction: Direction::Sent,
@@ -311,5 +312,115 @@ fn sending_to_a_name_looks_it_up_first() {
     });
     assert!(
         matches!(sim.answers.last(), Some((t, Answer::Send(Err(e)))) if *t == t3 && e.starts_with("bad reply key"))
+    );
+}
+
+/// Queue an anonymous message to `to`'s key; returns its id.
+fn send_anonymous(sim: &mut Sim, to: &Identity, text: &str) -> u64 {
+    let t = sim.user(UserRequest::Send {
+        to: format!("key:{}", hex::encode(to.public().dh)),
+        text: text.into(),
+        anonymous: true,
+    });
+    match sim.answers.iter().find(|(tok, _)| *tok == t) {
+        Some((_, Answer::Send(Ok(id)))) => *id,
+        other => panic!("not queued: {other:?}"),
+    }
+}
+
+#[test]
+fn a_recipient_holding_every_registered_key_cannot_tell_who_sent_anonymously() {
+    let mut c = Cluster::new(4);
+    let alice = c.identity();
+    let bob = c.identity();
+    // The whole directory, as bob may hold it: alice among twenty users.
+    let mut directory: Vec<[u8; 32]> = (0..19).map(|_| c.identity().public().dh).collect();
+    directory.push(alice.public().dh);
+    let alice_dh = alice.public().dh;
+    let mut sim = c.sim(alice, MemStore::default(), 1);
+    send_anonymous(&mut sim, &bob, "guess who");
+    let vector = submit_round(&c, &mut sim, 2);
+    let out = c.output(2, vector);
+    let opened = crate::core::inbox::open_slots(&out, std::iter::once(bob.x25519_secret()));
+    assert_eq!(opened.len(), 1, "bob opens it");
+    let msg = &opened[0];
+    assert_eq!(msg.body, b"guess who");
+    // Nothing in what bob opened can be tested against a registered key: not the
+    // sender field, not the conversation id, not the authenticating MAC (keyed with the
+    // one-time key, which is why it opened under bob's key and the sender field alone).
+    let Sender::ReplyKey(one_time) = msg.sender else {
+        panic!("an anonymous message names its one-time key, not an identity")
+    };
+    for dh in &directory {
+        assert_ne!(&one_time, dh);
+        assert_ne!(
+            msg.conversation,
+            crate::core::conversation_id(dh, &bob.public().dh)
+        );
+    }
+    assert_eq!(
+        msg.conversation,
+        crate::core::conversation_id(&one_time, &bob.public().dh),
+        "the conversation id depends on the one-time key alone"
+    );
+    assert_ne!(one_time, alice_dh);
+}
+
+#[test]
+fn an_anonymous_message_resent_after_a_restart_is_the_same_message_and_replies_open() {
+    let mut c = Cluster::new(4);
+    let alice = c.identity();
+    let bob = c.identity();
+    let seed = alice.ed25519_seed();
+    let x = alice.x25519_secret().to_bytes();
+    let mut sim = c.sim(alice, MemStore::default(), 1);
+    send_anonymous(&mut sim, &bob, "same after restart");
+    let first = submit_round(&c, &mut sim, 2);
+    // Alice's client restarts before round 2's output: the outbox comes back from the
+    // store with its one-time key.
+    let store = sim.core.store().clone();
+    assert_eq!(store.reply_keys.len(), 1, "the reply key is stored");
+    let mut sim = c.sim(Identity::from_secret_bytes(&seed, &x), store, 2);
+    let again = submit_round(&c, &mut sim, 3);
+    let open = |v: Vec<u8>, r: Round| {
+        crate::core::inbox::open_slots(&c.output(r, v), std::iter::once(bob.x25519_secret()))
+            .remove(0)
+    };
+    let (a, b) = (open(first, 2), open(again, 3));
+    assert_eq!(a.sender, b.sender, "the same one-time key");
+    assert_eq!(
+        (a.conversation, a.seq),
+        (b.conversation, b.seq),
+        "the same message"
+    );
+    // Bob replies to the one-time key; alice's restarted client opens it.
+    let Sender::ReplyKey(k) = a.sender else {
+        panic!("anonymous")
+    };
+    let reply = SlotMessage {
+        sender: Sender::Identity(bob.public().dh),
+        conversation: a.conversation,
+        seq: 1,
+        timestamp_ms: T0,
+        fragment_index: 0,
+        fragment_count: 1,
+        body: b"who are you?".to_vec(),
+    };
+    let sealed = protocol::slot::seal_slot(
+        &reply,
+        bob.x25519_secret(),
+        &x25519_dalek::PublicKey::from(k),
+        SLOT_BYTES,
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap();
+    sim.vouched(&c, &c.output_with(4, &[(1, sealed)]), &[0, 1]);
+    let (id, _, _) = sim
+        .take(|r| matches!(r, ClientRequest::LookupDh(_)))
+        .expect("bob's name is looked up");
+    sim.reply(id, identity_answer("bob", &bob));
+    assert_eq!(
+        sim.messages(),
+        vec![("bob".to_string(), "who are you?".to_string())]
     );
 }
