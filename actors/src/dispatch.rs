@@ -91,6 +91,7 @@ pub fn clients(
         while let Some(ev) = events.recv().await {
             match ev {
                 NetEvent::Client { peer, req, reply } => {
+                    net_metrics.client_request(kind(&req));
                     let history = matches!(req, ClientRequest::History { .. });
                     let guard = match quotas.claim(peer, history, std::time::Instant::now()) {
                         Ok(g) => g,
@@ -201,4 +202,17 @@ pub fn raft_gauges(raft: &Raft<TypeConfig>, sm: SharedSm, metrics: &NodeMetrics)
             }
         }
     })
+}
+
+/// A client request's kind, as counted in `chorus_client_requests_total{kind}`.
+fn kind(req: &ClientRequest) -> &'static str {
+    match req {
+        ClientRequest::Submit(_) => "submit",
+        ClientRequest::Register(_) => "register",
+        ClientRequest::LookupName(_) => "lookup_name",
+        ClientRequest::LookupFingerprint(_) => "lookup_fingerprint",
+        ClientRequest::LookupDh(_) => "lookup_dh",
+        ClientRequest::History { .. } => "history",
+        ClientRequest::Status => "status",
+    }
 }

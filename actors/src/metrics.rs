@@ -76,9 +76,28 @@ pub struct NetMetrics {
     pub publish_failures: Counter,
     /// Refused inbound traffic, by reason.
     pub rejections: Family<ReasonLabel, Counter>,
+    /// Client requests, by kind (what any server sees of a client, so that it can be
+    /// checked from outside which actions cause which requests).
+    pub client_requests: Family<KindLabel, Counter>,
+}
+
+/// Label for client request kinds.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// submit, register, lookup_name, lookup_fingerprint, lookup_dh, history, status.
+    pub kind: String,
 }
 
 impl NetMetrics {
+    /// Count a client request of `kind`.
+    pub fn client_request(&self, kind: &str) {
+        self.client_requests
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
     /// Count a refusal.
     pub fn rejected(&self, reason: &str) {
         self.rejections
@@ -241,6 +260,11 @@ impl NodeMetrics {
             "actor_messages_failed",
             "Messages whose handling failed",
             failed.clone(),
+        );
+        r.register(
+            "client_requests",
+            "Client requests, by kind",
+            net.client_requests.clone(),
         );
         r.register(
             "peers_connected",

@@ -6,7 +6,9 @@
 
 use protocol::bounded::Bytes;
 use protocol::limits::MAX_NAME_BYTES;
-use protocol::wire::{ClientRequest, ClientResponse, PublicKeys, RejectReason, Round, StatusInfo};
+use protocol::wire::{
+    ClientRequest, ClientResponse, PublicKeys, RejectReason, Round, ServerIndex, StatusInfo,
+};
 
 use super::catchup;
 use super::outbox::Pending;
@@ -72,7 +74,7 @@ impl<S: LocalStore> ClientCore<S> {
         };
         let Some(rot) = rotation else {
             // A catch-up page: one server, no rotation.
-            self.finish(job, result.map_err(|_| String::new()), req, now_ms);
+            self.finish(server, job, result.map_err(|_| String::new()), req, now_ms);
             return;
         };
         let n = self.cfg.server_sign.len().max(1);
@@ -88,7 +90,7 @@ impl<S: LocalStore> ClientCore<S> {
         match outcome {
             Ok(resp) => {
                 self.next_server = (usize::from(server) + 1) % n;
-                self.finish(job, Ok(resp), req, now_ms);
+                self.finish(server, job, Ok(resp), req, now_ms);
             }
             Err(_) if rot.tried + 1 < n => {
                 let next = ((usize::from(server) + 1) % n) as u16;
@@ -100,13 +102,14 @@ impl<S: LocalStore> ClientCore<S> {
             }
             Err(last) => {
                 self.next_server = (self.next_server + 1) % n;
-                self.finish(job, Err(last), req, now_ms);
+                self.finish(server, job, Err(last), req, now_ms);
             }
         }
     }
 
     fn finish(
         &mut self,
+        server: ServerIndex,
         job: Job,
         result: Result<ClientResponse, String>,
         req: ClientRequest,
@@ -116,7 +119,7 @@ impl<S: LocalStore> ClientCore<S> {
             Job::Status => {
                 self.status_out = false;
                 if let Ok(ClientResponse::Status(s)) = result {
-                    self.on_status(s);
+                    self.on_status(server, s);
                 }
             }
             Job::Submit { round, pending } => self.on_submitted(round, pending, result),
@@ -234,10 +237,18 @@ impl<S: LocalStore> ClientCore<S> {
 
     /// A status answer: void and lost rounds go back to the outbox, a client that fell
     /// behind catches up, and the open round gets our submission.
-    fn on_status(&mut self, status: StatusInfo) {
+    fn on_status(&mut self, server: ServerIndex, status: StatusInfo) {
         self.leader = status.leader;
-        if status.open_round > self.open_round {
-            self.open_round = status.open_round;
+        self.reports.insert(
+            server,
+            (status.open_round, status.last_revealed.unwrap_or(0)),
+        );
+        // The round we submit for is one f+1 servers have opened, or the one after it
+        // (rounds move on while we ask around): one lying or lagging server can neither
+        // hold us back nor send us ahead into rounds nobody will open.
+        let open = status.open_round.min(self.round_cap());
+        if open > self.open_round {
+            self.open_round = open;
         }
         let void = status.recent_void.as_slice().iter().copied().collect();
         for (r, p, why) in self.outbox.take_stale(&void, self.open_round) {
@@ -257,7 +268,8 @@ impl<S: LocalStore> ClientCore<S> {
             if self.last_processed.is_none() {
                 self.settle(rev);
             }
-            self.newest_revealed = self.newest_revealed.max(rev);
+            let agreed = self.agreed(|(_, revealed)| revealed);
+            self.newest_revealed = self.newest_revealed.max(rev.min(agreed));
         }
         if self.open_round > self.submitted_round && !self.submit_out {
             self.submit(self.open_round);
@@ -277,7 +289,7 @@ impl<S: LocalStore> ClientCore<S> {
             Ok(ClientResponse::Rejected(RejectReason::DuplicateSubmission { .. })) => round,
             Ok(ClientResponse::Rejected(RejectReason::StaleRound { open, .. })) => {
                 // The round closed while we built it; the next status submits for `open`.
-                self.open_round = self.open_round.max(open);
+                self.open_round = self.open_round.max(open.min(self.round_cap()));
                 return;
             }
             other => {
@@ -297,5 +309,24 @@ impl<S: LocalStore> ClientCore<S> {
             let ev = self.outbox.submitted(r, p);
             self.events.extend(ev);
         }
+    }
+}
+
+impl<S: LocalStore> ClientCore<S> {
+    /// The value f+1 servers have reached, by their latest reports (with fewer reports,
+    /// the lowest one): `pick` selects open round or last revealed round.
+    fn agreed(&self, pick: impl Fn((Round, Round)) -> Round) -> Round {
+        let mut v: Vec<Round> = self.reports.values().map(|r| pick(*r)).collect();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        let k = self.cfg.params.f() + 1;
+        v.get(k - 1).or(v.last()).copied().unwrap_or(0)
+    }
+
+    /// The highest round we may submit for: one past what f+1 servers have opened.
+    fn round_cap(&self) -> Round {
+        if self.reports.is_empty() {
+            return Round::MAX;
+        }
+        self.agreed(|(open, _)| open).saturating_add(1)
     }
 }

@@ -31,7 +31,7 @@ pub mod vouch;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use protocol::bounded::Fixed;
 use protocol::submission::build_submission;
@@ -122,8 +122,10 @@ pub struct ClientCore<S> {
     catchup: Option<CatchUp>,
     /// Rounds above the watermark already settled (accepted, or known void).
     settled_above: BTreeSet<Round>,
-    /// The newest revealed round a server reported.
+    /// The newest revealed round f+1 servers reported.
     newest_revealed: Round,
+    /// Each server's latest status: (open round, last revealed round).
+    reports: BTreeMap<ServerIndex, (Round, Round)>,
     /// No catch-up step starts before this time (after a step nobody answered).
     catch_up_not_before: u64,
     status_out: bool,
@@ -193,6 +195,7 @@ impl<S: LocalStore> ClientCore<S> {
             catchup: None,
             settled_above: BTreeSet::new(),
             newest_revealed: 0,
+            reports: BTreeMap::new(),
             catch_up_not_before: 0,
             status_out: false,
             submit_out: false,

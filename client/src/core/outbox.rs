@@ -151,6 +151,27 @@ impl Outbox {
         let slot_bytes = params.slot_bytes as usize;
         let mut vector = vec![0u8; params.vector_bytes()];
         let Some(o) = self.items.iter().find(|o| o.not_before <= round) else {
+            // An idle client does the sending client's work too: it seals a slot (to a
+            // throwaway key) and drops it, so the time from an output to its next
+            // submission does not tell whether it is sending.
+            let dummy = SlotMessage {
+                sender: Sender::Identity(identity.public().dh),
+                conversation: [0; 16],
+                seq: rng.gen(),
+                timestamp_ms: 0,
+                fragment_index: 0,
+                fragment_count: 1,
+                body: vec![0; protocol::slot::body_capacity(slot_bytes)],
+            };
+            let throwaway = PublicKey::from(&StaticSecret::random_from_rng(&mut *rng));
+            let _ = seal_slot(
+                &dummy,
+                identity.x25519_secret(),
+                &throwaway,
+                slot_bytes,
+                rng,
+            );
+            let _ = rng.gen_range(0..slots.max(1));
             return Built {
                 vector,
                 pending: None,

@@ -97,6 +97,12 @@ async fn malformed_and_oversized_frames_are_rejected_and_the_node_keeps_serving(
     let (conn, _events) = c.connect().await.unwrap();
     let status = conn.request(0, ClientRequest::Status).await.unwrap();
     assert!(matches!(status, ClientResponse::Status(_)), "{status:?}");
+    // Every client request is counted by kind, so anyone can see what causes what.
+    let (_, metrics) = c.nodes[0].get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("chorus_client_requests_total{kind=\"status\"}"),
+        "no client request count by kind"
+    );
     probes(&c, 3, 0, 20, 64, 4).await;
     converged(&c, 20).await;
 }

@@ -180,7 +180,7 @@ fn a_round_with_no_output_for_twenty_rounds_counts_as_lost() {
 }
 
 #[test]
-fn a_stale_round_answer_moves_to_the_open_round_without_a_state_change() {
+fn a_stale_round_answer_moves_on_only_as_far_as_f_plus_one_servers_agree() {
     let mut c = Cluster::new(4);
     let me = c.identity();
     let bob = c.identity();
@@ -188,13 +188,29 @@ fn a_stale_round_answer_moves_to_the_open_round_without_a_state_change() {
     let id = sim.send_to_key(&bob, "late");
     sim.status(status(3, None, &[]));
     let (sid, _) = sim.take_submit().unwrap();
+    // One server says round 9 is open: one past what the others said, no further.
     sim.reply(
         sid,
         ClientResponse::Rejected(RejectReason::StaleRound { got: 3, open: 9 }),
     );
     assert_eq!(sim.states(id), vec![Delivery::Queued]);
-    // The next status (still saying 3, a lagging server) leads to round 9.
     sim.status(status(3, None, &[]));
+    let (sid, sub) = sim.take_submit().unwrap();
+    assert_eq!(sub.round, 4);
+    sim.reply(
+        sid,
+        ClientResponse::Rejected(RejectReason::StaleRound { got: 4, open: 9 }),
+    );
+    // One server's status says 9: still one past what f+1 agree on.
+    sim.status(status(9, None, &[]));
+    let (sid, sub) = sim.take_submit().unwrap();
+    assert_eq!(sub.round, 4);
+    sim.reply(
+        sid,
+        ClientResponse::Rejected(RejectReason::StaleRound { got: 4, open: 9 }),
+    );
+    // Once f+1 servers report round 9, it is the one.
+    sim.status(status(9, None, &[]));
     let (sid, sub) = sim.take_submit().unwrap();
     assert_eq!(sub.round, 9);
     // A duplicate answer means the submission did commit.
@@ -203,6 +219,21 @@ fn a_stale_round_answer_moves_to_the_open_round_without_a_state_change() {
         ClientResponse::Rejected(RejectReason::DuplicateSubmission { round: 9 }),
     );
     assert_eq!(sim.states(id).last(), Some(&Delivery::InRound(9)));
+}
+
+#[test]
+fn one_lying_server_cannot_send_the_client_into_rounds_nobody_opens() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    // Servers answer in turn: 0 and 1 honest (round 5), 2 claims round 1,000,000.
+    sim.status(status(5, Some(4), &[]));
+    sim.accept_submit();
+    sim.status(status(5, Some(4), &[]));
+    sim.status(status(1_000_000, Some(999_999), &[]));
+    let rounds: Vec<Round> =
+        std::iter::from_fn(|| sim.take_submit().map(|(_, s)| s.round)).collect();
+    assert!(rounds.iter().all(|r| *r <= 6), "submitted for {rounds:?}");
 }
 
 #[test]
