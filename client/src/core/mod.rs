@@ -9,15 +9,17 @@
 //! ```
 //! The core owns the outbox and its retries ([`outbox`]), output acceptance on f+1
 //! vouches ([`vouch`]), trial decryption and reassembly ([`inbox`]), catch-up
-//! bookkeeping ([`catchup`]), the name cache ([`names`]) and which server to ask next.
+//! bookkeeping ([`catchup`]) and the watermark that drives it (`watermark`), the name
+//! cache ([`names`]) and which server to ask next.
 //! It reads no clock (the time is an argument), spawns nothing and owns a seeded
 //! [`StdRng`], so tests are deterministic. The local store is a trait ([`LocalStore`]):
 //! its answers are needed mid-decision (a new message's id, "delivered before?"), so the
 //! core calls it rather than emitting store commands; the engine passes the redb store.
 //!
 //! Requests are independent: a paused server delays only the request waiting for it.
-//! At most one status request, one submission, one catch-up page and one sender-name
-//! lookup are out at a time, plus at most [`MAX_USER_REQUESTS`] user requests.
+//! At most one status request, one submission, one catch-up step (a page from each
+//! server) and one sender-name lookup are out at a time, plus at most
+//! [`MAX_USER_REQUESTS`] user requests.
 
 pub mod catchup;
 pub mod inbox;
@@ -27,6 +29,7 @@ pub mod local;
 pub mod names;
 pub mod outbox;
 pub mod vouch;
+mod watermark;
 
 #[cfg(test)]
 mod tests;
@@ -136,6 +139,8 @@ pub struct ClientCore<S> {
     submitted_round: Round,
     /// The watermark: every round up to it is settled (see [`catchup`]); persisted.
     last_processed: Option<Round>,
+    /// The watermark as last written to the store.
+    stored_watermark: Option<Round>,
 }
 
 /// Conversation id of two x25519 keys (the same from both ends).
@@ -204,6 +209,7 @@ impl<S: LocalStore> ClientCore<S> {
             open_round: 0,
             submitted_round: 0,
             last_processed,
+            stored_watermark: last_processed,
         })
     }
 
@@ -501,32 +507,6 @@ impl<S: LocalStore> ClientCore<S> {
         self.flush_inbound(now_ms);
     }
 
-    /// Round `r` is settled (accepted, void, or lost for good): move the watermark
-    /// over every contiguous settled round and persist it.
-    fn settle(&mut self, r: Round) {
-        let w = *self.last_processed.get_or_insert(r.saturating_sub(1));
-        if r > w {
-            self.settled_above.insert(r);
-        }
-        let mut w = w;
-        while self.settled_above.remove(&(w + 1)) {
-            w += 1;
-        }
-        if Some(w) != self.store.last_round().ok().flatten() {
-            let _ = self.store.set_last_round(w);
-        }
-        self.last_processed = Some(w);
-    }
-
-    /// Everything up to `to` is lost for good (beyond the servers' retention).
-    fn settle_through(&mut self, to: Round) {
-        if self.last_processed.is_some_and(|w| w < to) {
-            self.last_processed = Some(to);
-            self.settled_above = self.settled_above.split_off(&(to + 1));
-            self.settle(to);
-        }
-    }
-
     /// Show received messages whose sender is named, in order; look up the next name.
     fn flush_inbound(&mut self, now_ms: u64) {
         while let Some(m) = self.inbound.pop_ready() {
@@ -549,63 +529,6 @@ impl<S: LocalStore> ClientCore<S> {
         }
         if let Some(dh) = self.inbound.next_lookup() {
             self.directory(ClientRequest::LookupDh(Fixed(dh)), jobs::DirThen::Name(dh));
-        }
-    }
-
-    /// Start a catch-up step if rounds between the watermark and the newest one known
-    /// are unsettled and none is running.
-    fn maybe_catch_up(&mut self, now_ms: u64) {
-        let Some(w) = self.last_processed else {
-            return;
-        };
-        let behind = !self.settled_above.is_empty() || self.newest_revealed > w;
-        if !behind
-            || self.catchup.is_some()
-            || self.connected.is_empty()
-            || now_ms < self.catch_up_not_before
-        {
-            return;
-        }
-        let n = self.cfg.server_sign.len();
-        let c = CatchUp::start(w + 1, self.cfg.params.f() + 1, n);
-        for server in 0..n as ServerIndex {
-            let req = ClientRequest::History { from_round: w + 1 };
-            self.send(
-                server,
-                req,
-                Job::History { server },
-                None,
-                HISTORY_TIMEOUT_MS,
-            );
-        }
-        self.catchup = Some(c);
-    }
-
-    /// A catch-up step is complete: report a gap, settle void rounds, and go on.
-    fn conclude_catch_up(&mut self, c: CatchUp, now_ms: u64) {
-        let w = self.last_processed.unwrap_or(0);
-        let settled = |r: Round| r <= w || self.settled_above.contains(&r);
-        let done = c.conclude(&settled);
-        if let Some((from_round, to_round)) = done.gap {
-            if to_round > w {
-                self.events.push_back(Event::Gap {
-                    from_round: from_round.max(w + 1),
-                    to_round,
-                });
-                self.settle_through(to_round);
-            }
-        }
-        for r in done.void {
-            self.settle(r);
-        }
-        let progressed = self.last_processed.unwrap_or(0) > w;
-        if done.retry_later || !progressed {
-            // Too few answered (connections still coming up, servers busy), or the
-            // servers have not settled the rounds we wait for yet: try again in a while
-            // rather than never, and rather than at once.
-            self.catch_up_not_before = now_ms + self.cfg.round_ms.max(HISTORY_TIMEOUT_MS / 2);
-        } else {
-            self.maybe_catch_up(now_ms);
         }
     }
 
