@@ -265,11 +265,16 @@ impl<S: LocalStore> ClientCore<S> {
         // A fresh client starts from now; one that knows where it was fetches whatever
         // was revealed since (the tick starts the catch-up).
         if let Some(rev) = status.last_revealed {
-            if self.last_processed.is_none() {
-                self.settle(rev);
-            }
             let agreed = self.agreed(|(_, revealed)| revealed);
-            self.newest_revealed = self.newest_revealed.max(rev.min(agreed));
+            // A fresh client starts from the round f+1 servers say was revealed last
+            // (never from one server's word: a lie would make it skip, and then refuse
+            // as old, every real round below it).
+            if self.reports.len() > self.cfg.params.f() {
+                if self.last_processed.is_none() {
+                    self.settle(agreed);
+                }
+                self.newest_revealed = self.newest_revealed.max(rev.min(agreed));
+            }
         }
         if self.open_round > self.submitted_round && !self.submit_out {
             self.submit(self.open_round);

@@ -93,6 +93,8 @@ fn a_client_away_for_500_rounds_gets_every_message_page_by_page() {
         servers.outputs.insert(r, out);
     }
     sim.core.handle_server_up(0);
+    // f+1 servers say so (one server's word does not move a client).
+    sim.status(status(511, Some(510), &[]));
     sim.status(status(511, Some(510), &[]));
     let mut steps = 0;
     while sim.core.last_processed() < Some(510) {
@@ -175,6 +177,8 @@ fn rounds_beyond_retention_are_one_gap_with_its_exact_range() {
         oldest_kept: 300,
         settled_through: 320,
     };
+    // f+1 servers say so (one server's word does not move a client).
+    sim.status(status(321, Some(320), &[]));
     sim.status(status(321, Some(320), &[]));
     for _ in 0..4 {
         sim.tick();
@@ -201,6 +205,8 @@ fn answers_from_fewer_than_f_plus_one_servers_settle_nothing_and_are_retried() {
     let me = c.identity();
     let mut sim = c.sim(me, store_at(10), 1);
     sim.core.handle_server_up(0);
+    // f+1 servers say so (one server's word does not move a client).
+    sim.status(status(13, Some(12), &[]));
     sim.status(status(13, Some(12), &[]));
     sim.tick();
     let servers = Servers {
@@ -236,6 +242,8 @@ fn a_page_whose_vouches_are_not_its_servers_does_not_count() {
     let me = c.identity();
     let mut sim = c.sim(me, store_at(10), 1);
     sim.core.handle_server_up(0);
+    // f+1 servers say so (one server's word does not move a client).
+    sim.status(status(12, Some(11), &[]));
     sim.status(status(12, Some(11), &[]));
     sim.tick();
     let out = c.output(11, vec![5]);
@@ -275,8 +283,19 @@ fn a_fresh_client_starts_from_now_and_fetches_nothing_older() {
     let me = c.identity();
     let mut sim = c.sim(me, MemStore::default(), 1);
     sim.core.handle_server_up(0);
+    // One server's word is not enough: it could be lying to make us skip rounds.
+    sim.status(status(1_000_001, Some(1_000_000), &[]));
+    assert_eq!(sim.core.last_processed(), None);
     sim.status(status(101, Some(100), &[]));
-    assert_eq!(sim.core.last_processed(), Some(100));
+    assert_eq!(
+        sim.core.last_processed(),
+        Some(100),
+        "f+1 servers agree on 100"
+    );
     sim.tick();
     assert!(history_reqs(&sim).is_empty());
+    // Real rounds after it are accepted, not refused as old.
+    let out = c.output(101, vec![1]);
+    sim.vouched(&c, &out, &[0, 1]);
+    assert_eq!(sim.core.last_processed(), Some(101));
 }
