@@ -145,6 +145,18 @@ impl Store {
 
     /// Update a history entry's round and state.
     pub fn update_history(&self, id: u64, round: u64, state: &str) -> Result<(), StoreError> {
+        self.edit_history(id, |e| {
+            e.round = round;
+            e.state = state.to_string();
+        })
+    }
+
+    /// Change one history entry in place (nothing if it does not exist).
+    fn edit_history(
+        &self,
+        id: u64,
+        edit: impl FnOnce(&mut HistoryEntry),
+    ) -> Result<(), StoreError> {
         let w = self.db.begin_write().map_err(|x| self.err(x))?;
         {
             let mut t = w.open_table(HISTORY).map_err(|x| self.err(x))?;
@@ -155,8 +167,7 @@ impl Store {
             if let Some(bytes) = current {
                 let mut e: HistoryEntry =
                     serde_json::from_slice(&bytes).map_err(|x| self.err(x))?;
-                e.round = round;
-                e.state = state.to_string();
+                edit(&mut e);
                 let bytes = serde_json::to_vec(&e).map_err(|x| self.err(x))?;
                 t.insert(id, bytes.as_slice()).map_err(|x| self.err(x))?;
             }
@@ -263,22 +274,7 @@ impl Store {
 
     /// Change the peer shown on a history entry (a sender's name learned later).
     pub fn set_history_peer(&self, id: u64, peer: &str) -> Result<(), StoreError> {
-        let w = self.db.begin_write().map_err(|x| self.err(x))?;
-        {
-            let mut t = w.open_table(HISTORY).map_err(|x| self.err(x))?;
-            let current = t
-                .get(id)
-                .map_err(|x| self.err(x))?
-                .map(|v| v.value().to_vec());
-            if let Some(bytes) = current {
-                let mut e: HistoryEntry =
-                    serde_json::from_slice(&bytes).map_err(|x| self.err(x))?;
-                e.peer = peer.to_string();
-                let bytes = serde_json::to_vec(&e).map_err(|x| self.err(x))?;
-                t.insert(id, bytes.as_slice()).map_err(|x| self.err(x))?;
-            }
-        }
-        w.commit().map_err(|x| self.err(x))
+        self.edit_history(id, |e| e.peer = peer.to_string())
     }
 
     /// Record a delivered message key; false if it was already delivered.
