@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use openraft::Raft;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use protocol::bounded::Bytes;
+use protocol::bounded::{BoundedVec, Bytes};
 use protocol::wire::{ClientRequest, ClientResponse, Command, RejectReason, StatusInfo};
 use protocol::Params;
 
@@ -103,21 +103,15 @@ impl ClientApi {
                     Ok(()) => self.commit(Command::Register(reg)).await,
                 }
             }
-            ClientRequest::LookupName(name) => {
+            ClientRequest::Directory { from } => {
                 let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
-                ClientResponse::Identity(
-                    d.machine
-                        .lookup_name(name.as_slice())
-                        .map(|k| (name.clone(), k)),
-                )
-            }
-            ClientRequest::LookupFingerprint(fp) => {
-                let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
-                ClientResponse::Identity(d.machine.lookup_fingerprint(&fp))
-            }
-            ClientRequest::LookupDh(dh) => {
-                let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
-                ClientResponse::Identity(d.machine.lookup_dh(&dh))
+                let (page, total) = d
+                    .machine
+                    .directory_page(from, protocol::limits::MAX_DIRECTORY_PAGE);
+                match BoundedVec::new(page.to_vec()) {
+                    Ok(entries) => ClientResponse::Directory { entries, total },
+                    Err(_) => ClientResponse::Unavailable(text("directory page too long")),
+                }
             }
             // The dispatcher routes History to the broadcaster.
             ClientRequest::History { .. } => {

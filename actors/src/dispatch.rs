@@ -92,8 +92,11 @@ pub fn clients(
             match ev {
                 NetEvent::Client { peer, req, reply } => {
                     net_metrics.client_request(kind(&req));
-                    let history = matches!(req, ClientRequest::History { .. });
-                    let guard = match quotas.claim(peer, history, std::time::Instant::now()) {
+                    let page = matches!(
+                        req,
+                        ClientRequest::History { .. } | ClientRequest::Directory { .. }
+                    );
+                    let guard = match quotas.claim(peer, page, std::time::Instant::now()) {
                         Ok(g) => g,
                         Err(over) => {
                             net_metrics.rejected(over.label());
@@ -209,9 +212,7 @@ fn kind(req: &ClientRequest) -> &'static str {
     match req {
         ClientRequest::Submit(_) => "submit",
         ClientRequest::Register(_) => "register",
-        ClientRequest::LookupName(_) => "lookup_name",
-        ClientRequest::LookupFingerprint(_) => "lookup_fingerprint",
-        ClientRequest::LookupDh(_) => "lookup_dh",
+        ClientRequest::Directory { .. } => "directory",
         ClientRequest::History { .. } => "history",
         ClientRequest::Status => "status",
     }

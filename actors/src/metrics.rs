@@ -84,7 +84,7 @@ pub struct NetMetrics {
 /// Label for client request kinds.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
-    /// submit, register, lookup_name, lookup_fingerprint, lookup_dh, history, status.
+    /// submit, register, directory, history, status.
     pub kind: String,
 }
 

@@ -1,7 +1,8 @@
 //! Per-peer quotas on client calls, so that one peer cannot make a server "busy" for
 //! everyone else: at most [`MAX_CALLS_PER_PEER`] calls of one peer in flight at once, and
-//! history pages (the costliest read: up to 64 outputs) at most
-//! [`HISTORY_PAGES_PER_SECOND`] per peer on average, in bursts of [`HISTORY_BURST`].
+//! pages (history pages, the costliest read at up to 64 outputs, and directory pages)
+//! at most [`HISTORY_PAGES_PER_SECOND`] per peer on average, in bursts of
+//! [`HISTORY_BURST`].
 //! A call over quota is answered "busy" at once and counted by reason.
 //!
 //! A client makes a handful of calls per round and pages through a long absence in

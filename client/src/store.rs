@@ -15,6 +15,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// One-time reply keys (secret bytes) by insertion order, so replies to anonymous
 /// messages still open after a restart.
 const REPLY_KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("reply_keys");
+/// The local copy of the directory: position → encoded self-signed registration.
+const DIRECTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("directory");
 /// One-time reply keys kept (the oldest is forgotten).
 pub const MAX_REPLY_KEYS: usize = 64;
 
@@ -104,6 +106,7 @@ impl Store {
             w.open_table(DELIVERED).map_err(|x| e(x.to_string()))?;
             w.open_table(META).map_err(|x| e(x.to_string()))?;
             w.open_table(REPLY_KEYS).map_err(|x| e(x.to_string()))?;
+            w.open_table(DIRECTORY).map_err(|x| e(x.to_string()))?;
         }
         w.commit().map_err(|x| e(x.to_string()))?;
         Ok(Self {
@@ -315,6 +318,41 @@ impl Store {
             let (_, v) = item.map_err(|x| self.err(x))?;
             if let Ok(k) = <[u8; 32]>::try_from(v.value()) {
                 out.push(k);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Store directory entries at positions `from, from + 1, …` in one transaction
+    /// (whatever was held from `from` on is replaced).
+    pub fn append_directory(
+        &self,
+        from: u64,
+        entries: &[protocol::wire::Register],
+    ) -> Result<(), StoreError> {
+        let w = self.db.begin_write().map_err(|x| self.err(x))?;
+        {
+            let mut t = w.open_table(DIRECTORY).map_err(|x| self.err(x))?;
+            t.retain_in(from.., |_, _| false).map_err(|x| self.err(x))?;
+            for (pos, reg) in (from..).zip(entries) {
+                let bytes = protocol::encode(reg).map_err(|x| self.err(x))?;
+                t.insert(pos, bytes.as_slice()).map_err(|x| self.err(x))?;
+            }
+        }
+        w.commit().map_err(|x| self.err(x))
+    }
+
+    /// The directory entries held, in position order, up to the first that is missing
+    /// or does not decode.
+    pub fn directory(&self) -> Result<Vec<protocol::wire::Register>, StoreError> {
+        let r = self.db.begin_read().map_err(|x| self.err(x))?;
+        let t = r.open_table(DIRECTORY).map_err(|x| self.err(x))?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(|x| self.err(x))? {
+            let (pos, v) = item.map_err(|x| self.err(x))?;
+            match protocol::decode(v.value()) {
+                Ok(reg) if pos.value() == out.len() as u64 => out.push(reg),
+                _ => break,
             }
         }
         Ok(out)

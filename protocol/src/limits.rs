@@ -19,6 +19,8 @@ pub const MAX_NAME_BYTES: usize = 64;
 pub const MAX_PROBE_BYTES: usize = 64 * 1024;
 /// Most round outputs in one `History` response; clients page through longer gaps.
 pub const MAX_HISTORY_OUTPUTS: usize = 64;
+/// Most registrations in one `Directory` page (about 250 KiB at the longest names).
+pub const MAX_DIRECTORY_PAGE: usize = 1024;
 /// Largest frame on any Chorus protocol. Large enough for a full submission and for a
 /// Raft snapshot chunk (the consensus actor sets its chunk size below this), small enough
 /// that a hostile peer cannot make a server buffer much.

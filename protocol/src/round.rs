@@ -69,8 +69,10 @@ pub struct State {
     pub names: BTreeMap<Bytes<MAX_NAME_BYTES>, PublicKeys>,
     /// Directory: signing key → name.
     pub by_key: BTreeMap<Key32, Bytes<MAX_NAME_BYTES>>,
-    /// Directory: fingerprint → signing key.
-    pub by_fingerprint: BTreeMap<Key32, Key32>,
+    /// Directory: every registration, self-signed, in commit order. Clients copy it
+    /// page by page (`ClientRequest::Directory`) and check each entry themselves.
+    #[serde(default)]
+    pub registrations: Vec<Register>,
     /// Directory: x25519 key → signing key (slots name senders by x25519 key).
     pub by_dh: BTreeMap<Key32, Key32>,
     /// The most recent void rounds (at most [`RECENT_VOID`]), so senders learn to retry.
@@ -102,7 +104,7 @@ impl Default for State {
             void_rounds: 0,
             names: BTreeMap::new(),
             by_key: BTreeMap::new(),
-            by_fingerprint: BTreeMap::new(),
+            registrations: Vec::new(),
             by_dh: BTreeMap::new(),
             recent_void: std::collections::VecDeque::new(),
             probes: 0,
@@ -327,11 +329,12 @@ impl RoundMachine {
         Some((name.clone(), *self.state.names.get(name)?))
     }
 
-    /// Look up a fingerprint.
-    pub fn lookup_fingerprint(&self, fp: &Key32) -> Option<(Bytes<MAX_NAME_BYTES>, PublicKeys)> {
-        let sign = self.state.by_fingerprint.get(fp)?;
-        let name = self.state.by_key.get(sign)?;
-        Some((name.clone(), *self.state.names.get(name)?))
+    /// Registrations from position `from` on, at most `limit`, and how many there are.
+    pub fn directory_page(&self, from: u64, limit: usize) -> (&[Register], u64) {
+        let all = &self.state.registrations;
+        let start = usize::try_from(from).unwrap_or(usize::MAX).min(all.len());
+        let end = start.saturating_add(limit).min(all.len());
+        (&all[start..end], all.len() as u64)
     }
 
     /// Apply one committed command.
@@ -462,13 +465,10 @@ impl RoundMachine {
             return Ok(Effect::Registered { name });
         }
         self.state.registered_this_round += 1;
-        let fp = reg.keys.to_identity().fingerprint();
         self.state.names.insert(reg.name.clone(), reg.keys);
         self.state.by_key.insert(reg.keys.sign, reg.name.clone());
-        self.state
-            .by_fingerprint
-            .insert(crate::bounded::Fixed(fp.0), reg.keys.sign);
         self.state.by_dh.insert(reg.keys.dh, reg.keys.sign);
+        self.state.registrations.push(reg.clone());
         Ok(Effect::Registered { name })
     }
 }

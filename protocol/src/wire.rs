@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::bounded::{BoundedVec, Bytes, Fixed, Key32, Sig64};
 use crate::limits::{
-    MAX_HISTORY_OUTPUTS, MAX_NAME_BYTES, MAX_PROBE_BYTES, MAX_SEALED_SHARE_BYTES, MAX_SERVERS,
-    MAX_VECTOR_BYTES,
+    MAX_DIRECTORY_PAGE, MAX_HISTORY_OUTPUTS, MAX_NAME_BYTES, MAX_PROBE_BYTES,
+    MAX_SEALED_SHARE_BYTES, MAX_SERVERS, MAX_VECTOR_BYTES,
 };
 
 /// A round number. Rounds start at 1 and only grow.
@@ -314,12 +314,14 @@ pub enum ClientRequest {
     Submit(Submission),
     /// Register a name.
     Register(Register),
-    /// Look up a name.
-    LookupName(Bytes<MAX_NAME_BYTES>),
-    /// Look up a fingerprint ([`keys::Fingerprint`] bytes).
-    LookupFingerprint(Key32),
-    /// Look up a registered x25519 key (slots name senders by it).
-    LookupDh(Key32),
+    /// Registrations from position `from` of the directory on, in the order they were
+    /// committed (at most [`MAX_DIRECTORY_PAGE`]). Clients keep the whole directory and
+    /// resolve names locally: there is deliberately no request that looks up one name or
+    /// key, since whom a client asks about is whom it talks to.
+    Directory {
+        /// First position wanted (the number of entries the client already holds).
+        from: u64,
+    },
     /// Outputs of rounds from `from_round` on (at most [`MAX_HISTORY_OUTPUTS`]).
     History {
         /// First round wanted.
@@ -499,8 +501,13 @@ pub enum ClientResponse {
     },
     /// Committed but refused by the state machine, or refused before commit.
     Rejected(RejectReason),
-    /// Directory answer.
-    Identity(Option<(Bytes<MAX_NAME_BYTES>, PublicKeys)>),
+    /// A page of the directory: the registrations at positions `from..from + len`.
+    Directory {
+        /// Self-signed registrations, in commit order.
+        entries: BoundedVec<Register, MAX_DIRECTORY_PAGE>,
+        /// Registrations this server has applied in all.
+        total: u64,
+    },
     /// Outputs with this server's vouches; `oldest_kept` tells of any gap.
     History {
         /// Outputs in round order.

@@ -152,10 +152,10 @@ fn wire_types_round_trip() {
     );
     let req = decode::<ClientRequest>(&sample_submission()).expect("dec");
     assert!(matches!(req, ClientRequest::Submit(ref s) if s.signature_valid()));
-    let fp = ClientRequest::LookupFingerprint(Fixed([9; 32]));
+    let dir = ClientRequest::Directory { from: 9 };
     assert_eq!(
-        decode::<ClientRequest>(&encode(&fp).expect("enc")).expect("dec"),
-        fp
+        decode::<ClientRequest>(&encode(&dir).expect("enc")).expect("dec"),
+        dir
     );
 }
 

@@ -392,9 +392,9 @@ fn directory_names_are_unique_and_signed() {
         m.lookup_name(b"alice").map(|k| k.sign.0),
         Some(a.public().sign)
     );
-    let fp = Fixed(a.public().fingerprint().0);
+    let dh = Fixed(a.public().dh);
     assert_eq!(
-        m.lookup_fingerprint(&fp).map(|(n, _)| n.into_vec()),
+        m.lookup_dh(&dh).map(|(n, _)| n.into_vec()),
         Some(b"alice".to_vec())
     );
 }

@@ -2,6 +2,11 @@
 //!
 //! Every command takes `--config FILE` (a `client-<j>.toml` from keygen). With `--json`
 //! each event is printed as one JSON object per line.
+//!
+//! `listen` (alias `daemon`) is the always-online client: it takes part in every round
+//! and serves the identity's local JSON-RPC socket ([`client::daemon`]). While it runs,
+//! `send`, `register` and `history` go through it; `send` without one refuses, since a
+//! client online only to send shows when its user writes.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,8 +14,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use client::config::Settings;
+use client::daemon::{self, Daemon, DaemonClient, Incoming};
 use client::engine::{self, Delivery, Event};
-use client::store::{Direction, Store};
+use client::store::{Direction, HistoryEntry, Store};
+use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 
 /// Anonymous chat over a Chorus cluster.
@@ -34,7 +41,8 @@ enum Command {
         /// The name to claim.
         name: Option<String>,
     },
-    /// Send TEXT to the user registered as NAME; waits until it is sent or fails.
+    /// Send TEXT to the user registered as NAME through this identity's running
+    /// `listen`/`daemon`; waits until it is sent or fails.
     Send {
         /// Recipient: a registered name, or `key:<hex>` (the `reply_to` of a message,
         /// which is how to answer an anonymous sender).
@@ -46,11 +54,17 @@ enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 120)]
         timeout_secs: u64,
+        /// Send from a client started just for this message. Weaker: servers and anyone
+        /// watching the network see a client come online exactly when you write.
+        #[arg(long)]
+        without_daemon: bool,
         /// The message.
         text: String,
     },
-    /// Take part in every round and print what arrives. With --stdin, lines of the form
-    /// `NAME: text` are sent as messages.
+    /// Stay online: take part in every round, print what arrives, and serve the local
+    /// socket that `send`, scripts and bots use (JSON-RPC, `chat.sock` in the data
+    /// folder). With --stdin, lines of the form `NAME: text` are sent as messages.
+    #[command(alias = "daemon")]
     Listen {
         /// Read `NAME: text` lines from standard input and send them.
         #[arg(long)]
@@ -142,10 +156,19 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         .context("--config FILE is required (a client-<j>.toml from keygen)")?;
     let settings = Settings::load(&config)?;
     let json = cli.json;
+    let socket = daemon::socket_path(&settings.data_dir);
     match cli.command {
         Command::History { with } => {
-            let store = Store::open(&settings.data_dir)?;
-            for (_, e) in store.history()? {
+            let entries: Vec<HistoryEntry> = if daemon::running(&socket).await {
+                // The daemon holds the store open; it reads it for us.
+                let mut d = DaemonClient::connect(&socket).await?;
+                let v = d.request("history", json!({ "with": with })).await?;
+                serde_json::from_value(v).context("the daemon's history")?
+            } else {
+                let store = Store::open(&settings.data_dir)?;
+                store.history()?.into_iter().map(|(_, e)| e).collect()
+            };
+            for e in entries {
                 if with.as_ref().is_some_and(|w| w != &e.peer) {
                     continue;
                 }
@@ -208,17 +231,57 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         _ => {}
     }
     let name = settings.name.clone();
-    let (engine, mut events) = engine::start(settings)?;
+    let with_daemon = daemon::running(&socket).await;
+    match cli.command {
+        Command::Send {
+            to,
+            anonymous,
+            timeout_secs,
+            text,
+            without_daemon: false,
+        } => {
+            if !with_daemon {
+                bail!(
+                    "no daemon is running for {name} (socket {}).\n\
+                     A client started just to send is online only when you write, so the \
+                     servers and anyone watching the network see when you send. Start one with \
+                     `chat-cli --config {} listen` and send again, or pass --without-daemon \
+                     to send anyway.",
+                    socket.display(),
+                    config.display()
+                );
+            }
+            let timeout = Duration::from_secs(timeout_secs);
+            return send_via_daemon(&socket, &to, &text, anonymous, timeout, json).await;
+        }
+        Command::Register { name: n } if with_daemon => {
+            let n = n.unwrap_or(name);
+            let mut d = DaemonClient::connect(&socket).await?;
+            let v = d
+                .request("register", json!({ "name": n }))
+                .await
+                .map_err(|e| anyhow::anyhow!("register {n:?}: {e}"))?;
+            let n = v.get("name").and_then(Value::as_str).unwrap_or(&n);
+            registered(json, n);
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        Command::Listen { .. } if with_daemon => {
+            bail!(
+                "a daemon for {name} is already running (socket {}): it is in every round; \
+                 use `chat-cli send` to write through it",
+                socket.display()
+            );
+        }
+        _ => {}
+    }
+    let store = Store::open(&settings.data_dir)?;
+    let (engine, mut events) = engine::start_with(settings, store.clone())?;
     match cli.command {
         Command::Register { name: n } => {
             let n = n.unwrap_or(name);
             match engine.register(&n).await {
                 Ok(()) => {
-                    if json {
-                        println!("{}", serde_json::json!({"event": "registered", "name": n}));
-                    } else {
-                        println!("registered as {n}");
-                    }
+                    registered(json, &protocol::names::normalise(&n).unwrap_or(n));
                     Ok(std::process::ExitCode::SUCCESS)
                 }
                 Err(e) => bail!("register {n:?}: {e}"),
@@ -229,6 +292,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             anonymous,
             timeout_secs,
             text,
+            ..
         } => {
             let id = engine
                 .send(&to, &text, anonymous)
@@ -258,6 +322,11 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
         }
         Command::Listen { stdin, for_secs } => {
+            let listener = daemon::bind(&socket).await?;
+            let server = Daemon::new(engine.clone(), store);
+            let fan_out = server.events.clone();
+            let serving = tokio::spawn(server.serve(listener));
+            eprintln!("in every round; local socket {}", socket.display());
             let stop = async move {
                 match for_secs {
                     Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
@@ -273,7 +342,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 tokio::select! {
                     _ = &mut stop => break,
                     ev = events.recv() => match ev {
-                        Some(ev) => print(json, &ev),
+                        Some(ev) => {
+                            print(json, &ev);
+                            let _ = fan_out.send(ev);
+                        }
                         None => break,
                     },
                     line = lines.next_line(), if stdin_open => match line {
@@ -290,8 +362,103 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     },
                 }
             }
+            serving.abort();
+            let _ = std::fs::remove_file(&socket);
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::History { .. } | Command::Status => unreachable!("handled above"),
     }
+}
+
+fn registered(json: bool, name: &str) {
+    if json {
+        println!("{}", json!({"event": "registered", "name": name}));
+    } else {
+        println!("registered as {name}");
+    }
+}
+
+/// `send` through the running daemon: the message's states as they happen, until it is
+/// sent (success) or failed.
+async fn send_via_daemon(
+    socket: &std::path::Path,
+    to: &str,
+    text: &str,
+    anonymous: bool,
+    timeout: Duration,
+    json: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    let mut d = DaemonClient::connect(socket).await?;
+    d.request("subscribe", json!({})).await?;
+    let call = d
+        .call(
+            "send",
+            json!({"to": to, "text": text, "anonymous": anonymous}),
+        )
+        .await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    // States may arrive before the reply that names the message's id.
+    let mut id: Option<u64> = None;
+    let mut early: Vec<Value> = Vec::new();
+    loop {
+        let Ok(next) = tokio::time::timeout_at(deadline, d.next()).await else {
+            bail!(
+                "the message to {to} was not sent within {} s",
+                timeout.as_secs()
+            );
+        };
+        let states = match next? {
+            None => bail!("the daemon stopped before the message to {to} was sent"),
+            Some(Incoming::Reply { id: i, result }) if i == call => {
+                let v = result.map_err(|e| anyhow::anyhow!("send to {to:?}: {e}"))?;
+                id = v.get("id").and_then(Value::as_u64);
+                std::mem::take(&mut early)
+            }
+            Some(Incoming::Event(ev))
+                if ev.get("event").and_then(Value::as_str) == Some("state") =>
+            {
+                if id.is_none() {
+                    early.push(ev);
+                    continue;
+                }
+                vec![ev]
+            }
+            Some(_) => continue,
+        };
+        for ev in states {
+            if ev.get("id").and_then(Value::as_u64) != id {
+                continue;
+            }
+            print_state(json, &ev);
+            match ev.get("state").and_then(Value::as_str) {
+                Some("sent") => return Ok(std::process::ExitCode::SUCCESS),
+                Some("failed") => return Ok(std::process::ExitCode::FAILURE),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A `state` event as the daemon sent it (the `--json` shape).
+fn print_state(json: bool, ev: &Value) {
+    if json {
+        println!("{ev}");
+        return;
+    }
+    let field = |k: &str| ev.get(k).cloned().unwrap_or(Value::Null);
+    let round = field("round")
+        .as_u64()
+        .map(|r| format!(" round {r}"))
+        .unwrap_or_default();
+    let why = field("reason")
+        .as_str()
+        .map(|w| format!(" ({w})"))
+        .unwrap_or_default();
+    println!(
+        "message {} to {} ({} slot(s)): {}{round}{why}",
+        field("id"),
+        field("to").as_str().unwrap_or("?"),
+        field("fragments"),
+        field("state").as_str().unwrap_or("?")
+    );
 }

@@ -1,61 +1,17 @@
 //! Answers from servers, matched to what they were for: status, submission,
-//! registration, directory lookups and catch-up pages.
+//! registration, directory pages and catch-up pages.
 //!
 //! Part of [`super::ClientCore`]: the shell reports each answer (or failure) with
 //! `handle_response`, and the job it belongs to decides what follows.
 
-use protocol::bounded::Bytes;
-use protocol::limits::MAX_NAME_BYTES;
-use protocol::wire::{
-    ClientRequest, ClientResponse, PublicKeys, RejectReason, Round, ServerIndex, StatusInfo,
-};
+use protocol::wire::{ClientResponse, RejectReason, Round, ServerIndex, StatusInfo};
 
 use super::catchup;
 use super::outbox::Pending;
-use super::{Answer, ClientCore, Failure, InFlight, Job, LocalStore, RequestId, Rotation, Token};
+use super::{Answer, ClientCore, Failure, InFlight, Job, LocalStore, RequestId, Rotation};
 use crate::event::Event;
 
-/// A directory entry as servers return it.
-type Entry = (Bytes<MAX_NAME_BYTES>, PublicKeys);
-
-/// What a directory answer is for.
-pub(super) enum DirThen {
-    /// A user's name lookup.
-    Lookup(Token),
-    /// A user's fingerprint lookup.
-    Fingerprint(Token),
-    /// Queue a message once the recipient's key is known.
-    Send {
-        token: Token,
-        to: String,
-        text: String,
-        anonymous: bool,
-    },
-    /// Name the sender of received messages.
-    Name([u8; 32]),
-}
-
-/// A directory query: asked up to `n` times (each ask moves through the servers),
-/// because servers answer from their own applied state and one may not have applied a
-/// registration yet, while names never change once registered.
-pub(super) struct DirJob {
-    asks: usize,
-    answered: bool,
-    last: String,
-    then: DirThen,
-}
-
 impl<S: LocalStore> ClientCore<S> {
-    pub(super) fn directory(&mut self, req: ClientRequest, then: DirThen) {
-        let job = DirJob {
-            asks: 0,
-            answered: false,
-            last: "no server reachable".into(),
-            then,
-        };
-        self.ask(super::Job::Directory(job), req);
-    }
-
     /// The answer to request `id`, or why there was none.
     pub fn handle_response(
         &mut self,
@@ -73,8 +29,8 @@ impl<S: LocalStore> ClientCore<S> {
             return; // not ours, or answered already
         };
         let Some(rot) = rotation else {
-            // A catch-up page: one server, no rotation.
-            self.finish(server, job, result.map_err(|_| String::new()), req, now_ms);
+            // A catch-up or directory page: one server, no rotation.
+            self.finish(server, job, result.map_err(|_| String::new()), now_ms);
             return;
         };
         let n = self.cfg.server_sign.len().max(1);
@@ -90,7 +46,7 @@ impl<S: LocalStore> ClientCore<S> {
         match outcome {
             Ok(resp) => {
                 self.next_server = (usize::from(server) + 1) % n;
-                self.finish(server, job, Ok(resp), req, now_ms);
+                self.finish(server, job, Ok(resp), now_ms);
             }
             Err(_) if rot.tried + 1 < n => {
                 let next = ((usize::from(server) + 1) % n) as u16;
@@ -102,7 +58,7 @@ impl<S: LocalStore> ClientCore<S> {
             }
             Err(last) => {
                 self.next_server = (self.next_server + 1) % n;
-                self.finish(server, job, Err(last), req, now_ms);
+                self.finish(server, job, Err(last), now_ms);
             }
         }
     }
@@ -112,7 +68,6 @@ impl<S: LocalStore> ClientCore<S> {
         server: ServerIndex,
         job: Job,
         result: Result<ClientResponse, String>,
-        req: ClientRequest,
         now_ms: u64,
     ) {
         match job {
@@ -125,7 +80,12 @@ impl<S: LocalStore> ClientCore<S> {
             Job::Submit { round, pending } => self.on_submitted(round, pending, result),
             Job::Register { token, name } => {
                 let r = match result {
-                    Ok(ClientResponse::Accepted { .. }) => Ok(()),
+                    Ok(ClientResponse::Accepted { .. }) => {
+                        // Our own entry is in the directory now: fetch it with the next
+                        // step, a little early (the registration itself was seen).
+                        self.next_sync_ms = 0;
+                        Ok(())
+                    }
                     Ok(ClientResponse::Rejected(RejectReason::NameTaken)) => {
                         Err(format!("the name {name:?} is taken"))
                     }
@@ -135,29 +95,14 @@ impl<S: LocalStore> ClientCore<S> {
                 };
                 self.answer(token, Answer::Register(r));
             }
-            Job::Directory(mut d) => {
-                let found = match result {
-                    Ok(ClientResponse::Identity(Some(found))) => Some(found),
-                    Ok(ClientResponse::Identity(None)) => {
-                        d.answered = true;
-                        None
+            Job::DirectoryPage { server } => {
+                let page = match result {
+                    Ok(ClientResponse::Directory { entries, total }) => {
+                        Some((entries.into_vec(), total))
                     }
-                    Ok(other) => {
-                        d.last = format!("unexpected answer {other:?}");
-                        None
-                    }
-                    Err(e) => {
-                        d.last = e;
-                        None
-                    }
+                    _ => None,
                 };
-                d.asks += 1;
-                match found {
-                    Some(entry) => self.directory_done(d.then, Ok(Some(entry)), now_ms),
-                    None if d.asks < self.cfg.server_sign.len() => self.ask(Job::Directory(d), req),
-                    None if d.answered => self.directory_done(d.then, Ok(None), now_ms),
-                    None => self.directory_done(d.then, Err(d.last), now_ms),
-                }
+                self.on_directory_page(server, page, now_ms);
             }
             Job::History { server } => {
                 let Some(mut c) = self.catchup.take() else {
@@ -191,46 +136,6 @@ impl<S: LocalStore> ClientCore<S> {
                 } else {
                     self.catchup = Some(c);
                 }
-            }
-        }
-    }
-
-    fn directory_done(&mut self, then: DirThen, r: Result<Option<Entry>, String>, now_ms: u64) {
-        let lossy =
-            |name: &Bytes<MAX_NAME_BYTES>| String::from_utf8_lossy(name.as_slice()).into_owned();
-        match then {
-            DirThen::Lookup(token) => {
-                self.answer(token, Answer::Lookup(r.map(|o| o.map(|(_, k)| k))));
-            }
-            DirThen::Fingerprint(token) => {
-                let r = r.map(|o| o.map(|(name, k)| (lossy(&name), k)));
-                self.answer(token, Answer::LookupFingerprint(r));
-            }
-            DirThen::Send {
-                token,
-                to,
-                text,
-                anonymous,
-            } => match r {
-                Ok(Some((_, keys))) => self.queue(token, to, text, anonymous, keys.dh.0, now_ms),
-                Ok(None) => {
-                    let e = format!("no user named {to:?} is registered");
-                    self.answer(token, Answer::Send(Err(e)));
-                }
-                Err(e) => self.answer(token, Answer::Send(Err(e))),
-            },
-            DirThen::Name(dh) => {
-                let name = match r {
-                    Ok(Some((name, _))) => {
-                        let name = lossy(&name);
-                        self.names.insert(dh, name.clone());
-                        Some(name)
-                    }
-                    // Not cached: the sender may register later.
-                    _ => None,
-                };
-                self.inbound.resolved(dh, name);
-                self.flush_inbound(now_ms);
             }
         }
     }

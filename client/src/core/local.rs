@@ -4,9 +4,11 @@
 //! history entry becomes the outbox id; "was this message delivered before?" decides
 //! whether it is shown), so it takes the store as a trait instead of emitting store
 //! commands. The engine shell passes the redb [`crate::store::Store`]; unit tests pass
-//! [`MemStore`]. A local directory can later sit beside this trait the same way.
+//! [`MemStore`].
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use protocol::wire::Register;
 
 use crate::store::{HistoryEntry, OutboxRecord, Store, StoreError};
 
@@ -44,6 +46,10 @@ pub trait LocalStore {
     fn add_reply_key(&mut self, secret: &[u8; 32]) -> Result<(), StoreError>;
     /// The remembered one-time reply keys' secrets, oldest first.
     fn reply_keys(&self) -> Result<Vec<[u8; 32]>, StoreError>;
+    /// Store directory entries from position `from` on (replacing any held there).
+    fn append_directory(&mut self, from: u64, entries: &[Register]) -> Result<(), StoreError>;
+    /// The directory entries held, in position order.
+    fn directory(&self) -> Result<Vec<Register>, StoreError>;
     /// The last round processed.
     fn last_round(&self) -> Result<Option<u64>, StoreError>;
     /// Remember the last round processed.
@@ -93,6 +99,12 @@ impl LocalStore for Store {
     fn reply_keys(&self) -> Result<Vec<[u8; 32]>, StoreError> {
         Store::reply_keys(self)
     }
+    fn append_directory(&mut self, from: u64, entries: &[Register]) -> Result<(), StoreError> {
+        Store::append_directory(self, from, entries)
+    }
+    fn directory(&self) -> Result<Vec<Register>, StoreError> {
+        Store::directory(self)
+    }
     fn last_round(&self) -> Result<Option<u64>, StoreError> {
         Store::last_round(self)
     }
@@ -114,16 +126,22 @@ pub struct MemStore {
     pub last_round: Option<u64>,
     /// One-time reply keys' secrets.
     pub reply_keys: Vec<[u8; 32]>,
+    /// The directory copy.
+    pub directory: Vec<Register>,
+    /// Write transactions so far (each would be a disk sync in the real store).
+    pub writes: usize,
     next_id: u64,
 }
 
 impl LocalStore for MemStore {
     fn add_history(&mut self, entry: &HistoryEntry) -> Result<u64, StoreError> {
+        self.writes += 1;
         self.next_id += 1;
         self.history.insert(self.next_id, entry.clone());
         Ok(self.next_id)
     }
     fn update_history(&mut self, id: u64, round: u64, state: &str) -> Result<(), StoreError> {
+        self.writes += 1;
         if let Some(e) = self.history.get_mut(&id) {
             e.round = round;
             e.state = state.to_string();
@@ -131,10 +149,12 @@ impl LocalStore for MemStore {
         Ok(())
     }
     fn put_outbox(&mut self, id: u64, rec: &OutboxRecord) -> Result<(), StoreError> {
+        self.writes += 1;
         self.outbox.insert(id, rec.clone());
         Ok(())
     }
     fn remove_outbox(&mut self, id: u64) -> Result<(), StoreError> {
+        self.writes += 1;
         self.outbox.remove(&id);
         Ok(())
     }
@@ -142,6 +162,7 @@ impl LocalStore for MemStore {
         Ok(self.outbox.iter().map(|(k, v)| (*k, v.clone())).collect())
     }
     fn mark_delivered(&mut self, key: &[u8], _round: u64) -> Result<bool, StoreError> {
+        self.writes += 1;
         Ok(self.delivered.insert(key.to_vec()))
     }
     fn queue_outgoing(
@@ -165,12 +186,14 @@ impl LocalStore for MemStore {
         self.add_history(entry).map(Some)
     }
     fn set_history_peer(&mut self, id: u64, peer: &str) -> Result<(), StoreError> {
+        self.writes += 1;
         if let Some(e) = self.history.get_mut(&id) {
             e.peer = peer.to_string();
         }
         Ok(())
     }
     fn add_reply_key(&mut self, secret: &[u8; 32]) -> Result<(), StoreError> {
+        self.writes += 1;
         self.reply_keys.push(*secret);
         if self.reply_keys.len() > crate::store::MAX_REPLY_KEYS {
             self.reply_keys.remove(0);
@@ -180,10 +203,21 @@ impl LocalStore for MemStore {
     fn reply_keys(&self) -> Result<Vec<[u8; 32]>, StoreError> {
         Ok(self.reply_keys.clone())
     }
+    fn append_directory(&mut self, from: u64, entries: &[Register]) -> Result<(), StoreError> {
+        self.writes += 1;
+        self.directory
+            .truncate(usize::try_from(from).unwrap_or(usize::MAX));
+        self.directory.extend_from_slice(entries);
+        Ok(())
+    }
+    fn directory(&self) -> Result<Vec<Register>, StoreError> {
+        Ok(self.directory.clone())
+    }
     fn last_round(&self) -> Result<Option<u64>, StoreError> {
         Ok(self.last_round)
     }
     fn set_last_round(&mut self, round: u64) -> Result<(), StoreError> {
+        self.writes += 1;
         self.last_round = Some(round);
         Ok(())
     }

@@ -9,8 +9,9 @@
 //! ```
 //! The core owns the outbox and its retries ([`outbox`]), output acceptance on f+1
 //! vouches ([`vouch`]), trial decryption and reassembly ([`inbox`]), catch-up
-//! bookkeeping ([`catchup`]) and the watermark that drives it (`watermark`), the name
-//! cache ([`names`]) and which server to ask next.
+//! bookkeeping ([`catchup`]) and the watermark that drives it (`watermark`), the local
+//! copy of the directory and its sync ([`directory`]), received messages waiting for a
+//! sender's name ([`names`]) and which server to ask next.
 //! It reads no clock (the time is an argument), spawns nothing and owns a seeded
 //! [`StdRng`], so tests are deterministic. The local store is a trait ([`LocalStore`]):
 //! its answers are needed mid-decision (a new message's id, "delivered before?"), so the
@@ -18,16 +19,19 @@
 //!
 //! Requests are independent: a paused server delays only the request waiting for it.
 //! At most one status request, one submission, one catch-up step (a page from each
-//! server) and one sender-name lookup are out at a time, plus at most
-//! [`MAX_USER_REQUESTS`] user requests.
+//! server) and one directory sync step (likewise) are out at a time, plus at most
+//! [`MAX_USER_REQUESTS`] user requests. No request depends on whom the user writes to
+//! or hears from: names and keys resolve in the local directory.
 
 pub mod catchup;
+pub mod directory;
 pub mod inbox;
 mod io;
 mod jobs;
 pub mod local;
 pub mod names;
 pub mod outbox;
+mod output;
 pub mod vouch;
 mod watermark;
 
@@ -36,7 +40,6 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use protocol::bounded::Fixed;
 use protocol::submission::build_submission;
 use protocol::wire::{ClientRequest, Register, Round, ServerIndex, SignedOutput};
 use protocol::Params;
@@ -45,8 +48,9 @@ use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use self::catchup::CatchUp;
+use self::directory::{Directory, Parked, SyncStep};
 use self::inbox::Reassembly;
-use self::names::{NameQueue, Names};
+use self::names::NameQueue;
 use self::outbox::{Outbox, Pending};
 use self::vouch::{Offer, VouchBook};
 use crate::delivery::Delivery;
@@ -86,7 +90,9 @@ enum Job {
         token: Token,
         name: String,
     },
-    Directory(jobs::DirJob),
+    DirectoryPage {
+        server: ServerIndex,
+    },
     History {
         server: ServerIndex,
     },
@@ -120,8 +126,20 @@ pub struct ClientCore<S> {
     outbox: Outbox,
     vouches: VouchBook,
     reassembly: Reassembly,
-    names: Names,
+    directory: Directory,
+    /// The directory sync step out, if any; steps started so far; when the next is due.
+    sync: Option<SyncStep>,
+    sync_steps: u64,
+    next_sync_ms: u64,
+    /// User requests waiting for the next sync step (a name not held yet).
+    parked: Vec<Parked>,
     inbound: NameQueue,
+    /// Outputs accepted from gossip, processed once the next submission is out
+    /// ([`output`]), with when they were accepted.
+    deferred: VecDeque<(protocol::wire::RoundOutput, u64)>,
+    /// A submission left since the oldest deferred output: process them when the shell
+    /// says it is on its way.
+    flush_ready: bool,
     catchup: Option<CatchUp>,
     /// Rounds above the watermark already settled (accepted, or known void).
     settled_above: BTreeSet<Round>,
@@ -181,7 +199,18 @@ impl<S: LocalStore> ClientCore<S> {
             cfg.params.slots,
             cfg.params.slot_bytes,
         );
-        let events = outbox.all_queued().into();
+        let mut events: VecDeque<Event> = outbox.all_queued().into();
+        let mut directory = Directory::default();
+        for reg in store.directory()? {
+            if let Err(e) = directory.admit_checked(&reg) {
+                // Our own file disagrees with itself: keep the consistent prefix; the
+                // sync fetches the rest again.
+                events.push_back(Event::Error {
+                    message: format!("local directory: {e}"),
+                });
+                break;
+            }
+        }
         Ok(Self {
             cfg,
             store,
@@ -195,8 +224,14 @@ impl<S: LocalStore> ClientCore<S> {
             outbox,
             vouches,
             reassembly: Reassembly::new(slot_bytes),
-            names: Names::default(),
+            directory,
+            sync: None,
+            sync_steps: 0,
+            next_sync_ms: 0,
+            parked: Vec::new(),
             inbound: NameQueue::default(),
+            deferred: VecDeque::new(),
+            flush_ready: false,
             catchup: None,
             settled_above: BTreeSet::new(),
             newest_revealed: 0,
@@ -229,9 +264,18 @@ impl<S: LocalStore> ClientCore<S> {
         self.in_flight.len()
     }
 
-    /// The next thing the shell must do. Drain after every `handle_*` call.
+    /// The next thing the shell must do. Drain after every `handle_*` call, then hand
+    /// the requests to the network and call [`Self::handle_sent`].
     pub fn poll_command(&mut self) -> Option<Command> {
-        self.commands.pop_front()
+        let cmd = self.commands.pop_front()?;
+        if let Command::Request {
+            req: ClientRequest::Submit(_),
+            ..
+        } = &cmd
+        {
+            self.on_submission_out();
+        }
+        Some(cmd)
     }
 
     /// The next event for the user. Drain after every `handle_*` call.
@@ -262,9 +306,13 @@ impl<S: LocalStore> ClientCore<S> {
     }
 
     /// The periodic tick: a catch-up step if rounds above the watermark are unsettled,
-    /// and a status request (whose answer drives submissions, retries and catch-up).
+    /// a directory sync step when one is due, and a status request (whose answer drives
+    /// submissions, retries and catch-up).
     pub fn handle_tick(&mut self, now_ms: u64) {
+        self.expire_deferred(now_ms);
         self.maybe_catch_up(now_ms);
+        self.expire_parked(now_ms);
+        self.maybe_sync(now_ms);
         if !self.status_out {
             self.status_out = true;
             self.ask(Job::Status, ClientRequest::Status);
@@ -272,16 +320,22 @@ impl<S: LocalStore> ClientCore<S> {
     }
 
     /// Gossiped bytes on the output topic (anything that does not decode is dropped).
+    /// An output accepted here is processed after our next submission ([`output`]).
     pub fn handle_gossip(&mut self, data: &[u8], now_ms: u64) {
         if let Ok(signed) = protocol::decode::<SignedOutput>(data) {
-            self.handle_signed_output(signed, now_ms);
+            self.offer(signed, now_ms, true);
         }
     }
 
-    /// One server's signed output (from gossip or a history page).
+    /// One server's signed output, processed at once if it completes an output (a
+    /// history page, or a test).
     pub fn handle_signed_output(&mut self, signed: SignedOutput, now_ms: u64) {
+        self.offer(signed, now_ms, false);
+    }
+
+    fn offer(&mut self, signed: SignedOutput, now_ms: u64, defer: bool) {
         if let Offer::Accepted(output) = self.vouches.offer(signed, self.last_processed) {
-            self.accept(output, now_ms);
+            self.accept(output, now_ms, defer);
         }
     }
 
@@ -304,16 +358,9 @@ impl<S: LocalStore> ClientCore<S> {
                     }
                 }
             }
-            UserRequest::Lookup { name } => match name_key(&name) {
-                Err(e) => self.answer(token, Answer::Lookup(Err(e))),
-                Ok(key) => {
-                    self.directory(ClientRequest::LookupName(key), jobs::DirThen::Lookup(token))
-                }
-            },
-            UserRequest::LookupFingerprint { fingerprint } => self.directory(
-                ClientRequest::LookupFingerprint(Fixed(fingerprint)),
-                jobs::DirThen::Fingerprint(token),
-            ),
+            req @ (UserRequest::Lookup { .. } | UserRequest::LookupFingerprint { .. }) => {
+                self.resolve_parked(token, req, false, now_ms)
+            }
             UserRequest::Send {
                 to,
                 text,
@@ -329,18 +376,14 @@ impl<S: LocalStore> ClientCore<S> {
                             self.answer(token, Answer::Send(Err(format!("bad reply key: {e}"))))
                         }
                     },
-                    None => match name_key(&to) {
-                        Err(e) => self.answer(token, Answer::Send(Err(e))),
-                        Ok(key) => self.directory(
-                            ClientRequest::LookupName(key),
-                            jobs::DirThen::Send {
-                                token,
-                                to,
-                                text,
-                                anonymous,
-                            },
-                        ),
-                    },
+                    None => {
+                        let req = UserRequest::Send {
+                            to,
+                            text,
+                            anonymous,
+                        };
+                        self.resolve_parked(token, req, false, now_ms)
+                    }
                 }
             }
         }
@@ -402,7 +445,6 @@ impl<S: LocalStore> ClientCore<S> {
             anonymous,
             reply_secret: reply_key.as_ref().map(StaticSecret::to_bytes),
         };
-        self.names.insert(to_dh, to.clone());
         let entry = HistoryEntry {
             direction: Direction::Sent,
             peer: to,
@@ -460,78 +502,6 @@ impl<S: LocalStore> ClientCore<S> {
         }
     }
 
-    /// An output was accepted: report it, open our slots, settle our fragment in it.
-    fn accept(&mut self, output: protocol::wire::RoundOutput, now_ms: u64) {
-        let r = output.round;
-        self.events.push_back(Event::Round {
-            round: r,
-            participants: output.participants,
-            leader: self.leader,
-            hash: hex::encode(output.hash()),
-        });
-        let keys = std::iter::once(self.cfg.identity.x25519_secret())
-            .chain(self.outbox.reply_keys().iter());
-        let opened: Vec<inbox::Complete> = inbox::open_slots(&output, keys)
-            .into_iter()
-            .filter_map(|msg| self.reassembly.offer(msg))
-            .collect();
-        for done in opened {
-            // Delivered and written to history in one transaction, under the name we
-            // know now (corrected once a lookup answers); a repeat (a catch-up overlap
-            // or a retransmission) writes nothing.
-            let shown = names::shown_name(&done.sender, &self.names);
-            let entry = crate::store::HistoryEntry {
-                direction: crate::store::Direction::Received,
-                peer: shown.clone(),
-                text: String::from_utf8_lossy(&done.body).into_owned(),
-                timestamp_ms: done.timestamp_ms,
-                round: r,
-                state: String::new(),
-            };
-            match self.store.deliver(&done.dedupe_key(), r, &entry) {
-                Ok(Some(id)) => self.inbound.push(r, done, &self.names, Some((id, shown))),
-                Ok(None) => {}
-                Err(e) => {
-                    self.events.push_back(Event::Error {
-                        message: format!("cannot store a received message: {e}"),
-                    });
-                    self.inbound.push(r, done, &self.names, None);
-                }
-            }
-        }
-        let ev = self
-            .outbox
-            .on_output(&output, &mut self.store, self.open_round, &mut self.rng);
-        self.events.extend(ev);
-        self.settle(r);
-        self.flush_inbound(now_ms);
-    }
-
-    /// Show received messages whose sender is named, in order; look up the next name.
-    fn flush_inbound(&mut self, now_ms: u64) {
-        while let Some(m) = self.inbound.pop_ready() {
-            let from = m.from.unwrap_or_default();
-            let text = String::from_utf8_lossy(&m.msg.body).into_owned();
-            if let Some((id, stored)) = &m.history {
-                if *stored != from {
-                    let _ = self.store.set_history_peer(*id, &from);
-                }
-            }
-            self.events.push_back(Event::Message {
-                from,
-                text,
-                round: m.round,
-                timestamp_ms: m.msg.timestamp_ms,
-                latency_ms: now_ms.saturating_sub(m.msg.timestamp_ms),
-                anonymous: matches!(m.msg.sender, protocol::slot::Sender::ReplyKey(_)),
-                reply_to: format!("key:{}", hex::encode(m.msg.sender.reply_to())),
-            });
-        }
-        if let Some(dh) = self.inbound.next_lookup() {
-            self.directory(ClientRequest::LookupDh(Fixed(dh)), jobs::DirThen::Name(dh));
-        }
-    }
-
     fn ask_timeout_ms(&self) -> u64 {
         self.cfg.round_ms.max(2000)
     }
@@ -570,13 +540,4 @@ impl<S: LocalStore> ClientCore<S> {
             },
         );
     }
-}
-
-/// The directory key for a name as a user typed it (normalised; see
-/// [`protocol::names`]), or why no user can have that name.
-fn name_key(
-    typed: &str,
-) -> Result<protocol::bounded::Bytes<{ protocol::limits::MAX_NAME_BYTES }>, String> {
-    let name = protocol::names::normalise(typed).map_err(|e| format!("no user {typed:?}: {e}"))?;
-    protocol::bounded::Bytes::new(name.into_bytes()).map_err(|_| "name too long".into())
 }

@@ -1,70 +1,33 @@
-//! Sender names: a bounded cache of x25519 key → registered name, and the queue of
-//! received messages waiting for their sender's name.
+//! Sender names: received messages waiting for their sender's name.
 //!
-//! Slots name senders by x25519 key; the user wants a name. [`super::ClientCore`] asks
-//! the directory for keys it has not cached (today a server lookup; a local directory
-//! can answer the same query later) while the message waits here, so that messages are
-//! still shown in the order their rounds were accepted.
+//! Slots name senders by x25519 key; the user wants a name. The local directory
+//! ([`super::directory`]) answers at once for every key it holds; a message from a key
+//! it does not hold yet waits here for the next directory sync (the sender may have
+//! registered seconds ago), so that messages are still shown in the order their rounds
+//! were accepted. Nothing here asks a server anything.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use protocol::slot::Sender;
 use protocol::wire::Round;
 
+use super::directory::Directory;
 use super::inbox::Complete;
 
-/// Names remembered (one per key; the oldest learned is forgotten first).
-pub const MAX_NAMES: usize = 4096;
 /// Received messages waiting for a name before the oldest is shown as `unknown-…`.
 pub const MAX_WAITING: usize = 1024;
 
-/// The name cache.
-#[derive(Default)]
-pub struct Names {
-    map: HashMap<[u8; 32], String>,
-    order: VecDeque<[u8; 32]>,
-}
-
-impl Names {
-    /// The name of `dh`, if known.
-    pub fn get(&self, dh: &[u8; 32]) -> Option<&String> {
-        self.map.get(dh)
-    }
-
-    /// Remember that `dh` is `name`. Names never change once registered.
-    pub fn insert(&mut self, dh: [u8; 32], name: String) {
-        if self.map.insert(dh, name).is_none() {
-            self.order.push_back(dh);
-        }
-        while self.order.len() > MAX_NAMES {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
-        }
-    }
-
-    /// Entries held.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Nothing cached.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-}
-
-/// The name shown for a key nobody registered (not cached: it may register later).
+/// The name shown for a key nobody registered (yet).
 pub fn unknown_name(dh: &[u8; 32]) -> String {
     format!("unknown-{}", hex::encode(&dh[..4]))
 }
 
-/// The name to store for a sender now: the cached name, the anonymous label, or the
-/// unknown-key label until a lookup answers.
-pub fn shown_name(sender: &Sender, names: &Names) -> String {
+/// The name to store for a sender now: the registered name, the anonymous label, or
+/// the unknown-key label until a directory sync names it.
+pub fn shown_name(sender: &Sender, dir: &Directory) -> String {
     match sender {
         Sender::ReplyKey(k) => format!("anonymous-{}", hex::encode(&k[..4])),
-        Sender::Identity(k) => names.get(k).cloned().unwrap_or_else(|| unknown_name(k)),
+        Sender::Identity(k) => dir.name_of(k).cloned().unwrap_or_else(|| unknown_name(k)),
     }
 }
 
@@ -79,27 +42,30 @@ pub struct Inbound {
     pub from: Option<String>,
     /// Its history entry and the name stored there, if it was stored.
     pub history: Option<(u64, String)>,
+    /// When it arrived, and how many directory sync steps had started by then.
+    since: (u64, u64),
 }
 
 /// Received messages in arrival order, each waiting for its sender's name.
 #[derive(Default)]
 pub struct NameQueue {
     queue: VecDeque<Inbound>,
-    asking: Option<[u8; 32]>,
 }
 
 impl NameQueue {
-    /// Add a message; anonymous senders and cached names need no lookup.
+    /// Add a message (arrived at `now_ms`, after `steps` sync steps started);
+    /// anonymous senders and names the directory holds need no wait.
     pub fn push(
         &mut self,
         round: Round,
         msg: Complete,
-        names: &Names,
+        dir: &Directory,
         history: Option<(u64, String)>,
+        since: (u64, u64),
     ) {
         let from = match msg.sender {
             Sender::ReplyKey(k) => Some(format!("anonymous-{}", hex::encode(&k[..4]))),
-            Sender::Identity(k) => names.get(&k).cloned(),
+            Sender::Identity(k) => dir.name_of(&k).cloned(),
         };
         if self.queue.len() >= MAX_WAITING {
             if let Some(head) = self.queue.front_mut() {
@@ -112,6 +78,7 @@ impl NameQueue {
             msg,
             from,
             history,
+            since,
         });
     }
 
@@ -123,32 +90,23 @@ impl NameQueue {
         None
     }
 
-    /// The key to look up next, once: the head's, if it waits and no lookup is out.
-    pub fn next_lookup(&mut self) -> Option<[u8; 32]> {
-        if self.asking.is_some() {
-            return None;
-        }
-        let head = self.queue.front()?;
-        if head.from.is_some() {
-            return None;
-        }
-        let dh = head.msg.sender.reply_to();
-        self.asking = Some(dh);
-        Some(dh)
-    }
-
-    /// The lookup of `dh` finished: `name` if it is registered, `None` if not (or the
-    /// directory could not be asked).
-    pub fn resolved(&mut self, dh: [u8; 32], name: Option<String>) {
-        if self.asking == Some(dh) {
-            self.asking = None;
-        }
-        let shown = name.unwrap_or_else(|| unknown_name(&dh));
-        for m in self.queue.iter_mut() {
-            if m.from.is_none() && m.msg.sender.reply_to() == dh {
-                m.from = Some(shown.clone());
+    /// Name waiting messages from `dir`; one it cannot name gets the unknown label if
+    /// it arrived before sync step `step` started or by `cutoff_ms`. True if any
+    /// message got its name.
+    pub fn resolve(&mut self, dir: &Directory, step: u64, cutoff_ms: u64) -> bool {
+        let mut named = false;
+        for m in self.queue.iter_mut().filter(|m| m.from.is_none()) {
+            let dh = m.msg.sender.reply_to();
+            if let Some(name) = dir.name_of(&dh) {
+                m.from = Some(name.clone());
+            } else if m.since.1 < step || m.since.0 <= cutoff_ms {
+                m.from = Some(unknown_name(&dh));
+            } else {
+                continue;
             }
+            named = true;
         }
+        named
     }
 
     /// Messages waiting.

@@ -19,10 +19,22 @@ impl<S: LocalStore> ClientCore<S> {
         while self.settled_above.remove(&(w + 1)) {
             w += 1;
         }
-        if self.stored_watermark != Some(w) && self.store.set_last_round(w).is_ok() {
+        self.last_processed = Some(w);
+        self.persist_watermark();
+    }
+
+    /// Store the watermark, unless outputs below it still wait to be processed (a crash
+    /// then must fetch them again, not skip them).
+    pub(super) fn persist_watermark(&mut self) {
+        let Some(w) = self.last_processed else {
+            return;
+        };
+        if self.deferred.is_empty()
+            && self.stored_watermark != Some(w)
+            && self.store.set_last_round(w).is_ok()
+        {
             self.stored_watermark = Some(w);
         }
-        self.last_processed = Some(w);
     }
 
     /// Everything up to `to` is lost for good (beyond the servers' retention).

@@ -4,6 +4,8 @@
 
 mod absence;
 mod abuse;
+mod daemon;
 mod delivery;
+mod privacy;
 mod robust;
 mod util;

@@ -185,5 +185,10 @@ fn garbage_gossip_is_dropped() {
     sim.core
         .handle_gossip(&protocol::encode(&c.vouch(&out, 1)).unwrap(), T0);
     sim.pump();
+    assert_eq!(sim.core.last_processed(), Some(2), "accepted");
+    // Processed after our next submission, or two rounds later without one.
+    assert!(sim.rounds().is_empty());
+    sim.now = T0 + 2000;
+    sim.tick();
     assert_eq!(sim.rounds(), vec![2]);
 }

@@ -92,7 +92,7 @@ fn a_client_away_for_500_rounds_gets_every_message_page_by_page() {
         };
         servers.outputs.insert(r, out);
     }
-    sim.core.handle_server_up(0);
+    sim.sync(&[register(&bob, "bob")]);
     // f+1 servers say so (one server's word does not move a client).
     sim.status(status(511, Some(510), &[]));
     sim.status(status(511, Some(510), &[]));
@@ -107,10 +107,6 @@ fn a_client_away_for_500_rounds_gets_every_message_page_by_page() {
         servers.answer_all(&c, &mut sim);
         steps += 1;
         assert!(steps < 20, "too many steps");
-        // Name lookups for bob: answer them.
-        while let Some((id, _, _)) = sim.take(|r| matches!(r, ClientRequest::LookupDh(_))) {
-            sim.reply(id, identity_answer("bob", &bob));
-        }
     }
     let got: Vec<String> = sim.messages().into_iter().map(|(_, t)| t).collect();
     assert_eq!(got, sent, "every message, in order, once");
@@ -132,7 +128,7 @@ fn a_round_lost_on_gossip_is_fetched_and_the_watermark_waits_for_it() {
     let bob = c.identity();
     let mine = Identity::from_secret_bytes(&me.ed25519_seed(), &me.x25519_secret().to_bytes());
     let mut sim = c.sim(mine, store_at(10), 1);
-    sim.core.handle_server_up(0);
+    sim.sync(&[register(&bob, "bob")]);
     let slot = c.slot(&bob, &me, 1, 0, 1, b"the lost one", T0);
     let lost = c.output_with(11, &[(2, slot)]);
     let servers = Servers {
@@ -154,10 +150,6 @@ fn a_round_lost_on_gossip_is_fetched_and_the_watermark_waits_for_it() {
     assert_eq!(history_reqs(&sim), vec![(0, 11), (1, 11), (2, 11)]);
     servers.answer_all(&c, &mut sim);
     assert_eq!(sim.core.last_processed(), Some(13));
-    let (id, _, _) = sim
-        .take(|r| matches!(r, ClientRequest::LookupDh(_)))
-        .expect("bob's name");
-    sim.reply(id, identity_answer("bob", &bob));
     assert_eq!(
         sim.messages(),
         vec![("bob".to_string(), "the lost one".to_string())]

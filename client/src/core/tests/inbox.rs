@@ -110,11 +110,13 @@ fn a_message_in_an_accepted_output_is_delivered_with_the_sender_name() {
     let out = c.output_with(4, &[(2, slot)]);
     sim.vouched(&c, &out, &[0, 1]);
     assert!(sim.messages().is_empty(), "waits for the sender's name");
-    let (id, _, req) = sim
-        .take(|r| matches!(r, ClientRequest::LookupDh(_)))
-        .expect("a name lookup");
-    assert_eq!(req, ClientRequest::LookupDh(Fixed(bob.public().dh)));
-    sim.reply(id, identity_answer("bob", &bob));
+    assert!(
+        sim.reqs.is_empty(),
+        "and asks nobody for it: {:?}",
+        sim.reqs
+    );
+    // The next scheduled directory sync names the sender.
+    sim.sync(&[register(&bob, "bob")]);
     assert_eq!(
         sim.messages(),
         vec![("bob".to_string(), "hi alice".to_string())]
@@ -132,23 +134,27 @@ fn a_message_in_an_accepted_output_is_delivered_with_the_sender_name() {
         }
         _ => None,
     });
-    assert_eq!(latency, Some(250), "latency uses the time passed in");
+    let waited = crate::core::directory::SYNC_PERIOD_MS;
+    assert_eq!(
+        latency,
+        Some(250 + waited),
+        "latency uses the time passed in"
+    );
     let stored: Vec<_> = sim.core.store().history.values().cloned().collect();
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].peer, "bob");
+    assert_eq!(stored[0].peer, "bob", "the stored name is corrected");
     assert_eq!(stored[0].round, 4);
-    // The name is cached: the next message needs no lookup.
+    // Bob is in the local directory now: the next message is shown at once.
+    sim.reqs.clear();
     let slot = c.slot(&bob, &me, 2, 0, 1, b"again", T0);
     let out = c.output_with(5, &[(0, slot)]);
     sim.vouched(&c, &out, &[1, 2]);
-    assert!(sim
-        .take(|r| matches!(r, ClientRequest::LookupDh(_)))
-        .is_none());
+    assert!(sim.reqs.is_empty());
     assert_eq!(sim.messages().len(), 2);
 }
 
 #[test]
-fn an_unregistered_sender_is_shown_by_key_and_not_cached() {
+fn an_unregistered_sender_is_shown_by_key_after_a_sync() {
     let mut c = Cluster::new(4);
     let me = c.identity();
     let eve = c.identity();
@@ -156,40 +162,52 @@ fn an_unregistered_sender_is_shown_by_key_and_not_cached() {
     let mut sim = c.sim(mine, MemStore::default(), 1);
     let slot = c.slot(&eve, &me, 1, 0, 1, b"boo", T0);
     sim.vouched(&c, &c.output_with(1, &[(1, slot)]), &[0, 1]);
-    // Every server is asked (each may lag behind a registration) before "unknown".
-    for _ in 0..3 {
-        let (id, _, _) = sim
-            .take(|r| matches!(r, ClientRequest::LookupDh(_)))
-            .expect("asked");
-        sim.reply(id, ClientResponse::Identity(None));
-    }
+    assert!(
+        sim.messages().is_empty(),
+        "eve may have registered just now"
+    );
+    sim.sync(&[]);
     let unknown = format!("unknown-{}", hex::encode(&eve.public().dh[..4]));
-    assert_eq!(sim.messages(), vec![(unknown, "boo".to_string())]);
+    assert_eq!(sim.messages(), vec![(unknown.clone(), "boo".to_string())]);
+    // Her next message waits for the next sync in turn (she may register meanwhile).
     let slot = c.slot(&eve, &me, 2, 0, 1, b"boo2", T0);
     sim.vouched(&c, &c.output_with(2, &[(1, slot)]), &[0, 1]);
-    assert!(
-        sim.take(|r| matches!(r, ClientRequest::LookupDh(_)))
-            .is_some(),
-        "asked again"
-    );
+    assert_eq!(sim.messages().len(), 1);
+    sim.sync(&[register(&eve, "eve")]);
+    assert_eq!(sim.messages()[1], ("eve".to_string(), "boo2".to_string()));
 }
 
 #[test]
-fn messages_keep_their_order_while_a_name_is_looked_up_and_repeats_are_dropped() {
+fn with_no_server_answering_a_waiting_message_is_shown_after_the_park_limit() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let eve = c.identity();
+    let mine = Identity::from_secret_bytes(&me.ed25519_seed(), &me.x25519_secret().to_bytes());
+    let mut sim = c.sim(mine, MemStore::default(), 1);
+    let slot = c.slot(&eve, &me, 1, 0, 1, b"boo", T0);
+    sim.vouched(&c, &c.output_with(1, &[(1, slot)]), &[0, 1]);
+    sim.now += crate::core::directory::PARK_LIMIT_MS - 1;
+    sim.tick();
+    assert!(sim.messages().is_empty());
+    sim.now += 1;
+    sim.tick();
+    assert_eq!(sim.messages().len(), 1, "shown under its key, not lost");
+}
+
+#[test]
+fn messages_keep_their_order_while_a_name_is_awaited_and_repeats_are_dropped() {
     let mut c = Cluster::new(4);
     let me = c.identity();
     let bob = c.identity();
     let carol = c.identity();
     let mine = Identity::from_secret_bytes(&me.ed25519_seed(), &me.x25519_secret().to_bytes());
     let mut sim = c.sim(mine, MemStore::default(), 1);
-    // Learn carol's name first.
+    let mut dir = vec![register(&carol, "carol")];
+    sim.sync(&dir);
     let s = c.slot(&carol, &me, 1, 0, 1, b"c1", T0);
     sim.vouched(&c, &c.output_with(1, &[(0, s)]), &[0, 1]);
-    let (id, _, _) = sim
-        .take(|r| matches!(r, ClientRequest::LookupDh(_)))
-        .unwrap();
-    sim.reply(id, identity_answer("carol", &carol));
-    // Bob (unknown name) then carol (known) in the next round.
+    assert_eq!(sim.messages().len(), 1, "carol is known: shown at once");
+    // Bob (not in the directory yet) then carol in the next round.
     let b = c.slot(&bob, &me, 1, 0, 1, b"b1", T0);
     let k = c.slot(&carol, &me, 2, 0, 1, b"c2", T0);
     let out = c.output_with(2, &[(0, b), (3, k)]);
@@ -199,10 +217,8 @@ fn messages_keep_their_order_while_a_name_is_looked_up_and_repeats_are_dropped()
         1,
         "carol's message waits behind bob's"
     );
-    let (id, _, _) = sim
-        .take(|r| matches!(r, ClientRequest::LookupDh(_)))
-        .unwrap();
-    sim.reply(id, identity_answer("bob", &bob));
+    dir.push(register(&bob, "bob"));
+    sim.sync(&dir);
     let texts: Vec<String> = sim.messages().into_iter().map(|(_, t)| t).collect();
     assert_eq!(texts, ["c1", "b1", "c2"]);
     // The same output again (a catch-up overlap under a new round number is still the
@@ -219,6 +235,7 @@ fn a_long_message_arrives_over_several_rounds() {
     let bob = c.identity();
     let mine = Identity::from_secret_bytes(&me.ed25519_seed(), &me.x25519_secret().to_bytes());
     let mut sim = c.sim(mine, MemStore::default(), 1);
+    sim.sync(&[register(&bob, "bob")]);
     let text = "x".repeat(60);
     let parts = protocol::slot::fragment(text.as_bytes(), SLOT_BYTES).unwrap();
     assert_eq!(parts.len(), 2);
@@ -226,9 +243,5 @@ fn a_long_message_arrives_over_several_rounds() {
     sim.vouched(&c, &c.output_with(1, &[(2, second)]), &[0, 2]);
     let first = c.slot(&bob, &me, 3, 0, 2, &parts[0], T0);
     sim.vouched(&c, &c.output_with(2, &[(0, first)]), &[0, 2]);
-    let (id, _, _) = sim
-        .take(|r| matches!(r, ClientRequest::LookupDh(_)))
-        .unwrap();
-    sim.reply(id, identity_answer("bob", &bob));
     assert_eq!(sim.messages(), vec![("bob".to_string(), text)]);
 }

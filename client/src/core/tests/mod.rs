@@ -5,17 +5,19 @@
 
 mod acceptance;
 mod catchup;
+mod directory;
 mod inbox;
 mod outbox;
 mod requests;
+mod timing;
 
 use keys::Identity;
 use protocol::bounded::{BoundedVec, Bytes, Fixed};
 use protocol::params::Admission;
 use protocol::slot::{seal_slot, Sender, SlotMessage};
 use protocol::wire::{
-    ClientRequest, ClientResponse, OutputVouch, Round, RoundOutput, SignedOutput, StatusInfo,
-    Submission,
+    ClientRequest, ClientResponse, OutputVouch, Register, Round, RoundOutput, SignedOutput,
+    StatusInfo, Submission,
 };
 use protocol::Params;
 use rand::rngs::StdRng;
@@ -181,12 +183,19 @@ pub fn status(open_round: Round, last_revealed: Option<Round>, void: &[Round]) -
     })
 }
 
-/// A directory answer.
-pub fn identity_answer(name: &str, who: &Identity) -> ClientResponse {
-    ClientResponse::Identity(Some((
-        Bytes::new(name.as_bytes().to_vec()).unwrap(),
-        protocol::wire::PublicKeys::from_identity(&who.public()),
-    )))
+/// `who`'s self-signed registration of `name`.
+pub fn register(who: &Identity, name: &str) -> Register {
+    Register::new(name, who).unwrap()
+}
+
+/// A server's directory page: `dir` from position `from` on.
+pub fn directory_page(dir: &[Register], from: u64) -> ClientResponse {
+    let start = (from as usize).min(dir.len());
+    let end = (start + protocol::limits::MAX_DIRECTORY_PAGE).min(dir.len());
+    ClientResponse::Directory {
+        entries: BoundedVec::new(dir[start..end].to_vec()).unwrap(),
+        total: dir.len() as u64,
+    }
 }
 
 /// A core and everything it asked for so far.
@@ -308,6 +317,49 @@ impl Sim {
             self.core.handle_signed_output(c.vouch(output, i), self.now);
         }
         self.pump();
+    }
+
+    /// A directory sync as the schedule runs it: the servers are up, the sync period
+    /// passes, and every server answers every page from `dir`.
+    pub fn sync(&mut self, dir: &[Register]) {
+        for i in 0..3 {
+            self.core.handle_server_up(i);
+        }
+        self.now += crate::core::directory::SYNC_PERIOD_MS;
+        self.tick();
+        self.answer_directory(|_| Some(dir));
+    }
+
+    /// Answer every directory page asked (and those asked meanwhile) from what `dir`
+    /// gives for the server (`None`: that server fails).
+    pub fn answer_directory<'a>(&mut self, dir: impl Fn(u16) -> Option<&'a [Register]>) {
+        while let Some((id, server, req)) =
+            self.take(|r| matches!(r, ClientRequest::Directory { .. }))
+        {
+            let ClientRequest::Directory { from } = req else {
+                unreachable!()
+            };
+            match dir(server) {
+                Some(d) => self.reply(id, directory_page(d, from)),
+                None => self.fail(id, Failure::TimedOut),
+            }
+        }
+    }
+
+    /// Requests other than status, submissions and directory pages asked so far.
+    pub fn unscheduled_requests(&self) -> Vec<&ClientRequest> {
+        self.reqs
+            .iter()
+            .map(|(_, _, r)| r)
+            .filter(|r| {
+                !matches!(
+                    r,
+                    ClientRequest::Status
+                        | ClientRequest::Submit(_)
+                        | ClientRequest::Directory { .. }
+                )
+            })
+            .collect()
     }
 
     /// Queue a message to a `key:` address (no directory lookup); returns its id.

@@ -291,49 +291,50 @@ fn the_outbox_is_restored_after_a_restart() {
 }
 
 #[test]
-fn sending_to_a_name_looks_it_up_first() {
+fn sending_to_a_name_resolves_it_in_the_local_directory() {
     let mut c = Cluster::new(4);
     let me = c.identity();
     let bob = c.identity();
     let mut sim = c.sim(me, MemStore::default(), 1);
+    // Before the first sync, a send waits for it (and asks nobody anything).
     let t = sim.user(UserRequest::Send {
-        to: "bob".into(),
+        to: "Bob".into(),
         text: "hi".into(),
         anonymous: false,
     });
     assert!(sim.answers.is_empty());
-    let (id, _, req) = sim
-        .take(|r| matches!(r, ClientRequest::LookupName(_)))
-        .unwrap();
-    assert_eq!(
-        req,
-        ClientRequest::LookupName(Bytes::new(b"bob".to_vec()).unwrap())
-    );
-    sim.now = T0 + 5;
-    sim.reply(id, identity_answer("bob", &bob));
+    assert!(sim.reqs.is_empty(), "{:?}", sim.reqs);
+    sim.sync(&[register(&bob, "bob")]);
     let Some((tok, Answer::Send(Ok(out_id)))) = sim.answers.first().cloned() else {
         panic!("queued: {:?}", sim.answers)
     };
     assert_eq!(tok, t);
     assert_eq!(sim.core.store().outbox[&out_id].to_dh, bob.public().dh);
-    assert_eq!(sim.core.store().outbox[&out_id].timestamp_ms, T0 + 5);
-    // Nobody by that name: every server says so, then the caller hears it.
+    assert_eq!(sim.core.store().outbox[&out_id].timestamp_ms, sim.now);
+    // Known now: the next send is queued at once, with no request of any kind.
+    sim.reqs.clear();
+    sim.user(UserRequest::Send {
+        to: "bob".into(),
+        text: "again".into(),
+        anonymous: false,
+    });
+    assert!(matches!(sim.answers.last(), Some((_, Answer::Send(Ok(_))))));
+    assert!(sim.reqs.is_empty(), "{:?}", sim.reqs);
+    // Nobody by that name: the caller hears it after the next sync.
     let t2 = sim.user(UserRequest::Send {
         to: "zed".into(),
         text: "hi".into(),
         anonymous: false,
     });
-    for _ in 0..3 {
-        let (id, _, _) = sim
-            .take(|r| matches!(r, ClientRequest::LookupName(_)))
-            .unwrap();
-        sim.reply(id, ClientResponse::Identity(None));
-    }
+    assert_eq!(sim.answers.len(), 2);
+    sim.sync(&[register(&bob, "bob")]);
     assert_eq!(
         sim.answers.last(),
         Some(&(
             t2,
-            Answer::Send(Err("no user named \"zed\" is registered".into()))
+            Answer::Send(Err(
+                "no user named \"zed\" in the directory (1 names held)".into()
+            ))
         ))
     );
     let t3 = sim.user(UserRequest::Send {
@@ -446,10 +447,7 @@ fn an_anonymous_message_resent_after_a_restart_is_the_same_message_and_replies_o
     )
     .unwrap();
     sim.vouched(&c, &c.output_with(4, &[(1, sealed)]), &[0, 1]);
-    let (id, _, _) = sim
-        .take(|r| matches!(r, ClientRequest::LookupDh(_)))
-        .expect("bob's name is looked up");
-    sim.reply(id, identity_answer("bob", &bob));
+    sim.sync(&[register(&bob, "bob")]);
     assert_eq!(
         sim.messages(),
         vec![("bob".to_string(), "who are you?".to_string())]

@@ -68,14 +68,10 @@ fn a_paused_server_holds_up_only_the_request_waiting_for_it() {
     let me = c.identity();
     let bob = c.identity();
     let mut sim = c.sim(me, MemStore::default(), 1);
-    sim.tick();
+    sim.sync(&[register(&bob, "bob")]);
     let (status_id, _, _) = sim.take(|r| matches!(r, ClientRequest::Status)).unwrap();
-    // Server 0 sits on the status request; a lookup and more ticks still go out.
+    // Server 0 sits on the status request; a lookup and more ticks still go on.
     let t = sim.user(UserRequest::Lookup { name: "bob".into() });
-    let (id, _, _) = sim
-        .take(|r| matches!(r, ClientRequest::LookupName(_)))
-        .unwrap();
-    sim.reply(id, identity_answer("bob", &bob));
     assert_eq!(
         sim.answers,
         vec![(
@@ -111,19 +107,10 @@ fn user_requests_in_progress_are_bounded() {
         });
     }
     assert!(!sim.core.accepts_user_requests());
-    assert_eq!(sim.core.requests_in_flight(), MAX_USER_REQUESTS);
-    let (id, _, _) = sim
-        .take(|r| matches!(r, ClientRequest::LookupFingerprint(_)))
-        .unwrap();
-    sim.reply(id, ClientResponse::Identity(None));
-    // Asked again (every server may lag), still in progress.
-    assert!(!sim.core.accepts_user_requests());
-    for _ in 0..2 {
-        // The same lookup's next ask is the newest request.
-        let (id, _, _) = sim.reqs.pop().unwrap();
-        sim.reply(id, ClientResponse::Identity(None));
-    }
+    assert_eq!(sim.core.requests_in_flight(), 0, "they wait for a sync");
+    sim.sync(&[]);
     assert!(sim.core.accepts_user_requests());
+    assert_eq!(sim.answers.len(), MAX_USER_REQUESTS);
     assert!(matches!(
         sim.answers.last(),
         Some((_, Answer::LookupFingerprint(Ok(None))))
@@ -218,10 +205,11 @@ fn an_anonymous_message_uses_a_one_time_key_that_can_open_replies() {
     )
     .unwrap();
     sim.vouched(&c, &c.output_with(2, &[(3, bytes)]), &[0, 2]);
-    // Sending to bob's key cached that address as his name: no lookup.
-    assert!(sim
-        .take(|r| matches!(r, ClientRequest::LookupDh(_)))
-        .is_none());
-    let shown = format!("key:{}", hex::encode(bob.public().dh));
-    assert_eq!(sim.messages(), vec![(shown, "you again".to_string())]);
+    // Bob's name comes from the local directory at its next sync, asked of nobody.
+    assert!(sim.unscheduled_requests().is_empty());
+    sim.sync(&[register(&bob, "bob")]);
+    assert_eq!(
+        sim.messages(),
+        vec![("bob".to_string(), "you again".to_string())]
+    );
 }

@@ -1,0 +1,128 @@
+//! Indistinguishable timing: between an output and the next submission, idle, sending
+//! and receiving clients do the same thing, and none of them writes to disk.
+
+use super::*;
+
+/// What one client did between an output arriving on gossip and its next submission.
+#[derive(Debug, PartialEq)]
+struct Between {
+    /// Requests emitted, by kind, in order.
+    requests: Vec<&'static str>,
+    /// Store write transactions.
+    writes: usize,
+    /// Events reported.
+    events: usize,
+}
+
+fn kind(r: &ClientRequest) -> &'static str {
+    match r {
+        ClientRequest::Submit(_) => "submit",
+        ClientRequest::Register(_) => "register",
+        ClientRequest::Directory { .. } => "directory",
+        ClientRequest::History { .. } => "history",
+        ClientRequest::Status => "status",
+    }
+}
+
+/// Run one client through round 1 (idle, sending to bob, or receiving from bob), then
+/// deliver round 1's output on gossip and open round 3. Returns what happened in
+/// between, and the sim after `handle_sent`.
+fn run(role: &str) -> (Between, Sim) {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mine = Identity::from_secret_bytes(&me.ed25519_seed(), &me.x25519_secret().to_bytes());
+    let mut sim = c.sim(mine, MemStore::default(), 1);
+    sim.sync(&[register(&bob, "bob")]);
+    if role == "sending" {
+        sim.send_to_key(&bob, "hello bob");
+    }
+    sim.status(status(1, None, &[]));
+    let sub1 = sim.accept_submit();
+    sim.status(status(2, None, &[]));
+    sim.accept_submit();
+    let output = match role {
+        "sending" => c.output(1, c.vector_of(&sub1)),
+        "receiving" => {
+            let slot = c.slot(&bob, &me, 1, 0, 1, b"hi", T0);
+            c.output_with(1, &[(2, slot)])
+        }
+        _ => c.output(1, vec![0; c.params.vector_bytes()]),
+    };
+    sim.reqs.clear();
+    let (writes, events) = (sim.core.store().writes, sim.events.len());
+    for i in [0, 1] {
+        let bytes = protocol::encode(&c.vouch(&output, i)).unwrap();
+        sim.core.handle_gossip(&bytes, sim.now);
+        sim.pump();
+    }
+    assert_eq!(sim.core.last_processed(), Some(1), "settled at once");
+    sim.status(status(3, Some(1), &[]));
+    let between = Between {
+        requests: sim.reqs.iter().map(|(_, _, r)| kind(r)).collect(),
+        writes: sim.core.store().writes - writes,
+        events: sim.events.len() - events,
+    };
+    assert!(sim.core.handle_sent(sim.now), "deferred work runs now");
+    sim.pump();
+    (between, sim)
+}
+
+#[test]
+fn idle_sending_and_receiving_clients_do_the_same_before_the_next_submission() {
+    let (idle, idle_sim) = run("idle");
+    let (sending, sending_sim) = run("sending");
+    let (receiving, receiving_sim) = run("receiving");
+    assert_eq!(
+        idle,
+        Between {
+            requests: vec!["submit"],
+            writes: 0,
+            events: 0
+        }
+    );
+    assert_eq!(sending, idle);
+    assert_eq!(receiving, idle);
+    // After the submission is out, each does its own work.
+    assert_eq!(receiving_sim.messages(), vec![("bob".into(), "hi".into())]);
+    assert!(sending_sim.events.iter().any(|e| matches!(
+        e,
+        Event::State {
+            delivery: Delivery::Sent(1),
+            ..
+        }
+    )));
+    assert_eq!(
+        idle_sim.core.store().last_round,
+        Some(1),
+        "watermark stored"
+    );
+    assert_eq!(receiving_sim.core.store().history.len(), 1);
+}
+
+#[test]
+fn a_client_that_is_not_submitting_processes_a_deferred_output_after_two_rounds() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mine = Identity::from_secret_bytes(&me.ed25519_seed(), &me.x25519_secret().to_bytes());
+    let mut sim = c.sim(mine, MemStore::default(), 1);
+    sim.sync(&[register(&bob, "bob")]);
+    let slot = c.slot(&bob, &me, 1, 0, 1, b"hi", T0);
+    let output = c.output_with(1, &[(2, slot)]);
+    for i in [0, 1] {
+        let bytes = protocol::encode(&c.vouch(&output, i)).unwrap();
+        sim.core.handle_gossip(&bytes, sim.now);
+    }
+    sim.pump();
+    assert!(sim.messages().is_empty());
+    assert_eq!(
+        sim.core.store().last_round,
+        None,
+        "not stored before processing"
+    );
+    sim.now += 2 * 1000;
+    sim.tick();
+    assert_eq!(sim.messages(), vec![("bob".into(), "hi".into())]);
+    assert_eq!(sim.core.store().last_round, Some(1));
+}
