@@ -459,6 +459,6 @@ fn print_state(json: bool, ev: &Value) {
         field("id"),
         field("to").as_str().unwrap_or("?"),
         field("fragments"),
-        field("state").as_str().unwrap_or("?")
+        field("state").as_str().unwrap_or("?").replace('_', " ")
     );
 }
