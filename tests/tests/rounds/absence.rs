@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tests::cluster::{binary, Cluster, ClusterOpts};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::util::Client;
+use crate::util::{cluster, Client};
 
 /// The open round, as the first server that answers says.
 async fn round(c: &Cluster) -> u64 {
@@ -60,19 +60,14 @@ async fn wait_rounds(c: &Cluster, clients: &mut [Client], until_round: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_cli_user_away_for_500_rounds_receives_every_message() {
-    let c = Cluster::start(ClusterOpts {
+    let c = cluster(ClusterOpts {
         clients: 5,
         round_ms: 200,
         min_anonymity_set: 3,
         retention_rounds: 3600,
         ..ClusterOpts::default()
     })
-    .unwrap();
-    c.wait_for("an agreed leader", Duration::from_secs(60), || {
-        c.agreed_leader()
-    })
-    .await
-    .unwrap();
+    .await;
     let mut online = Vec::new();
     for j in 1..=4 {
         online.push(Client::start(&c, j).await);

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tests::cluster::{binary, Cluster, ClusterOpts};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::util::{until, Client, DEADLINE};
+use crate::util::{cluster, until, Client, DEADLINE};
 
 fn cli(c: &Cluster, j: u32) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(binary("client", "chat-cli"));
@@ -48,18 +48,13 @@ async fn raw(socket: &std::path::Path, line: &[u8]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_serves_send_history_and_json_rpc_over_its_private_socket() {
-    let c = Cluster::start(ClusterOpts {
+    let c = cluster(ClusterOpts {
         clients: 4,
         round_ms: 400,
         min_anonymity_set: 3,
         ..ClusterOpts::default()
     })
-    .unwrap();
-    c.wait_for("an agreed leader", Duration::from_secs(60), || {
-        c.agreed_leader()
-    })
-    .await
-    .unwrap();
+    .await;
     let mut others = vec![Client::start(&c, 2).await, Client::start(&c, 3).await];
     let mut registered = false;
     for _ in 0..40 {

@@ -2,11 +2,11 @@
 //! of their own; names resolve in the client's local copy of the directory.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tests::cluster::{Cluster, ClusterOpts};
 
-use crate::util::{until, Client};
+use crate::util::{clients, cluster, until};
 
 /// `chorus_client_requests_total` of node `i`, by kind.
 async fn kinds(c: &Cluster, i: usize) -> BTreeMap<String, u64> {
@@ -23,22 +23,14 @@ async fn kinds(c: &Cluster, i: usize) -> BTreeMap<String, u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sending_and_receiving_ask_the_servers_nothing_about_anyone() {
-    let c = Cluster::start(ClusterOpts {
+    let c = cluster(ClusterOpts {
         clients: 4,
         round_ms: 400,
         min_anonymity_set: 3,
         ..ClusterOpts::default()
     })
-    .unwrap();
-    c.wait_for("an agreed leader", Duration::from_secs(60), || {
-        c.agreed_leader()
-    })
-    .await
-    .unwrap();
-    let mut clients = Vec::new();
-    for j in 1..=4 {
-        clients.push(Client::start(&c, j).await);
-    }
+    .await;
+    let mut clients = clients(&c, 4).await;
     // One message each way first, so that every client has synced every name and the
     // counts below hold only what the twenty messages cause.
     clients[0]

@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use tests::cluster::{Cluster, ClusterOpts};
+use tests::cluster::ClusterOpts;
 
-use crate::util::{until, Client};
+use crate::util::{clients, cluster, until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_revealing_garbage_is_outvoted_and_named_on_every_node() {
     let liar = 3usize;
-    let c = Cluster::start(ClusterOpts {
+    let c = cluster(ClusterOpts {
         servers: 5,
         clients: 5,
         // 1 s rounds: the leader waits 3 s for all reveals before finalizing with fewer,
@@ -21,16 +21,8 @@ async fn a_server_revealing_garbage_is_outvoted_and_named_on_every_node() {
         env: vec![(liar, "CHORUS_FAULT_WRONG_REVEALS".into(), "1".into())],
         ..ClusterOpts::default()
     })
-    .unwrap();
-    c.wait_for("an agreed leader", Duration::from_secs(60), || {
-        c.agreed_leader()
-    })
-    .await
-    .unwrap();
-    let mut clients = Vec::new();
-    for j in 1..=5 {
-        clients.push(Client::start(&c, j).await);
-    }
+    .await;
+    let mut clients = clients(&c, 5).await;
     let mut sent = Vec::new();
     for m in 0..15usize {
         let (from, to) = (m % 5, (m + 1 + m / 5) % 5);

@@ -4,11 +4,31 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use client::engine::{Delivery, EngineHandle, Event};
-use tests::cluster::Cluster;
+use tests::cluster::{Cluster, ClusterOpts};
 use tokio::sync::mpsc;
 
 /// Deadline for anything that takes rounds on a loaded 2-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(240);
+
+/// A cluster started with `opts` whose nodes agree on a leader.
+pub async fn cluster(opts: ClusterOpts) -> Cluster {
+    let c = Cluster::start(opts).unwrap();
+    c.wait_for("an agreed leader", Duration::from_secs(60), || {
+        c.agreed_leader()
+    })
+    .await
+    .unwrap();
+    c
+}
+
+/// Clients `1..=n`, each started in this process and registered as `client-<j>`.
+pub async fn clients(c: &Cluster, n: u32) -> Vec<Client> {
+    let mut out = Vec::new();
+    for j in 1..=n {
+        out.push(Client::start(c, j).await);
+    }
+    out
+}
 
 /// A running client.
 pub struct Client {
