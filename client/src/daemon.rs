@@ -163,21 +163,14 @@ impl Daemon {
     /// One request line: the reply (none for a notification) and whether it asked to
     /// subscribe.
     async fn handle(&self, line: &str) -> (Option<String>, bool) {
-        let req: Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => return (Some(error(Value::Null, PARSE_ERROR, &e.to_string())), false),
+        let req = match parse_request(line) {
+            Ok(req) => req,
+            Err(reply) => return (Some(reply), false),
         };
-        let id = req.get("id").cloned();
-        let reply_id = id.clone().unwrap_or(Value::Null);
-        let Some(method) = req.get("method").and_then(Value::as_str) else {
-            let e = "a request needs a string \"method\"";
-            return (Some(error(reply_id, INVALID_REQUEST, e)), false);
-        };
-        let params = req.get("params").cloned().unwrap_or_else(|| json!({}));
-        let result = self.call(method, &params).await;
-        let subscribe = method == "subscribe" && result.is_ok();
+        let result = self.call(&req.method, &req.params).await;
+        let subscribe = req.method == "subscribe" && result.is_ok();
         // A request without an id is a notification: no reply.
-        let reply = id.map(|id| match result {
+        let reply = req.id.map(|id| match result {
             Ok(v) => json!({"jsonrpc": "2.0", "id": id, "result": v}).to_string(),
             Err((code, message)) => error(id, code, &message),
         });
@@ -230,6 +223,57 @@ impl Daemon {
             other => Err((METHOD_NOT_FOUND, format!("no method {other:?}"))),
         }
     }
+}
+
+/// A request line, parsed.
+#[derive(Debug, PartialEq)]
+pub struct Request {
+    /// Its id; `None` for a notification (no reply).
+    pub id: Option<Value>,
+    /// The method.
+    pub method: String,
+    /// Its params (`{}` when absent).
+    pub params: Value,
+}
+
+/// Parse one request line, or the error reply that names what is wrong with it.
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    let req: Value =
+        serde_json::from_str(line).map_err(|e| error(Value::Null, PARSE_ERROR, &e.to_string()))?;
+    let id = req.get("id").cloned();
+    let Some(method) = req.get("method").and_then(Value::as_str) else {
+        let reply_id = id.unwrap_or(Value::Null);
+        let e = "a request needs a string \"method\"";
+        return Err(error(reply_id, INVALID_REQUEST, e));
+    };
+    Ok(Request {
+        id,
+        method: method.to_string(),
+        params: req.get("params").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+/// What one line from the daemon is: a reply, an event, or neither (`None`: another
+/// notification, skipped).
+pub fn parse_incoming(line: &str) -> anyhow::Result<Option<Incoming>> {
+    let v: Value = serde_json::from_str(line).context("daemon sent bad JSON")?;
+    if let Some(id) = v.get("id").and_then(Value::as_u64) {
+        let result = match v.get("error") {
+            Some(e) => Err(e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error")
+                .to_string()),
+            None => Ok(v.get("result").cloned().unwrap_or(Value::Null)),
+        };
+        return Ok(Some(Incoming::Reply { id, result }));
+    }
+    if v.get("method").and_then(Value::as_str) == Some("event") {
+        if let Some(p) = v.get("params") {
+            return Ok(Some(Incoming::Event(p.clone())));
+        }
+    }
+    Ok(None)
 }
 
 fn str_param<'a>(p: &'a Value, name: &str) -> Result<&'a str, (i64, String)> {
@@ -330,22 +374,8 @@ impl DaemonClient {
             else {
                 return Ok(None);
             };
-            let v: Value = serde_json::from_str(&line).context("daemon sent bad JSON")?;
-            if let Some(id) = v.get("id").and_then(Value::as_u64) {
-                let result = match v.get("error") {
-                    Some(e) => Err(e
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown error")
-                        .to_string()),
-                    None => Ok(v.get("result").cloned().unwrap_or(Value::Null)),
-                };
-                return Ok(Some(Incoming::Reply { id, result }));
-            }
-            if v.get("method").and_then(Value::as_str) == Some("event") {
-                if let Some(p) = v.get("params") {
-                    return Ok(Some(Incoming::Event(p.clone())));
-                }
+            if let Some(incoming) = parse_incoming(&line)? {
+                return Ok(Some(incoming));
             }
         }
     }
@@ -361,6 +391,89 @@ impl DaemonClient {
                 Some(_) => {}
                 None => bail!("the daemon closed the connection"),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn read_all(bytes: &[u8]) -> Vec<Result<Option<String>, String>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut r = BufReader::new(bytes);
+            let mut out = Vec::new();
+            loop {
+                let line = read_line(&mut r).await;
+                let stop = !matches!(line, Ok(Some(_)));
+                out.push(line);
+                if stop {
+                    return out;
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn requests_parse_and_bad_ones_are_answered_by_code() {
+        let r = parse_request(r#"{"jsonrpc":"2.0","id":3,"method":"send","params":{"to":"bob"}}"#)
+            .unwrap();
+        assert_eq!(r.id, Some(json!(3)));
+        assert_eq!(r.method, "send");
+        assert_eq!(r.params["to"], "bob");
+        let r = parse_request(r#"{"method":"subscribe"}"#).unwrap();
+        assert_eq!((r.id, r.params), (None, json!({})));
+        let e: Value = serde_json::from_str(&parse_request("nope").unwrap_err()).unwrap();
+        assert_eq!(e["error"]["code"], PARSE_ERROR);
+        let e: Value = serde_json::from_str(&parse_request(r#"{"id":9}"#).unwrap_err()).unwrap();
+        assert_eq!(
+            (e["id"].clone(), e["error"]["code"].clone()),
+            (json!(9), json!(INVALID_REQUEST))
+        );
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused_and_shorter_ones_pass() {
+        let mut long = vec![b'a'; MAX_LINE_BYTES + 1];
+        long.push(b'\n');
+        assert!(read_all(&long)[0].is_err());
+        let mut ok = vec![b'a'; MAX_LINE_BYTES - 1];
+        ok.push(b'\n');
+        assert_eq!(
+            read_all(&ok)[0]
+                .as_ref()
+                .map(|l| l.as_ref().map(String::len)),
+            Ok(Some(MAX_LINE_BYTES))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic_the_decoders(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            for line in read_all(&bytes).into_iter().flatten().flatten() {
+                prop_assert!(line.len() <= MAX_LINE_BYTES);
+                let _ = parse_request(&line);
+                let _ = parse_incoming(&line);
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse_request(&text);
+            let _ = parse_incoming(&text);
+        }
+
+        #[test]
+        fn any_request_a_client_writes_parses_back(id in any::<u64>(), method in "[a-z]{1,12}", to in ".{0,40}") {
+            let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": {"to": to}}).to_string();
+            let r = parse_request(&line).unwrap();
+            prop_assert_eq!(r.id, Some(json!(id)));
+            prop_assert_eq!(r.method, method);
+            prop_assert_eq!(r.params["to"].as_str(), Some(to.as_str()));
         }
     }
 }
