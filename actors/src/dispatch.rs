@@ -91,7 +91,7 @@ pub fn clients(
         while let Some(ev) = events.recv().await {
             match ev {
                 NetEvent::Client { peer, req, reply } => {
-                    net_metrics.client_request(kind(&req));
+                    net_metrics.client_request(req.kind());
                     let page = matches!(
                         req,
                         ClientRequest::History { .. } | ClientRequest::Directory { .. }
@@ -205,15 +205,4 @@ pub fn raft_gauges(raft: &Raft<TypeConfig>, sm: SharedSm, metrics: &NodeMetrics)
             }
         }
     })
-}
-
-/// A client request's kind, as counted in `chorus_client_requests_total{kind}`.
-fn kind(req: &ClientRequest) -> &'static str {
-    match req {
-        ClientRequest::Submit(_) => "submit",
-        ClientRequest::Register(_) => "register",
-        ClientRequest::Directory { .. } => "directory",
-        ClientRequest::History { .. } => "history",
-        ClientRequest::Status => "status",
-    }
 }

@@ -331,6 +331,19 @@ pub enum ClientRequest {
     Status,
 }
 
+impl ClientRequest {
+    /// The request's kind, as servers count it in `chorus_client_requests_total{kind}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Submit(_) => "submit",
+            Self::Register(_) => "register",
+            Self::Directory { .. } => "directory",
+            Self::History { .. } => "history",
+            Self::Status => "status",
+        }
+    }
+}
+
 /// Why a submission, reveal or registration was refused. Each reason is named so it
 /// shows in metrics and in the client's error.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

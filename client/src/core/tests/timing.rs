@@ -14,16 +14,6 @@ struct Between {
     events: usize,
 }
 
-fn kind(r: &ClientRequest) -> &'static str {
-    match r {
-        ClientRequest::Submit(_) => "submit",
-        ClientRequest::Register(_) => "register",
-        ClientRequest::Directory { .. } => "directory",
-        ClientRequest::History { .. } => "history",
-        ClientRequest::Status => "status",
-    }
-}
-
 /// Run one client through round 1 (idle, sending to bob, or receiving from bob), then
 /// deliver round 1's output on gossip and open round 3. Returns what happened in
 /// between, and the sim after `handle_sent`.
@@ -59,7 +49,7 @@ fn run(role: &str) -> (Between, Sim) {
     assert_eq!(sim.core.last_processed(), Some(1), "settled at once");
     sim.status(status(3, Some(1), &[]));
     let between = Between {
-        requests: sim.reqs.iter().map(|(_, _, r)| kind(r)).collect(),
+        requests: sim.reqs.iter().map(|(_, _, r)| r.kind()).collect(),
         writes: sim.core.store().writes - writes,
         events: sim.events.len() - events,
     };
