@@ -1,9 +1,9 @@
-//! What a share-keeper holds: one running XOR per open round, never anything per client.
+//! What a share-keeper holds: one running sum per open round, never anything per client.
 //! Pure data, no actor: [`crate::share_keeper`] owns one.
 
 use std::collections::BTreeMap;
 
-use protocol::shamir::xor_into;
+use protocol::shamir::add_into;
 use protocol::wire::Round;
 use zeroize::Zeroizing;
 
@@ -12,19 +12,19 @@ struct RoundSum {
     included: u32,
 }
 
-/// What a share-keeper holds: one running XOR per open round, never anything per client.
-/// An opened share is XORed in and dropped at once (it is `Zeroizing`, so its bytes are
+/// What a share-keeper holds: one running sum per open round, never anything per client.
+/// An opened share is added in and dropped at once (it is `Zeroizing`, so its bytes are
 /// wiped); a round's sum leaves when the round closes (to be revealed) or is void.
 pub struct RoundSums {
-    vector_bytes: usize,
+    share_bytes: usize,
     rounds: BTreeMap<Round, RoundSum>,
 }
 
 impl RoundSums {
-    /// No rounds yet; every sum is `vector_bytes` long.
-    pub fn new(vector_bytes: usize) -> Self {
+    /// No rounds yet; every sum is `share_bytes` long (encoded field elements).
+    pub fn new(share_bytes: usize) -> Self {
         Self {
-            vector_bytes,
+            share_bytes,
             rounds: BTreeMap::new(),
         }
     }
@@ -32,12 +32,14 @@ impl RoundSums {
     /// Count a submission in `round`, with our opened share if it opened.
     pub fn add(&mut self, round: Round, opened: Option<Zeroizing<Vec<u8>>>) {
         let entry = self.rounds.entry(round).or_insert_with(|| RoundSum {
-            sum: Zeroizing::new(vec![0u8; self.vector_bytes]),
+            sum: Zeroizing::new(vec![0u8; self.share_bytes]),
             included: 0,
         });
         entry.included += 1;
-        if let Some(share) = opened.filter(|s| s.len() == entry.sum.len()) {
-            xor_into(&mut entry.sum, &share);
+        if let Some(share) = opened {
+            // A share of the wrong length or off the field leaves the sum unchanged
+            // (the keeper checked it when opening; this only keeps the sum well formed).
+            let _ = add_into(&mut entry.sum, &share);
         }
     }
 
@@ -51,7 +53,7 @@ impl RoundSums {
         self.rounds
             .remove(&round)
             .map(|s| s.sum)
-            .unwrap_or_else(|| Zeroizing::new(vec![0u8; self.vector_bytes]))
+            .unwrap_or_else(|| Zeroizing::new(vec![0u8; self.share_bytes]))
     }
 
     /// Drop `round`'s sum (a void round).
@@ -80,8 +82,13 @@ impl RoundSums {
 mod tests {
     use super::*;
 
-    fn opened(byte: u8, len: usize) -> Option<Zeroizing<Vec<u8>>> {
-        Some(Zeroizing::new(vec![byte; len]))
+    /// An opened share whose every element is `value` (`len` bytes, whole elements).
+    fn opened(value: u8, len: usize) -> Option<Zeroizing<Vec<u8>>> {
+        let mut v = vec![0u8; len];
+        for w in v.chunks_exact_mut(8) {
+            w[0] = value;
+        }
+        Some(Zeroizing::new(v))
     }
 
     #[test]
@@ -95,8 +102,10 @@ mod tests {
         assert_eq!(sums.held_bytes(), 2 * 64);
         assert_eq!(sums.included(7), Some(50));
         let sum = sums.take(7);
-        let expected = (0..50u8).fold(0u8, |acc, b| acc ^ b);
-        assert!(sum.iter().all(|b| *b == expected));
+        let expected: u64 = (0..50u64).sum();
+        assert!(sum
+            .chunks_exact(8)
+            .all(|w| w == expected.to_le_bytes().as_slice()));
         // After round 7 closes nothing of it remains; round 8 is still collecting.
         assert_eq!(sums.included(7), None);
         assert_eq!(sums.held_bytes(), 64);
@@ -109,7 +118,8 @@ mod tests {
         let mut sums = RoundSums::new(16);
         sums.add(1, None);
         sums.add(1, opened(9, 15));
-        assert_eq!(sums.included(1), Some(2));
+        sums.add(1, Some(Zeroizing::new(vec![0xff; 16])));
+        assert_eq!(sums.included(1), Some(3));
         assert!(sums.take(1).iter().all(|b| *b == 0));
     }
 

@@ -29,6 +29,7 @@ use actix::prelude::*;
 use openraft::Raft;
 use protocol::bounded::Bytes;
 use protocol::seal::open_share;
+use protocol::submission::share_from_opened;
 use protocol::wire::{ClientId, Command, Reveal, Round, SealedShare, Submission};
 use protocol::{Effect, Params, State};
 use zeroize::Zeroizing;
@@ -60,7 +61,7 @@ pub fn owed_reveals(state: &State, me: u16) -> Vec<(Round, u32)> {
 struct Opener {
     me: NodeId,
     secret: Arc<x25519_dalek::StaticSecret>,
-    vector_bytes: usize,
+    params: Arc<Params>,
 }
 
 /// Our sealed share of one submission, taken out of the log entry.
@@ -92,10 +93,19 @@ impl Opener {
         let Some(share) = &sealed.share else {
             return Opened::Missing;
         };
-        match open_share(share, round, &sealed.client, self.me as u16, &self.secret) {
-            Ok(s) if s.len() == self.vector_bytes => Opened::Share(s),
-            _ => Opened::Garbage,
-        }
+        let Ok(opened) = open_share(share, round, &sealed.client, self.me as u16, &self.secret)
+        else {
+            return Opened::Garbage;
+        };
+        // A seed expands to our share; a whole share must be canonical field elements.
+        share_from_opened(
+            &self.params,
+            round,
+            &sealed.client,
+            self.me as usize,
+            &opened,
+        )
+        .map_or(Opened::Garbage, Opened::Share)
     }
 
     /// Open a batch on the blocking pool (in order).
@@ -143,15 +153,15 @@ impl ShareKeeper {
         stats: ActorStats,
         metrics: KeeperMetrics,
     ) -> Self {
-        let vector_bytes = params.vector_bytes();
+        let share_bytes = params.share_bytes();
         Self {
             opener: Opener {
                 me,
                 secret: Arc::new(identity.x25519_secret().clone()),
-                vector_bytes,
+                params: Arc::new(params),
             },
             me,
-            sums: RoundSums::new(vector_bytes),
+            sums: RoundSums::new(share_bytes),
             raft,
             net,
             sm,
@@ -253,9 +263,14 @@ impl ShareKeeper {
             .wrong_reveals
             .load(std::sync::atomic::Ordering::Relaxed)
         {
-            // The test-only fault: a server that lies about its sum (and signs the lie).
-            if let Some(b) = sum.first_mut() {
-                *b ^= 0xA5;
+            // The test-only fault: a server that lies about its sum (and signs the lie):
+            // one more in its first element, still a well-formed sum.
+            let mut lie = vec![0u8; sum.len()];
+            if let Some(b) = lie.first_mut() {
+                *b = 1;
+            }
+            if protocol::shamir::add_into(&mut sum, &lie).is_err() {
+                self.stats.failed();
             }
         }
         let Ok(sum) = Bytes::new(sum) else {

@@ -2,7 +2,7 @@
 //!
 //! S = 16 slots × 256 B (a 4 KiB vector), n ∈ {3, 5}:
 //! - `split_seal`: one client's split + seal of every share + signature.
-//! - `open_xor`: one server opening its share of one submission and XOR-ing it in.
+//! - `open_add`: one server opening its share (or seed) of one submission and adding it in.
 //! - `combine`: reconstructing one round's output from t+1 sums.
 //! - baselines: `memcpy` of the vector and raw ChaCha20-Poly1305 of the vector.
 //!
@@ -16,8 +16,9 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keys::Identity;
 use protocol::seal::open_share;
-use protocol::shamir::{combine_vector, split_vector, x_of, xor_into};
+use protocol::shamir::{add_into, combine_vector, split_vector, x_of};
 use protocol::submission::build_submission;
+use protocol::submission::share_from_opened;
 use protocol::{Admission, Params};
 use rand::SeedableRng;
 
@@ -64,24 +65,28 @@ fn bench(c: &mut Criterion) {
             |b, _| b.iter(|| split_vector(&vector, n, t, &mut rng).expect("split")),
         );
         let sub = build_submission(&params, 1, &vector, &client, &keys, &mut rng).expect("build");
-        let mut acc = vec![0u8; VECTOR];
-        g.bench_with_input(BenchmarkId::new("open_xor", format!("n{n}")), &n, |b, _| {
+        let mut acc = vec![0u8; params.share_bytes()];
+        // Server n-1 gets a whole share or a seed, as the rotation says for this client.
+        let server = n - 1;
+        g.bench_with_input(BenchmarkId::new("open_add", format!("n{n}")), &n, |b, _| {
             b.iter(|| {
-                let share = open_share(
-                    &sub.shares.as_slice()[0],
+                let opened = open_share(
+                    &sub.shares.as_slice()[server],
                     1,
                     &sub.client,
-                    0,
-                    servers[0].x25519_secret(),
+                    server as u16,
+                    servers[server].x25519_secret(),
                 )
                 .expect("open");
-                xor_into(&mut acc, &share);
+                let share =
+                    share_from_opened(&params, 1, &sub.client, server, &opened).expect("share");
+                add_into(&mut acc, &share).expect("add");
             })
         });
         let shares = split_vector(&vector, n, t, &mut rng).expect("split");
         let picked: Vec<(u8, &[u8])> = (0..=t).map(|i| (x_of(i), shares[i].as_slice())).collect();
         g.bench_with_input(BenchmarkId::new("combine", format!("n{n}")), &n, |b, _| {
-            b.iter(|| combine_vector(black_box(&picked)).expect("combine"))
+            b.iter(|| combine_vector(black_box(&picked), VECTOR).expect("combine"))
         });
         g.finish();
     }

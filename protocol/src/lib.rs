@@ -1,4 +1,4 @@
-//! Chorus protocol core: wire types and codec, share sealing, Shamir vectors, slot
+//! Chorus protocol core: wire types and codec, share sealing, Shamir vectors over a prime field, slot
 //! payloads and the round state machine.
 //!
 //! Pure and deterministic: no sockets, no clocks, no threads. Time is an input (the
@@ -8,13 +8,15 @@
 //!
 //! Map:
 //! - [`limits`], [`bounded`], [`codec`], [`wire`]: what crosses the network, and its bounds.
-//! - [`shamir`], [`seal`], [`submission`]: building and opening shares.
+//! - [`field`], [`shamir`], [`seal`], [`submission`]: the Goldilocks field, building and
+//!   opening (seed-compressed) shares.
 //! - [`slot`]: what is inside a slot (sealed to the recipient), and fragmentation.
 //! - [`params`], [`round`], [`robust`], [`names`]: the replicated round state machine,
 //!   robust reconstruction of outputs, and the rule for registered names.
 
 pub mod bounded;
 pub mod codec;
+pub mod field;
 pub mod limits;
 pub mod names;
 pub mod params;

@@ -7,12 +7,16 @@ pub const MAX_SLOTS: usize = 4096;
 /// Most bytes per slot.
 pub const MAX_SLOT_BYTES: usize = 16 * 1024;
 /// Most bytes in a round's vector (`S * L`). Bounds a submission to
-/// `MAX_SERVERS * (MAX_VECTOR_BYTES + 48)` ≈ 8 MiB, well under [`MAX_FRAME_BYTES`].
+/// `MAX_SERVERS * (MAX_SHARE_BYTES + 48)` ≈ 9.2 MiB, well under [`MAX_FRAME_BYTES`].
 pub const MAX_VECTOR_BYTES: usize = 256 * 1024;
+/// Most bytes of one share or sum: the vector packed 7 bytes to an 8-byte field element.
+pub const MAX_SHARE_BYTES: usize = crate::field::share_bytes(MAX_VECTOR_BYTES);
 /// AEAD tag length (ChaCha20-Poly1305).
 pub const TAG_BYTES: usize = 16;
 /// Most bytes of one sealed share's ciphertext.
-pub const MAX_SEALED_SHARE_BYTES: usize = MAX_VECTOR_BYTES + TAG_BYTES;
+pub const MAX_SEALED_SHARE_BYTES: usize = MAX_SHARE_BYTES + TAG_BYTES;
+/// Bytes of a share seed (see [`crate::shamir`]).
+pub const SEED_BYTES: usize = 32;
 /// Longest registered name, in bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 64;
 /// Largest opaque probe payload (benchmarks and consensus tests).

@@ -275,9 +275,34 @@ impl Params {
         self.slots as usize * self.slot_bytes as usize
     }
 
-    /// Expected ciphertext length of each sealed share.
+    /// Bytes of one share or sum: the vector packed into field elements.
+    pub fn share_bytes(&self) -> usize {
+        crate::field::share_bytes(self.vector_bytes())
+    }
+
+    /// Ciphertext length of a sealed whole share.
     pub fn sealed_share_bytes(&self) -> usize {
-        self.vector_bytes() + crate::limits::TAG_BYTES
+        self.share_bytes() + crate::limits::TAG_BYTES
+    }
+
+    /// Ciphertext length of a sealed seed (a seed server's share).
+    pub fn sealed_seed_bytes(&self) -> usize {
+        crate::limits::SEED_BYTES + crate::limits::TAG_BYTES
+    }
+
+    /// Ciphertext length of the share a client seals to `server` in `round`: a seed for
+    /// the round's seed servers ([`crate::submission::seed_servers`]), else a whole share.
+    pub fn sealed_bytes_for(
+        &self,
+        round: crate::wire::Round,
+        client: &crate::wire::ClientId,
+        server: usize,
+    ) -> usize {
+        if crate::submission::is_seed_server(self, round, client, server) {
+            self.sealed_seed_bytes()
+        } else {
+            self.sealed_share_bytes()
+        }
     }
 
     /// Reveals needed to reconstruct: `t + 1`.

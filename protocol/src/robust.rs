@@ -1,13 +1,13 @@
 //! Reconstructing a round's output when a server may lie about its sum.
 //!
 //! Every honest server's revealed sum is a point on one polynomial of degree `t` per
-//! byte (the sum of the clients' sharing polynomials). With `m` reveals, a liar is
+//! field element (the sum of the clients' sharing polynomials). With `m` reveals, a liar is
 //! *detected* once `m >= t + 2` (its point is off the polynomial the others agree on),
 //! and `e` liars are *corrected* once `m >= t + 1 + 2e`: this is the unique-decoding
 //! bound of Reed-Solomon codes, the one Berlekamp-Welch reaches. A lying server lies in
-//! the same place, its own x, for every byte, so the error locations are shared by the
+//! the same place, its own x, for every element, so the error locations are shared by the
 //! whole vector. We therefore decode by locating the liars once for the whole vector,
-//! not byte by byte: try interpolation sets of `t + 1` reveals in a fixed order and
+//! not element by element: try interpolation sets of `t + 1` reveals in a fixed order and
 //! accept the first polynomial that at least `m - e_max` reveals agree with, where
 //! `e_max = (m - t - 1) / 2`. If at most `e_max` servers lie, every accepted polynomial
 //! shares at least `t + 1` points with the honest ones and so *is* the honest one; the
@@ -27,7 +27,7 @@ pub const MAX_TRIES: usize = 4096;
 /// A decoded output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
-    /// The round's vector.
+    /// The round's vector, as encoded field elements (see [`crate::field::unpack`]).
     pub data: Vec<u8>,
     /// Servers whose reveal is off the polynomial the others agree on.
     pub dissenters: Vec<ServerIndex>,
@@ -62,7 +62,7 @@ pub fn decode(reveals: &[(ServerIndex, &[u8])], t: usize) -> Option<Decoded> {
             }
             // Equal lengths and distinct x are the caller's contract; a failure here
             // counts as disagreement, never as a panic.
-            let agrees = interpolate_at(&basis, x).is_ok_and(|p| p == bytes);
+            let agrees = interpolate_at(&basis, x).is_ok_and(|p| p.as_slice() == bytes);
             if !agrees {
                 dissenters.push(sorted[j].0);
                 if dissenters.len() > e_max {
@@ -71,7 +71,7 @@ pub fn decode(reveals: &[(ServerIndex, &[u8])], t: usize) -> Option<Decoded> {
             }
         }
         if dissenters.len() <= e_max {
-            let data = interpolate_at(&basis, 0).ok()?;
+            let data = interpolate_at(&basis, 0).ok()?.to_vec();
             return Some(Decoded { data, dissenters });
         }
     }
@@ -115,6 +115,7 @@ impl Iterator for Subsets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field::unpack;
     use crate::shamir::split_vector;
     use proptest::prelude::*;
     use rand::SeedableRng;
@@ -155,7 +156,7 @@ mod tests {
         let secret = b"hello, round".to_vec();
         let v = shares(&secret, 5, 2, 1);
         let d = run(&as_reveals(&v, &[0, 1, 2, 3, 4]), 2).expect("decoded");
-        assert_eq!(d.data, secret);
+        assert_eq!(unpack(&d.data, secret.len()), secret);
         assert!(d.dissenters.is_empty());
         // t + 1 reveals check nothing: no decision.
         assert_eq!(run(&as_reveals(&v, &[0, 1, 2]), 2), None);
@@ -190,7 +191,7 @@ mod tests {
             }
             r.rotate_left(rotate);
             let d = run(&r, 2).expect("decoded");
-            prop_assert_eq!(&d.data, &secret);
+            prop_assert_eq!(&unpack(&d.data, secret.len()), &secret);
             let named = if changed { vec![liar as ServerIndex] } else { vec![] };
             prop_assert_eq!(d.dissenters, named);
         }
@@ -209,7 +210,7 @@ mod tests {
             r[a].1[0] ^= 1;
             r[b].1[0] ^= 2;
             let d = run(&r, 2).expect("decoded");
-            prop_assert_eq!(&d.data, &secret);
+            prop_assert_eq!(&unpack(&d.data, secret.len()), &secret);
             let mut named = vec![a as ServerIndex, b as ServerIndex];
             named.sort();
             prop_assert_eq!(d.dissenters, named);
@@ -218,7 +219,7 @@ mod tests {
         /// Random reveals never panic.
         #[test]
         fn random_reveals_never_panic(
-            r in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 4), 0..7),
+            r in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 8), 0..7),
             t in 1usize..4,
         ) {
             let reveals: Vec<(ServerIndex, Vec<u8>)> =

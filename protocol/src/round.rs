@@ -47,7 +47,7 @@ pub struct ClosedRound {
     /// Included submissions, in log order.
     pub submissions: Vec<Submission>,
     /// Reveals so far.
-    pub reveals: BTreeMap<ServerIndex, Bytes<{ crate::limits::MAX_VECTOR_BYTES }>>,
+    pub reveals: BTreeMap<ServerIndex, Bytes<{ crate::limits::MAX_SHARE_BYTES }>>,
 }
 
 /// The replicated state.
@@ -208,17 +208,14 @@ pub fn check_submission(params: &Params, sub: &Submission) -> Result<(), RejectR
             got: sub.shares.len() as u32,
         });
     }
-    let expected = params.sealed_share_bytes();
-    if let Some(bad) = sub
-        .shares
-        .as_slice()
-        .iter()
-        .find(|s| s.ciphertext.len() != expected)
-    {
-        return Err(RejectReason::WrongShareSize {
-            expected: expected as u32,
-            got: bad.ciphertext.len() as u32,
-        });
+    for (i, share) in sub.shares.as_slice().iter().enumerate() {
+        let expected = params.sealed_bytes_for(sub.round, &sub.client, i);
+        if share.ciphertext.len() != expected {
+            return Err(RejectReason::WrongShareSize {
+                expected: expected as u32,
+                got: share.ciphertext.len() as u32,
+            });
+        }
     }
     if !sub.signature_valid() {
         return Err(RejectReason::BadSignature);

@@ -9,7 +9,7 @@
 //! ```
 //! `check` is the first 16 bytes of SHA-256 over the rest of the slot. An all-zero slot
 //! is empty; a non-zero slot whose check fails was garbled by a collision (two senders
-//! picked the same slot, and their XOR came out). Anyone can tell intact from garbled;
+//! picked the same slot, and their sum came out). Anyone can tell intact from garbled;
 //! only the recipient can open an intact slot.
 //!
 //! The sender field is either the sender's long-term x25519 key, authenticated by a MAC

@@ -1,13 +1,75 @@
-//! Building a client's submission: split the vector, seal each share, sign.
+//! Building a client's submission: split the vector, seal each share (or seed), sign.
+//!
+//! For each client and round a public rotation names `t` seed servers
+//! ([`seed_servers`]): each is sent a sealed 32-byte seed that expands to its share, and
+//! the others get whole shares computed from the vector and those seeds (see
+//! [`crate::shamir`]). Upload is `(n − t)` shares plus `t` seeds. The rotation spreads
+//! the cheap seeds over the servers, and a server knows from the round and the client
+//! alone which size to expect.
 
 use rand_core::{CryptoRng, RngCore};
+use sha2::{Digest, Sha256};
 use x25519_dalek::PublicKey;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::bounded::{BoundedVec, Fixed};
+use crate::limits::SEED_BYTES;
 use crate::params::Params;
 use crate::seal::seal_share;
-use crate::shamir::{split_vector, ShamirError};
-use crate::wire::{Round, Submission};
+use crate::shamir::{split_with_seeds, ShamirError};
+use crate::wire::{ClientId, Round, Submission};
+
+/// The first of the `t` consecutive seed servers (mod n) of `client` in `round`.
+fn rotation_start(round: Round, client: &ClientId, n: usize) -> usize {
+    let mut h = Sha256::new();
+    h.update(b"chorus/seed-rotation/v1");
+    h.update(round.to_le_bytes());
+    h.update(client.0);
+    let digest = h.finalize();
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&digest[..8]);
+    (u64::from_le_bytes(word) % n.max(1) as u64) as usize
+}
+
+/// The servers that get a seed instead of a share from `client` in `round`: `t`
+/// consecutive indices (mod n) from a start hashed from the round and the client.
+pub fn seed_servers(params: &Params, round: Round, client: &ClientId) -> Vec<usize> {
+    let n = usize::from(params.servers);
+    let start = rotation_start(round, client, n);
+    (0..usize::from(params.threshold))
+        .map(|k| (start + k) % n)
+        .collect()
+}
+
+/// Whether `server` gets a seed from `client` in `round`.
+pub fn is_seed_server(params: &Params, round: Round, client: &ClientId, server: usize) -> bool {
+    let n = usize::from(params.servers);
+    let start = rotation_start(round, client, n);
+    (server + n - start) % n < usize::from(params.threshold)
+}
+
+/// What a server finds in its sealed share once opened: a seed to expand, or a whole
+/// share, as [`seed_servers`] says. Anything else (wrong length, non-canonical
+/// elements) is the client's garbage.
+pub fn share_from_opened(
+    params: &Params,
+    round: Round,
+    client: &ClientId,
+    server: usize,
+    opened: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    if is_seed_server(params, round, client, server) {
+        let seed: [u8; SEED_BYTES] = opened.try_into().ok()?;
+        let seed = Zeroizing::new(seed);
+        Some(crate::field::expand_seed(
+            &seed,
+            crate::field::elements_for(params.vector_bytes()),
+        ))
+    } else {
+        (opened.len() == params.share_bytes() && crate::field::check(opened).is_ok())
+            .then(|| Zeroizing::new(opened.to_vec()))
+    }
+}
 
 /// Why a submission could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,7 +95,8 @@ pub enum BuildError {
     Shamir(#[from] ShamirError),
 }
 
-/// Split `vector`, seal share `i` to `server_keys[i]`, and sign as `identity`.
+/// Split `vector`, seal share `i` (or seed `i`) to `server_keys[i]`, and sign as
+/// `identity`.
 pub fn build_submission<R: RngCore + CryptoRng>(
     params: &Params,
     round: Round,
@@ -56,13 +119,30 @@ pub fn build_submission<R: RngCore + CryptoRng>(
         });
     }
     let client = Fixed(identity.public().sign);
-    let shares = split_vector(vector, n, usize::from(params.threshold), rng)?;
+    let mut seeds: Vec<(usize, [u8; SEED_BYTES])> = seed_servers(params, round, &client)
+        .into_iter()
+        .map(|s| {
+            let mut seed = [0u8; SEED_BYTES];
+            rng.fill_bytes(&mut seed);
+            (s, seed)
+        })
+        .collect();
+    let shares = split_with_seeds(vector, n, &seeds)?;
     let sealed: Vec<_> = shares
         .iter()
         .zip(server_keys)
         .enumerate()
-        .map(|(i, (share, key))| seal_share(share, round, &client, i as u16, key, rng))
+        .map(|(i, (share, key))| {
+            let plain: &[u8] = match seeds.iter().find(|(s, _)| *s == i) {
+                Some((_, seed)) => seed,
+                None => share,
+            };
+            seal_share(plain, round, &client, i as u16, key, rng)
+        })
         .collect();
+    for (_, seed) in seeds.iter_mut() {
+        seed.zeroize();
+    }
     let signature = Fixed(identity.sign(&Submission::signed_bytes(round, &client, &sealed)));
     Ok(Submission {
         round,

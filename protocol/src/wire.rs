@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::bounded::{BoundedVec, Bytes, Fixed, Key32, Sig64};
 use crate::limits::{
     MAX_DIRECTORY_PAGE, MAX_HISTORY_OUTPUTS, MAX_NAME_BYTES, MAX_PROBE_BYTES,
-    MAX_SEALED_SHARE_BYTES, MAX_SERVERS, MAX_VECTOR_BYTES,
+    MAX_SEALED_SHARE_BYTES, MAX_SERVERS, MAX_SHARE_BYTES, MAX_VECTOR_BYTES,
 };
 
 /// A round number. Rounds start at 1 and only grow.
@@ -25,7 +25,8 @@ pub type ClientId = Key32;
 pub struct SealedShare {
     /// The sender's ephemeral x25519 public key for this share.
     pub ephemeral: Key32,
-    /// ChaCha20-Poly1305 ciphertext of the share (vector bytes + 16-byte tag).
+    /// ChaCha20-Poly1305 ciphertext of the share (encoded field elements) or, for the
+    /// round's seed servers, of a 32-byte seed; plus the 16-byte tag.
     pub ciphertext: Bytes<MAX_SEALED_SHARE_BYTES>,
 }
 
@@ -72,8 +73,9 @@ pub struct Reveal {
     pub round: Round,
     /// The revealing server.
     pub server: ServerIndex,
-    /// XOR of the server's shares of every included submission.
-    pub sum: Bytes<MAX_VECTOR_BYTES>,
+    /// Sum of the server's shares of every included submission (encoded field
+    /// elements, [`crate::field`]).
+    pub sum: Bytes<MAX_SHARE_BYTES>,
     /// ed25519 signature by the revealing server over [`Reveal::signed_bytes`]: a reveal
     /// is bound to the server that made it, so no server can reveal under another's
     /// index, and a wrong sum is evidence against its signer.
@@ -94,7 +96,7 @@ impl Reveal {
     pub fn new(
         round: Round,
         server: ServerIndex,
-        sum: Bytes<MAX_VECTOR_BYTES>,
+        sum: Bytes<MAX_SHARE_BYTES>,
         identity: &keys::Identity,
     ) -> Self {
         let signature = Fixed(identity.sign(&Self::signed_bytes(round, server, sum.as_slice())));
@@ -456,6 +458,9 @@ pub enum RejectReason {
     /// A configuration differs from the one committed at initialisation.
     #[error("configuration differs from the cluster's: {0}")]
     ConfigMismatch(String),
+    /// A revealed sum holds a word that is not a field element (p or larger).
+    #[error("the sum is not canonical field elements")]
+    NotFieldElements,
 }
 
 impl RejectReason {
@@ -481,6 +486,7 @@ impl RejectReason {
             Self::DirectoryFull { .. } => "directory_full",
             Self::TooFewReveals { .. } => "too_few_reveals",
             Self::ConfigMismatch(_) => "config_mismatch",
+            Self::NotFieldElements => "not_field_elements",
         }
     }
 }

@@ -8,9 +8,10 @@ use std::collections::BTreeSet;
 use keys::Identity;
 use protocol::bounded::{Bytes, Fixed};
 use protocol::seal::open_share;
-use protocol::shamir::xor_into;
+use protocol::shamir::add_into;
 use protocol::slot::{open_slot, seal_slot, Sender, SlotMessage};
 use protocol::submission::build_submission;
+use protocol::submission::share_from_opened;
 use protocol::wire::{Register, Reveal};
 use protocol::{Admission, Command, Effect, Params, RejectReason, RoundMachine};
 use rand::SeedableRng;
@@ -72,11 +73,11 @@ impl World {
         )
     }
 
-    /// Each server's share-keeper: open its share of every included submission, XOR.
+    /// Each server's share-keeper: open its share of every included submission, add.
     fn reveals(&self, machine: &RoundMachine, round: u64) -> Vec<Command> {
         (0..self.servers.len())
             .map(|i| {
-                let mut sum = vec![0u8; self.params.vector_bytes()];
+                let mut sum = vec![0u8; self.params.share_bytes()];
                 for sub in machine.pending_submissions(round) {
                     let share = open_share(
                         &sub.shares.as_slice()[i],
@@ -86,7 +87,9 @@ impl World {
                         self.servers[i].x25519_secret(),
                     )
                     .expect("open own share");
-                    xor_into(&mut sum, &share);
+                    let share = share_from_opened(&self.params, round, &sub.client, i, &share)
+                        .expect("a well-formed share");
+                    add_into(&mut sum, &share).expect("add");
                 }
                 Command::Reveal(Reveal::new(
                     round,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{Effect, RoundMachine};
 use crate::bounded::Bytes;
 use crate::robust::{decode, Decoded};
-use crate::shamir::{combine_vector, x_of};
+use crate::shamir::{interpolate_at, x_of};
 use crate::wire::{RejectReason, Reveal, Round, RoundOutput, ServerIndex};
 
 /// A server's record of reveals that disagreed with the others.
@@ -34,7 +34,7 @@ impl RoundMachine {
         let Some(key) = self.params.server_keys.get(usize::from(rev.server)) else {
             return Err(RejectReason::UnknownServer(rev.server));
         };
-        let vector_bytes = self.params.vector_bytes();
+        let share_bytes = self.params.share_bytes();
         let Some(closed) = self.state.awaiting.get(&rev.round) else {
             return Err(RejectReason::NotAwaitingReveal { round: rev.round });
         };
@@ -44,11 +44,14 @@ impl RoundMachine {
                 server: rev.server,
             });
         }
-        if rev.sum.len() != vector_bytes {
+        if rev.sum.len() != share_bytes {
             return Err(RejectReason::WrongShareSize {
-                expected: vector_bytes as u32,
+                expected: share_bytes as u32,
                 got: rev.sum.len() as u32,
             });
+        }
+        if crate::field::check(rev.sum.as_slice()).is_err() {
+            return Err(RejectReason::NotFieldElements);
         }
         if !rev.signature_valid(&key.0) {
             return Err(RejectReason::BadSignature);
@@ -125,8 +128,11 @@ impl RoundMachine {
             .iter()
             .map(|(s, sum)| (x_of(usize::from(*s)), sum.as_slice()))
             .collect();
-        // Distinct servers with equal-length sums (checked on apply): cannot fail.
-        let data = combine_vector(&shares).unwrap_or_default();
+        // Distinct servers with equal-length canonical sums (checked on apply): cannot
+        // fail.
+        let data = interpolate_at(&shares, 0)
+            .map(|d| d.to_vec())
+            .unwrap_or_default();
         self.state.unchecked_outputs += 1;
         self.publish(
             round,
@@ -151,7 +157,11 @@ impl RoundMachine {
             participants: closed.participants,
             slots: self.params.slots,
             slot_bytes: self.params.slot_bytes,
-            data: Bytes::new(decoded.data).unwrap_or_default(),
+            data: Bytes::new(crate::field::unpack(
+                &decoded.data,
+                self.params.vector_bytes(),
+            ))
+            .unwrap_or_default(),
         };
         debug_assert_eq!(output.data.len(), self.params.vector_bytes());
         self.state.outputs.insert(round, output.clone());

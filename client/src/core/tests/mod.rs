@@ -122,11 +122,19 @@ impl Cluster {
                     self.servers[i].x25519_secret(),
                 )
                 .unwrap();
+                let share = protocol::submission::share_from_opened(
+                    &self.params,
+                    sub.round,
+                    &sub.client,
+                    i,
+                    &share,
+                )
+                .unwrap();
                 (protocol::shamir::x_of(i), share.to_vec())
             })
             .collect();
         let refs: Vec<(u8, &[u8])> = opened.iter().map(|(x, v)| (*x, v.as_slice())).collect();
-        protocol::shamir::combine_vector(&refs).unwrap()
+        protocol::shamir::combine_vector(&refs, self.params.vector_bytes()).unwrap()
     }
 
     /// Slot bytes sealed by `from` to `to` (fragment `index` of `count`).
