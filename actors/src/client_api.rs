@@ -2,30 +2,38 @@
 //! serves). Called by the consensus actor, one tokio task per call, never on the actix
 //! thread.
 //!
-//! Writes (submissions, registrations) go through [`crate::write`]; reads (directory
-//! lookups, status) come from this node's applied state. Nothing a client sends reaches
-//! the log unless the state machine would accept it as this node sees the state now: a
-//! submission for a round this node has not opened yet is held until it has (it may be
-//! a close behind the leader), never written early.
+//! A client's share never reaches the log (round protocol v2): it is checked (addressed
+//! to us, admission, size, digest, signature), opened on the blocking pool, and held in
+//! [`crate::held`] until the share-keeper lists it at `Close`. A share for a round this
+//! node has not opened yet (it may be a close behind the leader) is held for it.
+//! Registrations go through [`crate::write`]; reads (directory pages, status) come from
+//! this node's applied state. Nothing a client sends reaches the log unless the state
+//! machine would accept it as this node sees the state now.
 
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
 use openraft::Raft;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use protocol::bounded::{BoundedVec, Bytes};
-use protocol::wire::{ClientRequest, ClientResponse, Command, RejectReason, StatusInfo};
+use protocol::seal::open_share;
+use protocol::submission::share_from_opened;
+use protocol::wire::{
+    ClientRequest, ClientResponse, Command, RejectReason, ShareUpload, StatusInfo,
+};
 use protocol::Params;
+use zeroize::Zeroizing;
 
-use crate::in_flight::InFlight;
+use crate::held::HeldShares;
 use crate::metrics::{ActorStats, ReasonLabel};
 use crate::net::NetHandle;
 use crate::store::SharedSm;
 use crate::types::{Applied, NodeId, TypeConfig};
 use crate::write::write;
 
-/// Longest a submission for a round ahead of ours is held, waiting for our close.
-pub const HOLD_FUTURE: Duration = Duration::from_secs(2);
+/// The shares this server holds, shared by the client API, the share-keeper and the
+/// round clock.
+pub type SharedHeld = Arc<Mutex<HeldShares>>;
 
 /// Text for a bounded reason field, cut to fit.
 pub fn text<const N: usize>(s: &str) -> Bytes<N> {
@@ -43,46 +51,26 @@ pub struct ClientApi {
     /// Applied state, for reads and pre-checks.
     pub sm: SharedSm,
     /// Round parameters.
-    pub params: Params,
+    pub params: Arc<Params>,
     /// Our index.
     pub me: NodeId,
     /// The consensus actor's counters (failed writes count there).
     pub stats: ActorStats,
     /// Refusals by reason (`chorus_commands_rejected_total`).
     pub rejected: Family<ReasonLabel, Counter>,
-    /// Submissions being written now (shared with the consensus actor).
-    pub in_flight: InFlight,
+    /// Our x25519 secret, to open shares.
+    pub secret: Arc<x25519_dalek::StaticSecret>,
+    /// Shares held until their round is decided.
+    pub held: SharedHeld,
+    /// Shares that did not open (`chorus_share_open_failures_total`).
+    pub open_failures: Counter,
 }
 
 impl ClientApi {
     /// Answer one call.
     pub async fn serve(&self, req: ClientRequest) -> ClientResponse {
         match req {
-            ClientRequest::Submit(sub) => {
-                // Refuse junk before it costs a log entry; the state machine checks
-                // again. The signature comes first, so that nobody without the
-                // client's key learns whether it already submitted this round.
-                let checked = protocol::round::check_submission(&self.params, &sub)
-                    .and_then(|()| self.precheck(&sub));
-                let checked = match checked {
-                    Ok(()) if sub.round > self.open_round() => self
-                        .hold_until_open(sub.round)
-                        .await
-                        .and_then(|()| self.precheck(&sub)),
-                    other => other,
-                };
-                if let Err(r) = checked {
-                    self.count(&r);
-                    return ClientResponse::Rejected(r);
-                }
-                // A copy of a submission being written now is not written again.
-                let Some(_claim) = self.in_flight.claim(sub.client, sub.round) else {
-                    let r = RejectReason::DuplicateSubmission { round: sub.round };
-                    self.count(&r);
-                    return ClientResponse::Rejected(r);
-                };
-                self.commit(Command::Submit(sub)).await
-            }
+            ClientRequest::Share(up) => self.take_share(up).await,
             ClientRequest::Register(reg) => {
                 // Refuse what apply would refuse (a stranger under `listed`, a bad name or
                 // signature) before it costs a log entry.
@@ -121,33 +109,49 @@ impl ClientApi {
         }
     }
 
-    fn precheck(&self, sub: &protocol::Submission) -> Result<(), RejectReason> {
-        self.sm
-            .read()
+    /// Check, open and hold one share. Cheap refusals come first; the signature before
+    /// anything that tells whether this client already submitted.
+    async fn take_share(&self, up: ShareUpload) -> ClientResponse {
+        let checked =
+            protocol::round::check_upload(&self.params, &up, self.me as u16).and_then(|()| {
+                self.sm
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .machine
+                    .precheck_share(up.round)
+            });
+        if let Err(r) = checked {
+            self.count(&r);
+            return ClientResponse::Rejected(r);
+        }
+        let (params, secret, me) = (self.params.clone(), self.secret.clone(), self.me as u16);
+        let (round, client, digest) = (up.round, up.client, up.submission_digest());
+        let opened = tokio::task::spawn_blocking(move || -> Option<Zeroizing<Vec<u8>>> {
+            let plain = open_share(&up.share, up.round, &up.client, me, &secret).ok()?;
+            share_from_opened(&params, up.round, &up.client, usize::from(me), &plain)
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some(share) = opened else {
+            // Only we can open our share; the client hears it at once, and the share
+            // never counts (v1 had to add such shares as zero and garble the round).
+            self.open_failures.inc();
+            let r = RejectReason::ShareDoesNotOpen;
+            self.count(&r);
+            return ClientResponse::Rejected(r);
+        };
+        let held = self
+            .held
+            .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .machine
-            .precheck_submission(sub)
-    }
-
-    fn open_round(&self) -> protocol::Round {
-        self.sm
-            .read()
-            .map(|d| d.machine.state().open_round)
-            .unwrap_or(0)
-    }
-
-    /// Wait (bounded by [`HOLD_FUTURE`]) until this node has opened `round`.
-    async fn hold_until_open(&self, round: protocol::Round) -> Result<(), RejectReason> {
-        let deadline = Instant::now() + HOLD_FUTURE;
-        loop {
-            let open = self.open_round();
-            if round <= open {
-                return Ok(());
+            .hold(round, client, digest, share);
+        match held {
+            Ok(()) => ClientResponse::Accepted { round },
+            Err(r) => {
+                self.count(&r);
+                ClientResponse::Rejected(r)
             }
-            if Instant::now() >= deadline {
-                return Err(RejectReason::FutureRound { got: round, open });
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

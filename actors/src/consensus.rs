@@ -16,11 +16,9 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::Raft;
 use tokio::sync::oneshot;
 
-use crate::in_flight::InFlight;
 use crate::metrics::ActorStats;
 use crate::round_clock::RoundClock;
-use crate::types::{Applied, ForwardOutcome, NodeId, PeerRequest, PeerResponse, TypeConfig};
-use protocol::wire::{Command, RejectReason};
+use crate::types::{ForwardOutcome, NodeId, PeerRequest, PeerResponse, TypeConfig};
 
 /// How often the round clock is checked: well under any sensible `round_ms`.
 const CLOCK_TICK: Duration = Duration::from_millis(20);
@@ -30,24 +28,12 @@ pub struct Consensus {
     raft: Raft<TypeConfig>,
     stats: ActorStats,
     clock: RoundClock,
-    in_flight: InFlight,
 }
 
 impl Consensus {
-    /// The actor over `raft`, with the leader's round `clock`; forwarded submissions
-    /// pass through `in_flight`, like the ones clients hand us directly.
-    pub fn new(
-        raft: Raft<TypeConfig>,
-        clock: RoundClock,
-        in_flight: InFlight,
-        stats: ActorStats,
-    ) -> Self {
-        Self {
-            raft,
-            stats,
-            clock,
-            in_flight,
-        }
+    /// The actor over `raft`, with the leader's round `clock`.
+    pub fn new(raft: Raft<TypeConfig>, clock: RoundClock, stats: ActorStats) -> Self {
+        Self { raft, stats, clock }
     }
 }
 
@@ -76,7 +62,6 @@ impl Handler<HandlePeer> for Consensus {
     fn handle(&mut self, msg: HandlePeer, _: &mut Self::Context) {
         self.stats.dequeued();
         let raft = self.raft.clone();
-        let in_flight = self.in_flight.clone();
         let stats = self.stats.clone();
         // Raft RPCs run concurrently: replication must not queue behind a slow write.
         tokio::spawn(async move {
@@ -85,24 +70,7 @@ impl Handler<HandlePeer> for Consensus {
                 PeerRequest::Vote(r) => PeerResponse::Vote(raft.vote(r).await),
                 PeerRequest::Snapshot(r) => PeerResponse::Snapshot(raft.install_snapshot(r).await),
                 PeerRequest::Forward(cmd) => {
-                    // Copies of one submission forwarded by different servers at once
-                    // are written once: the first holds the claim until it commits.
-                    let claim = match &cmd {
-                        Command::Submit(sub) => match in_flight.claim(sub.client, sub.round) {
-                            Some(c) => Some(c),
-                            None => {
-                                let dup = RejectReason::DuplicateSubmission { round: sub.round };
-                                let _ =
-                                    msg.reply
-                                        .send(PeerResponse::Forward(ForwardOutcome::Applied(
-                                            Applied::Rejected(dup),
-                                        )));
-                                return;
-                            }
-                        },
-                        _ => None,
-                    };
-                    let outcome = PeerResponse::Forward(match raft.client_write(cmd).await {
+                    PeerResponse::Forward(match raft.client_write(cmd).await {
                         Ok(r) => ForwardOutcome::Applied(r.data),
                         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                             ForwardOutcome::NotLeader(f.leader_id)
@@ -111,9 +79,7 @@ impl Handler<HandlePeer> for Consensus {
                             stats.failed();
                             ForwardOutcome::Failed(e.to_string())
                         }
-                    });
-                    drop(claim);
-                    outcome
+                    })
                 }
             };
             tracing::trace!(from = msg.from, "answered peer");

@@ -151,6 +151,7 @@ pub fn applied(
                     metrics.rejected_commands.get_or_create(&label).inc();
                 }
                 Effect::Closed { .. } => metrics.round_outcome("closed"),
+                Effect::Decided { .. } => metrics.round_outcome("decided"),
                 Effect::Void { .. } => metrics.round_outcome("void"),
                 Effect::Output(_) => metrics.round_outcome("output"),
                 Effect::ConfigMismatch(field) => {

@@ -12,11 +12,12 @@
 //! - [`net`], [`raft_net`]: the swarm's event loop (which forwards only servers'
 //!   gossip, judged by `p2p::gossip`); openraft's network over it.
 //! - [`write`]: the commit path (forward to the leader, bounded retries, typed error);
-//!   [`in_flight`]: submissions being written, so concurrent copies are written once.
+//!   [`held`]: clients' opened shares held between their upload and the round's
+//!   decision (they never enter the log).
 //! - [`messages`]: messages more than one actor handles; [`quota`]: per-peer quotas on
 //!   client calls.
 //! - [`peer_connection`], [`client_api`], [`gateway`], [`round_clock`], [`consensus`],
-//!   [`round_sums`], [`share_keeper`], [`broadcaster`]: the actors and their logic.
+//!   [`share_keeper`], [`broadcaster`]: the actors and their logic.
 //! - [`dispatch`]: the tasks that route network events and applied entries to actors.
 //! - [`status`], [`server`]: `/status`, and the wiring that starts everything.
 
@@ -25,7 +26,7 @@ pub mod client_api;
 pub mod consensus;
 pub mod dispatch;
 pub mod gateway;
-pub mod in_flight;
+pub mod held;
 pub mod messages;
 pub mod metrics;
 pub mod net;
@@ -33,7 +34,6 @@ pub mod peer_connection;
 pub mod quota;
 pub mod raft_net;
 pub mod round_clock;
-pub mod round_sums;
 pub mod server;
 pub mod share_keeper;
 pub mod status;

@@ -130,13 +130,15 @@ pub struct RaftGauges {
 pub struct KeeperMetrics {
     /// Shares that did not open (a client sealed garbage to us).
     pub open_failures: Counter,
+    /// Lists of held shares (`Have`) committed.
+    pub haves: Counter,
     /// Reveals committed.
     pub reveals: Counter,
-    /// Sums recomputed from the replicated state (after a restart).
-    pub recomputed: Counter,
-    /// Reveals retried because a closed round still lacked ours.
+    /// Decided rounds we serve but hold too few shares for (lost in a restart).
+    pub cannot_serve: Counter,
+    /// Lists or reveals retried because a round still lacked ours.
     pub reveal_retries: Counter,
-    /// Bytes of round sums held now.
+    /// Bytes of clients' shares held now.
     pub held_bytes: Gauge,
 }
 
@@ -218,7 +220,7 @@ impl NodeMetrics {
         );
         r.register(
             "rounds",
-            "Rounds by outcome: closed (revealing), void (too few clients), output",
+            "Rounds by outcome: closed, decided (revealing), void (too few lists or clients), output",
             rounds.clone(),
         );
         r.register(
@@ -227,23 +229,28 @@ impl NodeMetrics {
             keeper.open_failures.clone(),
         );
         r.register(
+            "haves",
+            "Lists of held shares this server committed",
+            keeper.haves.clone(),
+        );
+        r.register(
             "reveals",
             "Reveals this server committed",
             keeper.reveals.clone(),
         );
         r.register(
             "reveal_retries",
-            "Reveals retried because a closed round still lacked ours",
+            "Lists and reveals retried because a round still lacked ours",
             keeper.reveal_retries.clone(),
         );
         r.register(
-            "sums_recomputed",
-            "Round sums recomputed from the replicated state",
-            keeper.recomputed.clone(),
+            "rounds_not_served",
+            "Decided rounds this server serves but lacks shares for (lost in a restart)",
+            keeper.cannot_serve.clone(),
         );
         r.register(
             "share_keeper_held_bytes",
-            "Bytes of round sums the share-keeper holds (one vector per open round)",
+            "Bytes of clients' shares held until their round is decided",
             keeper.held_bytes.clone(),
         );
         r.register(

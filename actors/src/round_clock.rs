@@ -2,14 +2,18 @@
 //! acts only on the leader. Time enters the replicated state only through what it commits:
 //!
 //! - `Init(params)`, once, if the cluster has no committed parameters yet;
-//! - `Close(r)` when the open round has held submissions for `round_ms`;
-//! - `Finalize(r)` when a closed round has had `t + 1` reveals for [`RoundClock::grace`]
+//! - `Close(r)` when the open round has held shares here for `round_ms`;
+//! - `Decide(r)` when a closed round has had lists of held shares from `n − f` servers
+//!   for [`RoundClock::list_grace`] without all `n` (a server is down or slow), or has
+//!   waited [`RoundClock::give_up`] for them (it is then decided or, with fewer than
+//!   `t + 1` lists, void);
+//! - `Finalize(r)` when a decided round has had `t + 1` reveals for [`RoundClock::grace`]
 //!   without reaching an output (a server is down or slow): the state machine then
 //!   decides with the reveals that are in.
 //!
 //! An empty round stays open (an idle cluster writes nothing to its log) and its clock
-//! starts with its first submission; after a leader change the new leader waits a full
-//! round.
+//! starts with the first share the leader holds for it; after a leader change the new
+//! leader waits a full round.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +24,7 @@ use openraft::Raft;
 use protocol::wire::{Command, Round};
 use protocol::Params;
 
+use crate::client_api::SharedHeld;
 use crate::net::NetHandle;
 use crate::store::SharedSm;
 use crate::types::TypeConfig;
@@ -30,6 +35,7 @@ pub struct RoundClock {
     raft: Raft<TypeConfig>,
     net: NetHandle,
     sm: SharedSm,
+    held: SharedHeld,
     params: Params,
     round: Duration,
     seen_round: Round,
@@ -37,7 +43,10 @@ pub struct RoundClock {
     closing: Arc<AtomicBool>,
     /// Closed rounds with t+1 reveals and no output yet, since when.
     revealable_since: BTreeMap<Round, Instant>,
+    /// Closed undecided rounds: since when closed, and since when n − f lists are in.
+    undecided_since: BTreeMap<Round, (Instant, Option<Instant>)>,
     busy_finalizing: Arc<AtomicBool>,
+    busy_deciding: Arc<AtomicBool>,
     busy_initialising: Arc<AtomicBool>,
 }
 
@@ -47,6 +56,7 @@ impl RoundClock {
         raft: Raft<TypeConfig>,
         net: NetHandle,
         sm: SharedSm,
+        held: SharedHeld,
         params: Params,
         round: Duration,
     ) -> Self {
@@ -54,13 +64,16 @@ impl RoundClock {
             raft,
             net,
             sm,
+            held,
             params,
             round,
             seen_round: 0,
             opened_at: Instant::now(),
             closing: Arc::new(AtomicBool::new(false)),
             revealable_since: BTreeMap::new(),
+            undecided_since: BTreeMap::new(),
             busy_finalizing: Arc::new(AtomicBool::new(false)),
+            busy_deciding: Arc::new(AtomicBool::new(false)),
             busy_initialising: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -72,11 +85,24 @@ impl RoundClock {
         (self.round * 3).max(Duration::from_secs(1))
     }
 
+    /// How long a round with lists from n − f servers waits for the rest: every live
+    /// server lists right after `Close`, so this is only ever spent when one is down.
+    pub fn list_grace(&self) -> Duration {
+        self.round.max(Duration::from_millis(500))
+    }
+
+    /// How long a closed round waits for n − f lists before it is decided with what is
+    /// in (void below t + 1), so a round never waits forever.
+    pub fn give_up(&self) -> Duration {
+        self.grace() * 4
+    }
+
     /// Check the clock; called every few tens of milliseconds.
     pub fn tick(&mut self) {
         let leader = self.raft.metrics().borrow().state.is_leader();
         let needed = self.params.reveals_needed();
-        let (open, empty, initialised, revealable) = self
+        let quorum = (usize::from(self.params.servers) - self.params.f()).max(needed);
+        let (open, initialised, revealable, undecided) = self
             .sm
             .read()
             .map(|d| {
@@ -87,18 +113,32 @@ impl RoundClock {
                     .filter(|(_, c)| c.reveals.len() >= needed)
                     .map(|(r, _)| *r)
                     .collect();
-                (
-                    s.open_round,
-                    s.collecting.is_empty(),
-                    s.genesis.is_some(),
-                    revealable,
-                )
+                let undecided: Vec<(Round, bool)> = s
+                    .awaiting
+                    .iter()
+                    .filter(|(_, c)| c.decided.is_none())
+                    .map(|(r, c)| (*r, c.haves.len() >= quorum))
+                    .collect();
+                (s.open_round, s.genesis.is_some(), revealable, undecided)
             })
-            .unwrap_or((0, true, true, Vec::new()));
+            .unwrap_or((0, true, Vec::new(), Vec::new()));
+        let empty = !self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .holds_any(open);
         let now = Instant::now();
         self.revealable_since.retain(|r, _| revealable.contains(r));
         for r in revealable {
             self.revealable_since.entry(r).or_insert(now);
+        }
+        self.undecided_since
+            .retain(|r, _| undecided.iter().any(|(u, _)| u == r));
+        for (r, quorate) in undecided {
+            let since = self.undecided_since.entry(r).or_insert((now, None));
+            if quorate && since.1.is_none() {
+                since.1 = Some(now);
+            }
         }
         if !leader {
             self.seen_round = open;
@@ -109,6 +149,7 @@ impl RoundClock {
             self.initialise();
         }
         self.finalize_overdue(now);
+        self.decide_overdue(now);
         if open != self.seen_round {
             // A new round opened: its full time starts now.
             self.seen_round = open;
@@ -117,7 +158,7 @@ impl RoundClock {
         }
         if empty {
             // An empty round stays open (an idle cluster writes nothing to its log), and
-            // its clock starts with its first submission.
+            // its clock starts with the first share we hold for it.
             self.opened_at = now;
             return;
         }
@@ -149,6 +190,36 @@ impl RoundClock {
         tokio::spawn(async move {
             if let Err(e) = write(&raft, &net, cmd).await {
                 tracing::warn!(error = %e, "could not commit the cluster parameters");
+            }
+            busy.store(false, Ordering::Release);
+        });
+    }
+
+    fn decide_overdue(&self, now: Instant) {
+        let (list_grace, give_up) = (self.list_grace(), self.give_up());
+        let Some(round) = self
+            .undecided_since
+            .iter()
+            .find(|(_, (closed, quorate))| {
+                quorate.is_some_and(|q| now.duration_since(q) >= list_grace)
+                    || now.duration_since(*closed) >= give_up
+            })
+            .map(|(r, _)| *r)
+        else {
+            return;
+        };
+        if self.busy_deciding.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (raft, net, busy) = (
+            self.raft.clone(),
+            self.net.clone(),
+            self.busy_deciding.clone(),
+        );
+        tokio::spawn(async move {
+            tracing::debug!(round, "deciding a round still short of lists");
+            if let Err(e) = write(&raft, &net, Command::Decide { round }).await {
+                tracing::warn!(round, error = %e, "could not decide the round");
             }
             busy.store(false, Ordering::Release);
         });

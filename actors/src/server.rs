@@ -323,26 +323,31 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
 
     let peer_conn =
         PeerConnection::new(net.clone(), tokio::spawn(net_loop), peer_stats.clone()).start();
-    let in_flight = crate::in_flight::InFlight::default();
+    let held: crate::client_api::SharedHeld = Arc::new(std::sync::Mutex::new(
+        crate::held::HeldShares::new(cfg.params.share_bytes()),
+    ));
     let api = ClientApi {
         raft: raft.clone(),
         net: net.clone(),
         sm: shared.clone(),
-        params: cfg.params.clone(),
+        params: Arc::new(cfg.params.clone()),
         me: cfg.me,
         stats: gateway_stats.clone(),
         rejected: metrics.rejected_commands.clone(),
-        in_flight: in_flight.clone(),
+        secret: Arc::new(identity.x25519_secret().clone()),
+        held: held.clone(),
+        open_failures: metrics.keeper.open_failures.clone(),
     };
     let clock = RoundClock::new(
         raft.clone(),
         net.clone(),
         shared.clone(),
+        held.clone(),
         cfg.params.clone(),
         Duration::from_millis(cfg.round_ms),
     );
     let consensus = Mailbox {
-        addr: Consensus::new(raft.clone(), clock, in_flight, consensus_stats.clone()).start(),
+        addr: Consensus::new(raft.clone(), clock, consensus_stats.clone()).start(),
         stats: consensus_stats.clone(),
     };
     let gateway = Mailbox {
@@ -354,7 +359,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
             cfg.me,
             identity.clone(),
             cfg.faults.wrong_reveals.clone(),
-            cfg.params.clone(),
+            held.clone(),
             raft.clone(),
             net.clone(),
             shared.clone(),

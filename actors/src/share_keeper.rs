@@ -1,25 +1,23 @@
-//! The share-keeper actor: opens this server's share of every accepted submission, adds
-//! it into the round's sum, and reveals the sum once the replicated state closes the round.
+//! The share-keeper actor: after `Close(r)` it commits this server's list of the clients
+//! whose share of `r` it holds; once the round is decided and we serve it, it commits
+//! our sum over the included clients; at the output (or void) it forgets the round.
 //!
 //! ```text
-//!  dispatcher ─Committed(Accepted r)─► ShareKeeper ─spawn_blocking: open share─► sum[r] ^= share
-//!             ─Committed(Closed r)───► ShareKeeper ─write(Reveal(r, me, sum[r]))─► Raft
-//!             ─Committed(Void r)─────► ShareKeeper: forget sum[r] (zeroized)
+//!  dispatcher ─Committed(Closed r)───► ShareKeeper ─write(Have(r, me, list))──► Raft
+//!             ─Committed(Decided r)──► ShareKeeper ─write(Reveal(r, me, Σ_I))─► Raft
+//!             ─Committed(Output/Void)► ShareKeeper: forget r's shares (zeroized)
 //! ```
-//! A sum is never revealed before the replicated state closed its round with at least k
-//! clients: the keeper reveals only on a `Closed` effect, which the state machine emits
-//! only then, and the state machine refuses reveals for any other round.
+//! Shares arrive through the client API ([`crate::client_api`]) into [`crate::held`];
+//! none is ever in the log. A sum is never revealed before the replicated state decided
+//! its round with at least k clients: the keeper reveals only on a `Decided` effect,
+//! and the state machine refuses reveals for any other round or from a server outside
+//! the serving set.
 //!
-//! A reveal that did not commit (its write gave up, or we installed a snapshot and never
-//! saw the round's `Close`) is retried: every [`REVEAL_CHECK`] the keeper looks for
-//! closed rounds still lacking our reveal, and one owed at two checks in a row with no
-//! write of ours in flight is recomputed from the replicated state and revealed again.
-//! Without that, a round with only t+1 servers up would stall for good.
-//!
-//! Opening a share (x25519, HKDF and an AEAD over the whole vector) runs on tokio's
-//! blocking pool, never on the actix thread. While it runs the actor holds its mailbox
-//! (`ctx.wait`), so sums are folded in log order and a `Closed` is never handled before
-//! the submissions that precede it.
+//! A list or reveal that did not commit (its write gave up) is retried: every
+//! [`REVEAL_CHECK`] the keeper looks for rounds still lacking ours, and one owed at two
+//! checks in a row with no write of ours in flight is written again. A server that
+//! restarted holds nothing, lists nothing, and cannot serve a round decided with it;
+//! the others reveal (t + 1 of them suffice).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -28,112 +26,70 @@ use std::time::Duration;
 use actix::prelude::*;
 use openraft::Raft;
 use protocol::bounded::Bytes;
-use protocol::seal::open_share;
-use protocol::submission::share_from_opened;
-use protocol::wire::{ClientId, Command, Reveal, Round, SealedShare, Submission};
-use protocol::{Effect, Params, State};
-use zeroize::Zeroizing;
+use protocol::wire::{ClientId, Command, Have, Reveal, Round};
+use protocol::{Effect, State};
 
+use crate::client_api::SharedHeld;
 use crate::messages::Committed;
 use crate::metrics::{ActorStats, KeeperMetrics};
 use crate::net::NetHandle;
-use crate::round_sums::RoundSums;
 use crate::store::SharedSm;
 use crate::types::{Applied, NodeId, TypeConfig};
 use crate::write::write;
 
-/// How often the keeper looks for closed rounds still owed our reveal. Longer than a
-/// normal reveal takes, so the usual path is never raced.
+/// How often the keeper looks for rounds still owed our list or reveal. Longer than a
+/// normal write takes, so the usual path is never raced.
 pub const REVEAL_CHECK: Duration = Duration::from_secs(3);
 
-/// Closed rounds whose reveals lack ours, with their participant counts.
-pub fn owed_reveals(state: &State, me: u16) -> Vec<(Round, u32)> {
-    state
-        .awaiting
-        .iter()
-        .filter(|(_, c)| !c.reveals.contains_key(&me))
-        .map(|(r, c)| (*r, c.participants))
-        .collect()
+/// What a round still lacks from us.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Owed {
+    /// Our list of held shares (the round is closed and undecided).
+    Have(Round),
+    /// Our sum over the included clients (the round is decided and we serve it).
+    Reveal(Round, Vec<ClientId>),
 }
 
-/// Opens this server's shares; cheap to clone into a blocking task.
-#[derive(Clone)]
-struct Opener {
-    me: NodeId,
-    secret: Arc<x25519_dalek::StaticSecret>,
-    params: Arc<Params>,
-}
-
-/// Our sealed share of one submission, taken out of the log entry.
-struct Sealed {
-    client: ClientId,
-    share: Option<SealedShare>,
-}
-
-/// What opening one share gave.
-enum Opened {
-    /// Our share, ready to add.
-    Share(Zeroizing<Vec<u8>>),
-    /// The share did not open or had the wrong size: a client sealed garbage to us.
-    Garbage,
-    /// The submission had no share for us: a broken invariant of the log (the share
-    /// count is checked before commit), not client input.
-    Missing,
-}
-
-impl Opener {
-    fn take(&self, sub: &Submission) -> Sealed {
-        Sealed {
-            client: sub.client,
-            share: sub.shares.as_slice().get(self.me as usize).cloned(),
+impl Owed {
+    fn round(&self) -> Round {
+        match self {
+            Self::Have(r) | Self::Reveal(r, _) => *r,
         }
     }
-
-    fn open(&self, round: Round, sealed: &Sealed) -> Opened {
-        let Some(share) = &sealed.share else {
-            return Opened::Missing;
-        };
-        let Ok(opened) = open_share(share, round, &sealed.client, self.me as u16, &self.secret)
-        else {
-            return Opened::Garbage;
-        };
-        // A seed expands to our share; a whole share must be canonical field elements.
-        share_from_opened(
-            &self.params,
-            round,
-            &sealed.client,
-            self.me as usize,
-            &opened,
-        )
-        .map_or(Opened::Garbage, Opened::Share)
-    }
-
-    /// Open a batch on the blocking pool (in order).
-    async fn open_all(&self, round: Round, batch: Vec<Sealed>) -> Vec<Opened> {
-        let me = self.clone();
-        let n = batch.len();
-        tokio::task::spawn_blocking(move || batch.iter().map(|s| me.open(round, s)).collect())
-            .await
-            // The blocking pool only fails at shutdown; count every share as missing then.
-            .unwrap_or_else(|_| (0..n).map(|_| Opened::Missing).collect())
-    }
 }
 
-/// Opens this server's shares and reveals per-round sums.
+/// Rounds lacking our list (only those we listed here before: a restarted server that
+/// holds nothing must not post an empty list) or our reveal.
+pub fn owed(state: &State, me: u16, listed_here: impl Fn(Round) -> bool) -> Vec<Owed> {
+    let mut out = Vec::new();
+    for (round, closed) in &state.awaiting {
+        match &closed.decided {
+            None if !closed.haves.contains_key(&me) && listed_here(*round) => {
+                out.push(Owed::Have(*round));
+            }
+            Some(d) if d.servers.contains(&me) && !closed.reveals.contains_key(&me) => {
+                out.push(Owed::Reveal(*round, d.included.clone()));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Lists our held shares and reveals our sums.
 pub struct ShareKeeper {
-    opener: Opener,
     me: NodeId,
-    sums: RoundSums,
+    held: SharedHeld,
     raft: Raft<TypeConfig>,
     net: NetHandle,
     sm: SharedSm,
     stats: ActorStats,
     metrics: KeeperMetrics,
-    /// Rounds whose reveal write is in flight (shared with those writes' tasks).
-    revealing: Arc<Mutex<BTreeSet<Round>>>,
-    /// Rounds owed our reveal at the previous check.
-    owed_before: BTreeSet<Round>,
-    /// Signs our reveals.
+    /// Rounds whose list or reveal write is in flight (shared with those writes' tasks).
+    writing: Arc<Mutex<BTreeSet<Round>>>,
+    /// What was owed at the previous check.
+    owed_before: BTreeSet<Owed>,
+    /// Signs our lists and reveals.
     identity: Arc<keys::Identity>,
     /// Test-only fault: reveal a wrong sum while set (see [`crate::server::Faults`]).
     wrong_reveals: Arc<std::sync::atomic::AtomicBool>,
@@ -146,119 +102,87 @@ impl ShareKeeper {
         me: NodeId,
         identity: Arc<keys::Identity>,
         wrong_reveals: Arc<std::sync::atomic::AtomicBool>,
-        params: Params,
+        held: SharedHeld,
         raft: Raft<TypeConfig>,
         net: NetHandle,
         sm: SharedSm,
         stats: ActorStats,
         metrics: KeeperMetrics,
     ) -> Self {
-        let share_bytes = params.share_bytes();
         Self {
-            opener: Opener {
-                me,
-                secret: Arc::new(identity.x25519_secret().clone()),
-                params: Arc::new(params),
-            },
             me,
-            sums: RoundSums::new(share_bytes),
+            held,
             raft,
             net,
             sm,
             stats,
             metrics,
-            revealing: Arc::default(),
+            writing: Arc::default(),
             owed_before: BTreeSet::new(),
             identity,
             wrong_reveals,
         }
     }
 
-    /// Reveal again what is still owed since the previous check (see the module doc).
-    fn retry_owed(&mut self, ctx: &mut Context<Self>) {
-        let owed = {
+    fn held(&self) -> std::sync::MutexGuard<'_, crate::held::HeldShares> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write again what is still owed since the previous check (see the module doc).
+    fn retry_owed(&mut self) {
+        let now_owed: BTreeSet<Owed> = {
             let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
-            owed_reveals(d.machine.state(), self.me as u16)
+            let held = self.held();
+            owed(d.machine.state(), self.me as u16, |r| held.is_closed(r))
+                .into_iter()
+                .collect()
         };
         let in_flight = self
-            .revealing
+            .writing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let mut now_owed = BTreeSet::new();
-        for (round, participants) in owed {
-            if in_flight.contains(&round) {
+        let again: Vec<Owed> = now_owed.intersection(&self.owed_before).cloned().collect();
+        for o in &again {
+            if in_flight.contains(&o.round()) {
                 continue;
             }
-            if self.owed_before.contains(&round) {
-                tracing::info!(round, "retrying our reveal");
-                self.metrics.reveal_retries.inc();
-                self.on_closed(ctx, round, participants);
-            } else {
-                now_owed.insert(round);
+            tracing::info!(round = o.round(), "retrying our part of a round");
+            self.metrics.reveal_retries.inc();
+            match o {
+                Owed::Have(r) => self.list(*r),
+                Owed::Reveal(r, included) => self.reveal(*r, included),
             }
         }
         self.owed_before = now_owed;
     }
 
-    fn fold(&mut self, round: Round, opened: Opened) {
-        match opened {
-            Opened::Share(s) => self.sums.add(round, Some(s)),
-            Opened::Garbage => {
-                // Only we can open our share, so this cannot be refused before commit.
-                // It counts as zero: the round's output will be garbled (jamming), but no
-                // server stalls or crashes. Rejecting such clients is future work.
-                self.metrics.open_failures.inc();
-                self.sums.add(round, None);
-            }
-            Opened::Missing => {
-                self.stats.failed();
-                self.sums.add(round, None);
-            }
-        }
-    }
-
-    /// Open `batch` off the actix thread, then fold the results in and run `then`; no
-    /// other message is handled meanwhile.
-    fn open_then(
-        &mut self,
-        ctx: &mut Context<Self>,
-        round: Round,
-        batch: Vec<Sealed>,
-        then: impl FnOnce(&mut Self) + 'static,
-    ) {
-        let opener = self.opener.clone();
-        let fut = async move { opener.open_all(round, batch).await };
-        ctx.wait(fut.into_actor(self).map(move |opened, act, _| {
-            for o in opened {
-                act.fold(round, o);
-            }
-            then(act);
-        }));
-    }
-
-    fn on_closed(&mut self, ctx: &mut Context<Self>, round: Round, participants: u32) {
-        if self.sums.included(round) == Some(participants) {
-            self.reveal(round);
+    /// Commit our list of the clients whose share of `round` we hold (none: no list).
+    fn list(&mut self, round: Round) {
+        let clients = self.held().close(round);
+        if clients.is_empty() {
             return;
         }
-        // We missed accepted submissions (they were in a snapshot we loaded): recompute
-        // the sum from the replicated state.
-        let batch: Vec<Sealed> = {
-            let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
-            d.machine
-                .pending_submissions(round)
-                .into_iter()
-                .map(|s| self.opener.take(s))
-                .collect()
-        };
-        self.sums.forget(round);
-        self.metrics.recomputed.inc();
-        self.open_then(ctx, round, batch, move |act| act.reveal(round));
+        match Have::new(round, self.me as u16, clients, &self.identity) {
+            Ok(have) => self.commit(round, Command::Have(have), self.metrics.haves.clone()),
+            Err(e) => {
+                self.stats.failed();
+                tracing::error!(round, error = %e, "our list of held shares is too long");
+            }
+        }
     }
 
-    fn reveal(&mut self, round: Round) {
-        let mut sum = self.sums.take(round).to_vec();
+    /// Commit our sum over `included`, if we hold all their shares.
+    fn reveal(&mut self, round: Round, included: &[ClientId]) {
+        let Some(sum) = self.held().sum(round, included) else {
+            self.metrics.cannot_serve.inc();
+            tracing::warn!(
+                round,
+                "we serve this round but lack shares of it (restarted?)"
+            );
+            return;
+        };
+        let mut sum = sum.to_vec();
         if self
             .wrong_reveals
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -277,40 +201,44 @@ impl ShareKeeper {
             self.stats.failed();
             return;
         };
-        let (me, identity) = (self.me as u16, self.identity.clone());
-        let (raft, net, stats, reveals) = (
-            self.raft.clone(),
-            self.net.clone(),
-            self.stats.clone(),
-            self.metrics.reveals.clone(),
-        );
-        let revealing = self.revealing.clone();
-        revealing
+        let cmd = Command::Reveal(Reveal::new(round, self.me as u16, sum, &self.identity));
+        self.commit(round, cmd, self.metrics.reveals.clone());
+    }
+
+    /// Write `cmd` for `round` in its own task, tracked so the retry check waits for it.
+    fn commit(
+        &self,
+        round: Round,
+        cmd: Command,
+        done: prometheus_client::metrics::counter::Counter,
+    ) {
+        let (raft, net, stats) = (self.raft.clone(), self.net.clone(), self.stats.clone());
+        let writing = self.writing.clone();
+        writing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(round);
         tokio::spawn(async move {
-            let cmd = Command::Reveal(Reveal::new(round, me, sum, &identity));
             let outcome = write(&raft, &net, cmd).await;
-            revealing
+            writing
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&round);
             match outcome {
                 Ok(Applied::Ok { .. }) => {
-                    reveals.inc();
+                    done.inc();
                 }
-                // Replays after a restart meet an already revealed round: fine.
+                // Replays after a restart meet a round already past this step: fine.
                 Ok(Applied::Rejected(_)) | Ok(Applied::Internal) => {}
                 Err(e) => {
                     stats.failed();
-                    tracing::warn!(round, error = %e, "could not commit our reveal");
+                    tracing::warn!(round, error = %e, "could not commit our part of the round");
                 }
             }
         });
     }
 
-    /// Bound memory: sums for rounds far behind the open one can never be revealed.
+    /// Bound memory: rounds far behind the open one can never be decided.
     fn prune(&mut self) {
         let open = self
             .sm
@@ -318,8 +246,12 @@ impl ShareKeeper {
             .map(|d| d.machine.state().open_round)
             .unwrap_or(0);
         let floor = open.saturating_sub(protocol::round::MAX_AWAITING_REVEAL as u64 + 2);
-        self.sums.forget_below(floor);
-        self.metrics.held_bytes.set(self.sums.held_bytes() as i64);
+        let bytes = {
+            let mut held = self.held();
+            held.forget_below(floor);
+            held.held_bytes()
+        };
+        self.metrics.held_bytes.set(bytes as i64);
     }
 }
 
@@ -327,28 +259,23 @@ impl Actor for ShareKeeper {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(crate::MAILBOX_CAPACITY);
-        ctx.run_interval(REVEAL_CHECK, |act, ctx| act.retry_owed(ctx));
+        ctx.run_interval(REVEAL_CHECK, |act, _| act.retry_owed());
     }
 }
 
 impl Handler<Committed> for ShareKeeper {
     type Result = ();
-    fn handle(&mut self, msg: Committed, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
         self.stats.dequeued();
-        match (&msg.0.effect, &msg.0.command) {
-            (Effect::Accepted { round, .. }, Command::Submit(sub)) => {
-                let batch = vec![self.opener.take(sub)];
-                self.open_then(ctx, *round, batch, Self::prune);
-                return;
-            }
-            (
-                Effect::Closed {
-                    round,
-                    participants,
-                },
-                _,
-            ) => self.on_closed(ctx, *round, *participants),
-            (Effect::Void { round, .. }, _) => self.sums.forget(*round),
+        match &msg.0.effect {
+            Effect::Closed { round } => self.list(*round),
+            Effect::Decided {
+                round,
+                servers,
+                included,
+            } if servers.contains(&(self.me as u16)) => self.reveal(*round, included),
+            Effect::Output(o) => self.held().forget(o.round),
+            Effect::Void { round, .. } => self.held().forget(*round),
             _ => {}
         }
         self.prune();
@@ -357,30 +284,49 @@ impl Handler<Committed> for ShareKeeper {
 
 #[cfg(test)]
 mod tests {
-    use protocol::bounded::Bytes;
-    use protocol::round::ClosedRound;
+    use protocol::bounded::{Bytes, Fixed};
+    use protocol::round::{ClosedRound, Decision};
+    use protocol::wire::HeldEntry;
 
     use super::*;
 
     #[test]
-    fn a_closed_round_is_owed_until_our_reveal_is_in() {
+    fn a_round_is_owed_our_list_then_our_reveal_until_they_are_in() {
         let mut state = State::default();
-        let mut closed = ClosedRound {
-            participants: 4,
-            submissions: Vec::new(),
-            reveals: Default::default(),
+        let entry = HeldEntry {
+            client: Fixed([1; 32]),
+            digest: Fixed([2; 16]),
         };
-        closed
+        // Round 7: closed, server 1 listed, we (0) have not.
+        let mut listing = ClosedRound::default();
+        listing.haves.insert(1, vec![entry]);
+        state.awaiting.insert(7, listing.clone());
+        // Round 8: decided with us serving, our reveal missing; round 9: ours is in.
+        let mut decided = ClosedRound {
+            decided: Some(Decision {
+                servers: vec![0, 1],
+                included: vec![entry.client],
+            }),
+            ..ClosedRound::default()
+        };
+        decided
             .reveals
-            .insert(0, Bytes::new(vec![0u8; 4]).expect("fits"));
-        state.awaiting.insert(7, closed.clone());
-        closed
+            .insert(1, Bytes::new(vec![0u8; 8]).expect("fits"));
+        state.awaiting.insert(8, decided.clone());
+        decided
             .reveals
-            .insert(1, Bytes::new(vec![0u8; 4]).expect("fits"));
-        state.awaiting.insert(8, closed);
-        // Server 1 revealed round 8 but not 7; server 0 revealed both; server 2 neither.
-        assert_eq!(owed_reveals(&state, 1), vec![(7, 4)]);
-        assert!(owed_reveals(&state, 0).is_empty());
-        assert_eq!(owed_reveals(&state, 2), vec![(7, 4), (8, 4)]);
+            .insert(0, Bytes::new(vec![0u8; 8]).expect("fits"));
+        state.awaiting.insert(9, decided);
+        assert_eq!(
+            owed(&state, 0, |_| true),
+            vec![Owed::Have(7), Owed::Reveal(8, vec![entry.client])]
+        );
+        // A server that never listed round 7 here (it restarted) owes no list.
+        assert_eq!(
+            owed(&state, 0, |_| false),
+            vec![Owed::Reveal(8, vec![entry.client])]
+        );
+        // Server 2 serves none of them and owes nothing but round 7's list.
+        assert_eq!(owed(&state, 2, |_| true), vec![Owed::Have(7)]);
     }
 }

@@ -21,9 +21,9 @@ pub enum Applied {
     /// A blank or membership entry.
     #[default]
     Internal,
-    /// The command was accepted (into `round`, for submissions).
+    /// The command was accepted.
     Ok {
-        /// The open round at the time, for submissions; 0 otherwise.
+        /// The round it concerned; 0 for commands outside rounds.
         round: Round,
     },
     /// The state machine refused it.
@@ -33,9 +33,11 @@ pub enum Applied {
 impl From<&Effect> for Applied {
     fn from(e: &Effect) -> Self {
         match e {
-            Effect::Accepted { round, .. } => Self::Ok { round: *round },
             Effect::Rejected(r) => Self::Rejected(r.clone()),
-            Effect::Closed { round, .. } | Effect::Void { round, .. } => Self::Ok { round: *round },
+            Effect::Closed { round }
+            | Effect::Void { round, .. }
+            | Effect::HaveRecorded { round, .. }
+            | Effect::Decided { round, .. } => Self::Ok { round: *round },
             Effect::RevealRecorded { round, .. } => Self::Ok { round: *round },
             Effect::Output(o) => Self::Ok { round: o.round },
             Effect::Registered { .. }

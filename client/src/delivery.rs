@@ -21,10 +21,12 @@ pub enum RetryReason {
     Void,
     /// The round produced no output we could accept within the lost-round limit.
     Lost,
+    /// The round's output came without us: a server that serves it missed our share.
+    Excluded,
 }
 
 impl RetryReason {
-    const ALL: [Self; 3] = [Self::Collision, Self::Void, Self::Lost];
+    const ALL: [Self; 4] = [Self::Collision, Self::Void, Self::Lost, Self::Excluded];
 }
 
 impl fmt::Display for RetryReason {
@@ -33,6 +35,7 @@ impl fmt::Display for RetryReason {
             Self::Collision => "collision: another sender used the same slot",
             Self::Void => "round was void (too few participants)",
             Self::Lost => "round produced no output",
+            Self::Excluded => "not included: a server missed our share",
         })
     }
 }

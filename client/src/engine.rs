@@ -242,8 +242,11 @@ impl Shell {
                     req,
                     timeout_ms,
                 } => {
-                    if let protocol::wire::ClientRequest::Submit(sub) = &req {
-                        tracing::trace!(target: "chorus_timing", round = sub.round, "submit");
+                    // One record per submission: its shares leave together.
+                    if let protocol::wire::ClientRequest::Share(up) = &req {
+                        if up.server == 0 {
+                            tracing::trace!(target: "chorus_timing", round = up.round, "submit");
+                        }
                     }
                     let conn = self.conn.clone();
                     self.in_flight.push(Box::pin(async move {

@@ -31,4 +31,6 @@ pub mod wire;
 pub use codec::{decode, encode, DecodeError};
 pub use params::{Admission, Params};
 pub use round::{Effect, RoundMachine, State};
-pub use wire::{ClientRequest, ClientResponse, Command, RejectReason, Round, Submission};
+pub use wire::{
+    ClientRequest, ClientResponse, Command, RejectReason, Round, ShareUpload, Submission,
+};

@@ -17,6 +17,9 @@ pub const TAG_BYTES: usize = 16;
 pub const MAX_SEALED_SHARE_BYTES: usize = MAX_SHARE_BYTES + TAG_BYTES;
 /// Bytes of a share seed (see [`crate::shamir`]).
 pub const SEED_BYTES: usize = 32;
+/// Most clients one round can include (and one `Have` list can name: 48 bytes each,
+/// under 1 MiB).
+pub const MAX_ROUND_CLIENTS: usize = 16_384;
 /// Longest registered name, in bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 64;
 /// Largest opaque probe payload (benchmarks and consensus tests).

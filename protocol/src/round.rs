@@ -2,19 +2,24 @@
 //!
 //! Every server applies the same committed [`Command`]s in log order and so reaches the
 //! same [`State`] (compare [`RoundMachine::state_hash`]). Time enters only through the
-//! leader's decision to commit `Close(r)`; which submissions a round includes is decided
-//! by log order alone.
+//! leader's decisions to commit `Close(r)` and `Decide(r)`.
+//!
+//! No share is ever in the log (round protocol v2): a client sends each server only its
+//! own sealed share, and the servers hold them. The log carries, per round:
 //!
 //! ```text
-//!   Submit(r) ──► collecting[r] ──Close(r)──► awaiting reveal ──signed Reveals──► output
-//!                                   │ (< k clients)        │ (decoded despite liars;  (kept for
-//!                                   └──────────► void ◄────┘  void if they disagree)  retention)
+//!  Close(r) ──► Have(r, i, [(client, digest)]) from each server ──► decided ──► Sum(r, i)
+//!   (leader,     (the clients whose share i holds,      (all n lists in, or    from each
+//!    deadline)    checked against the signed digests)    the leader's Decide)  serving i
+//!                                                               │                  │
+//!                         fewer than t+1 lists or k clients ──► void       t+1 ──► output
 //! ```
-//! How reveals become an output (checked when more than t+1 are in, corrected where a
-//! server lies, `Finalize` when the leader stops waiting) is in [`outputs`]. `Init`
-//! commits the cluster's parameters once; a node whose own differ stops.
-//! Submissions are kept (for a restarted share-keeper to recompute its sum) until their
-//! round is revealed or void, then forgotten.
+//! Deciding fixes the serving set Q (the servers whose list is in) and the included
+//! clients I (those every server in Q lists, with one digest). A server that missed a
+//! client simply leaves it out; nothing is recovered. How sums become an output
+//! (checked when more than t+1 are in, corrected where a server lies, `Finalize` when the
+//! leader stops waiting) is in [`outputs`]. `Init` commits the cluster's parameters once;
+//! a node whose own differ stops.
 
 use std::collections::BTreeMap;
 
@@ -25,43 +30,50 @@ use crate::bounded::{Bytes, Key32};
 use crate::limits::MAX_NAME_BYTES;
 use crate::params::{Admission, Params};
 use crate::wire::{
-    ClientId, Command, PublicKeys, Register, RejectReason, Round, RoundOutput, ServerIndex,
-    Submission,
+    ClientId, Command, Have, HeldEntry, PublicKeys, Register, RejectReason, Round, RoundOutput,
+    ServerIndex, ShareUpload,
 };
 
 mod outputs;
 pub use outputs::Dissent;
 
-/// Rounds that may wait for reveals at once; older ones are abandoned (their
-/// submissions dropped) so a cluster that cannot reveal does not grow without bound.
+/// Closed rounds that may wait for lists or sums at once; older ones are abandoned so a
+/// cluster that cannot reveal does not grow without bound.
 pub const MAX_AWAITING_REVEAL: usize = 16;
 
 /// Void rounds remembered for clients asking "did my round happen?".
 pub const RECENT_VOID: usize = 32;
 
-/// A closed round waiting for `t+1` reveals.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A closed round: collecting `Have` lists, then (decided) sums.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClosedRound {
-    /// Distinct clients included.
-    pub participants: u32,
-    /// Included submissions, in log order.
-    pub submissions: Vec<Submission>,
-    /// Reveals so far.
+    /// Each server's list of the clients whose share it holds, until decided.
+    pub haves: BTreeMap<ServerIndex, Vec<HeldEntry>>,
+    /// The decision, once made.
+    pub decided: Option<Decision>,
+    /// Sums so far (serving servers only).
     pub reveals: BTreeMap<ServerIndex, Bytes<{ crate::limits::MAX_SHARE_BYTES }>>,
+}
+
+/// Which servers serve a round and which clients it includes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Q: the servers whose `Have` was in the log before the decision.
+    pub servers: Vec<ServerIndex>,
+    /// I: the clients every server in Q listed with one digest, in order.
+    pub included: Vec<ClientId>,
 }
 
 /// The replicated state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    /// The round accepting submissions.
+    /// The round accepting submissions (servers hold its shares; the log holds none).
     pub open_round: Round,
-    /// Its submissions, by client (at most one each).
-    pub collecting: BTreeMap<ClientId, Submission>,
-    /// Closed rounds awaiting reveals.
+    /// Closed rounds awaiting lists, a decision or sums.
     pub awaiting: BTreeMap<Round, ClosedRound>,
     /// Revealed outputs within the retention window.
     pub outputs: BTreeMap<Round, RoundOutput>,
-    /// Last closed round and its participants (revealed or void).
+    /// Last decided round and its participants (included clients; void or not).
     pub last_closed: Option<(Round, u32)>,
     /// Rounds made void (too few clients) or abandoned, in total.
     pub void_rounds: u64,
@@ -97,7 +109,6 @@ impl Default for State {
     fn default() -> Self {
         Self {
             open_round: 1,
-            collecting: BTreeMap::new(),
             awaiting: BTreeMap::new(),
             outputs: BTreeMap::new(),
             last_closed: None,
@@ -121,23 +132,32 @@ impl Default for State {
 /// What applying one command did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
-    /// A submission joined the open round.
-    Accepted {
-        /// The round.
-        round: Round,
-        /// The client.
-        client: ClientId,
-    },
     /// The command was refused; state is unchanged except for the applied counter.
     Rejected(RejectReason),
-    /// A round closed with enough participants: servers now reveal their sums.
+    /// A round closed: servers now list the shares of it they hold.
     Closed {
         /// The round.
         round: Round,
-        /// Participants.
-        participants: u32,
     },
-    /// A round closed with fewer than `k` participants: nothing will be revealed.
+    /// A server's list was recorded; more may come.
+    HaveRecorded {
+        /// The round.
+        round: Round,
+        /// The server.
+        server: ServerIndex,
+    },
+    /// The round is decided: the servers in `servers` now commit their sums over
+    /// `included`.
+    Decided {
+        /// The round.
+        round: Round,
+        /// Q.
+        servers: Vec<ServerIndex>,
+        /// I, in order.
+        included: Vec<ClientId>,
+    },
+    /// A round was decided with fewer than `k` clients (or fewer than t + 1 lists), or
+    /// its sums disagreed beyond correction: nothing will be revealed.
     Void {
         /// The round.
         round: Round,
@@ -193,32 +213,55 @@ pub fn check_register(params: &Params, reg: &Register) -> Result<(), RejectReaso
     Ok(())
 }
 
-/// Checks on a submission that need no state: sizes, count, admission and signature.
-/// Servers run these before forwarding, so junk never reaches the log; the state machine
-/// runs them again on apply (the log is the source of truth).
-pub fn check_submission(params: &Params, sub: &Submission) -> Result<(), RejectReason> {
+/// Checks server `me` makes on an upload with no state: addressed to it, admission,
+/// one digest per server, the share's size (a seed or a whole share, as the rotation
+/// says) and digest, and the signature. What is refused here never costs more work.
+pub fn check_upload(
+    params: &Params,
+    up: &ShareUpload,
+    me: ServerIndex,
+) -> Result<(), RejectReason> {
+    if up.server != me {
+        return Err(RejectReason::WrongServer(up.server));
+    }
     if let Admission::Listed(allowed) = &params.admission {
-        if !allowed.contains(&sub.client) {
+        if !allowed.contains(&up.client) {
             return Err(RejectReason::UnknownClient);
         }
     }
-    if sub.shares.len() != usize::from(params.servers) {
-        return Err(RejectReason::WrongShareCount {
+    if up.digests.len() != usize::from(params.servers) {
+        return Err(RejectReason::WrongDigestCount {
             expected: u32::from(params.servers),
-            got: sub.shares.len() as u32,
+            got: up.digests.len() as u32,
         });
     }
-    for (i, share) in sub.shares.as_slice().iter().enumerate() {
-        let expected = params.sealed_bytes_for(sub.round, &sub.client, i);
-        if share.ciphertext.len() != expected {
-            return Err(RejectReason::WrongShareSize {
-                expected: expected as u32,
-                got: share.ciphertext.len() as u32,
-            });
-        }
+    let expected = params.sealed_bytes_for(up.round, &up.client, usize::from(me));
+    if up.share.ciphertext.len() != expected {
+        return Err(RejectReason::WrongShareSize {
+            expected: expected as u32,
+            got: up.share.ciphertext.len() as u32,
+        });
     }
-    if !sub.signature_valid() {
+    if up.digests.as_slice().get(usize::from(me)).map(|d| d.0)
+        != Some(crate::wire::share_digest(&up.share))
+    {
+        return Err(RejectReason::DigestMismatch);
+    }
+    if !up.signature_valid() {
         return Err(RejectReason::BadSignature);
+    }
+    Ok(())
+}
+
+/// Whether a share for `round` may be held while `open` is the open round: not for a
+/// closed round, nor more than [`FUTURE_WINDOW`] ahead (this server may be a close or
+/// two behind the leader).
+pub fn check_share_round(round: Round, open: Round) -> Result<(), RejectReason> {
+    if round < open {
+        return Err(RejectReason::StaleRound { got: round, open });
+    }
+    if round > open.saturating_add(FUTURE_WINDOW) {
+        return Err(RejectReason::FutureRound { got: round, open });
     }
     Ok(())
 }
@@ -271,46 +314,9 @@ impl RoundMachine {
         w.0.finalize().into()
     }
 
-    /// Submissions included (or being collected) for `round`, for a share-keeper that
-    /// restarted and must recompute its sum.
-    pub fn pending_submissions(&self, round: Round) -> Vec<&Submission> {
-        if round == self.state.open_round {
-            self.state.collecting.values().collect()
-        } else {
-            self.state
-                .awaiting
-                .get(&round)
-                .map(|c| c.submissions.iter().collect())
-                .unwrap_or_default()
-        }
-    }
-
-    /// Refusals a server can make from its own applied state before a submission costs
-    /// a log entry. Only what stays true whatever the log holds next: the open round only
-    /// grows and a client's submission in it only stays, so a round below ours is stale
-    /// and a client already collected is a duplicate. A round more than
-    /// [`FUTURE_WINDOW`] ahead of ours is refused too; within the window it goes to the
-    /// log, since this server may simply not have applied the latest close yet. Run it
-    /// after [`check_submission`]: a duplicate answer tells that the client submitted, so
-    /// only an authenticated submission may get one.
-    pub fn precheck_submission(&self, sub: &Submission) -> Result<(), RejectReason> {
-        let open = self.state.open_round;
-        if sub.round < open {
-            return Err(RejectReason::StaleRound {
-                got: sub.round,
-                open,
-            });
-        }
-        if sub.round > open.saturating_add(FUTURE_WINDOW) {
-            return Err(RejectReason::FutureRound {
-                got: sub.round,
-                open,
-            });
-        }
-        if sub.round == open && self.state.collecting.contains_key(&sub.client) {
-            return Err(RejectReason::DuplicateSubmission { round: open });
-        }
-        Ok(())
+    /// Refuse a share for a round this node knows is closed or too far ahead.
+    pub fn precheck_share(&self, round: Round) -> Result<(), RejectReason> {
+        check_share_round(round, self.state.open_round)
     }
 
     /// Look up a name.
@@ -338,8 +344,9 @@ impl RoundMachine {
     pub fn apply(&mut self, cmd: &Command) -> Effect {
         self.state.applied += 1;
         let result = match cmd {
-            Command::Submit(sub) => self.submit(sub),
             Command::Close { round } => self.close(*round),
+            Command::Have(have) => self.have(have),
+            Command::Decide { round } => self.decide_now(*round),
             Command::Reveal(rev) => self.reveal(rev),
             Command::Finalize { round } => self.finalize(*round),
             Command::Register(reg) => self.register(reg),
@@ -352,65 +359,115 @@ impl RoundMachine {
         result.unwrap_or_else(Effect::Rejected)
     }
 
-    fn submit(&mut self, sub: &Submission) -> Result<Effect, RejectReason> {
-        let open = self.state.open_round;
-        if sub.round < open {
-            return Err(RejectReason::StaleRound {
-                got: sub.round,
-                open,
-            });
-        }
-        if sub.round > open {
-            return Err(RejectReason::FutureRound {
-                got: sub.round,
-                open,
-            });
-        }
-        check_submission(&self.params, sub)?;
-        if self.state.collecting.contains_key(&sub.client) {
-            return Err(RejectReason::DuplicateSubmission { round: open });
-        }
-        self.state.collecting.insert(sub.client, sub.clone());
-        Ok(Effect::Accepted {
-            round: open,
-            client: sub.client,
-        })
-    }
-
     fn close(&mut self, round: Round) -> Result<Effect, RejectReason> {
         let open = self.state.open_round;
         if round != open {
             return Err(RejectReason::WrongClose { got: round, open });
         }
-        let collected = std::mem::take(&mut self.state.collecting);
-        let participants = collected.len() as u32;
         self.state.open_round += 1;
         self.state.registered_this_round = 0;
-        self.state.last_closed = Some((round, participants));
-        if participants < self.params.min_anonymity_set {
-            self.note_void(round);
-            return Ok(Effect::Void {
-                round,
-                participants,
-            });
-        }
-        self.state.awaiting.insert(
-            round,
-            ClosedRound {
-                participants,
-                submissions: collected.into_values().collect(),
-                reveals: BTreeMap::new(),
-            },
-        );
+        self.state.awaiting.insert(round, ClosedRound::default());
         while self.state.awaiting.len() > MAX_AWAITING_REVEAL {
             if let Some((abandoned, _)) = self.state.awaiting.pop_first() {
                 self.note_void(abandoned);
             }
         }
-        Ok(Effect::Closed {
+        Ok(Effect::Closed { round })
+    }
+
+    fn have(&mut self, have: &Have) -> Result<Effect, RejectReason> {
+        let Some(key) = self.params.server_keys.get(usize::from(have.server)) else {
+            return Err(RejectReason::UnknownServer(have.server));
+        };
+        let round = have.round;
+        let closed = self
+            .state
+            .awaiting
+            .get(&round)
+            .filter(|c| c.decided.is_none())
+            .ok_or(RejectReason::NotAwaitingHaves { round })?;
+        if closed.haves.contains_key(&have.server) {
+            return Err(RejectReason::DuplicateHave {
+                round,
+                server: have.server,
+            });
+        }
+        let list = have.clients.as_slice();
+        if list.windows(2).any(|w| w[0].client >= w[1].client) {
+            return Err(RejectReason::UnorderedHave);
+        }
+        if !have.signature_valid(&key.0) {
+            return Err(RejectReason::BadSignature);
+        }
+        let all = {
+            let closed = self
+                .state
+                .awaiting
+                .get_mut(&round)
+                .ok_or(RejectReason::NotAwaitingHaves { round })?;
+            closed.haves.insert(have.server, list.to_vec());
+            closed.haves.len() == usize::from(self.params.servers)
+        };
+        if all {
+            return Ok(self.decide(round));
+        }
+        Ok(Effect::HaveRecorded {
             round,
-            participants,
+            server: have.server,
         })
+    }
+
+    /// The leader's `Decide`: decide with the lists in.
+    fn decide_now(&mut self, round: Round) -> Result<Effect, RejectReason> {
+        if self
+            .state
+            .awaiting
+            .get(&round)
+            .is_none_or(|c| c.decided.is_some())
+        {
+            return Err(RejectReason::NotAwaitingHaves { round });
+        }
+        Ok(self.decide(round))
+    }
+
+    /// Fix Q and I from the lists in; void with fewer than t + 1 lists or k clients.
+    fn decide(&mut self, round: Round) -> Effect {
+        let needed = self.params.reveals_needed();
+        let k = self.params.min_anonymity_set as usize;
+        let haves = match self.state.awaiting.get_mut(&round) {
+            Some(closed) => std::mem::take(&mut closed.haves),
+            None => return Effect::Rejected(RejectReason::NotAwaitingHaves { round }),
+        };
+        let servers: Vec<ServerIndex> = haves.keys().copied().collect();
+        let included: Vec<ClientId> = match haves.values().next() {
+            Some(first) if servers.len() >= needed => first
+                .iter()
+                .filter(|e| haves.values().all(|l| l.binary_search(e).is_ok()))
+                .map(|e| e.client)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let participants = included.len() as u32;
+        self.state.last_closed = Some((round, participants));
+        if servers.len() < needed || included.len() < k {
+            self.state.awaiting.remove(&round);
+            self.note_void(round);
+            return Effect::Void {
+                round,
+                participants,
+            };
+        }
+        if let Some(closed) = self.state.awaiting.get_mut(&round) {
+            closed.decided = Some(Decision {
+                servers: servers.clone(),
+                included: included.clone(),
+            });
+        }
+        Effect::Decided {
+            round,
+            servers,
+            included,
+        }
     }
 
     fn note_void(&mut self, round: Round) {

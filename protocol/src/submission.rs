@@ -143,7 +143,11 @@ pub fn build_submission<R: RngCore + CryptoRng>(
     for (_, seed) in seeds.iter_mut() {
         seed.zeroize();
     }
-    let signature = Fixed(identity.sign(&Submission::signed_bytes(round, &client, &sealed)));
+    let digests: Vec<_> = sealed
+        .iter()
+        .map(|s| Fixed(crate::wire::share_digest(s)))
+        .collect();
+    let signature = Fixed(identity.sign(&Submission::signed_bytes(round, &client, &digests)));
     Ok(Submission {
         round,
         client,

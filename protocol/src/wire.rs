@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::bounded::{BoundedVec, Bytes, Fixed, Key32, Sig64};
 use crate::limits::{
-    MAX_DIRECTORY_PAGE, MAX_HISTORY_OUTPUTS, MAX_NAME_BYTES, MAX_PROBE_BYTES,
+    MAX_DIRECTORY_PAGE, MAX_HISTORY_OUTPUTS, MAX_NAME_BYTES, MAX_PROBE_BYTES, MAX_ROUND_CLIENTS,
     MAX_SEALED_SHARE_BYTES, MAX_SERVERS, MAX_SHARE_BYTES, MAX_VECTOR_BYTES,
 };
 
@@ -30,7 +30,9 @@ pub struct SealedShare {
     pub ciphertext: Bytes<MAX_SEALED_SHARE_BYTES>,
 }
 
-/// A client's contribution to one round: one sealed share per server, signed.
+/// A client's contribution to one round as it builds it: one sealed share per server,
+/// signed over their digests. It never travels whole: server `i` is sent only
+/// [`Submission::upload_for`]`(i)`, and the log never holds a share.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Submission {
     /// The round it is for.
@@ -39,41 +41,174 @@ pub struct Submission {
     pub client: ClientId,
     /// Share `i` is sealed to server `i`.
     pub shares: BoundedVec<SealedShare, MAX_SERVERS>,
-    /// ed25519 signature by `client` over [`Submission::signed_bytes`].
+    /// ed25519 signature by `client` over [`Submission::signed_bytes`] of the shares'
+    /// digests.
     pub signature: Sig64,
 }
 
+/// SHA-256 of one sealed share, as listed in every upload of its submission.
+pub fn share_digest(share: &SealedShare) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"chorus/share-digest/v2");
+    h.update(share.ephemeral.0);
+    h.update((share.ciphertext.len() as u64).to_le_bytes());
+    h.update(share.ciphertext.as_slice());
+    h.finalize().into()
+}
+
+/// Bytes of the digest of a whole submission as servers list it in `Have`.
+pub const SUBMISSION_DIGEST_BYTES: usize = 16;
+/// The digest of a whole submission: equal at every server that got a share of the same
+/// submission, different (but for a 2^-64 chance) for any other.
+pub type SubmissionDigest = Fixed<SUBMISSION_DIGEST_BYTES>;
+
 impl Submission {
-    /// The bytes the client signs: domain, round, client, and every share in order.
-    pub fn signed_bytes(round: Round, client: &ClientId, shares: &[SealedShare]) -> Vec<u8> {
+    /// The bytes the client signs: domain, round, client, and every share's digest in
+    /// server order.
+    pub fn signed_bytes(round: Round, client: &ClientId, digests: &[Key32]) -> Vec<u8> {
         let mut h = Sha256::new();
-        h.update(b"chorus/submission/v1");
+        h.update(b"chorus/submission/v2");
         h.update(round.to_le_bytes());
         h.update(client.0);
-        h.update((shares.len() as u64).to_le_bytes());
-        for s in shares {
-            h.update(s.ephemeral.0);
-            h.update((s.ciphertext.len() as u64).to_le_bytes());
-            h.update(s.ciphertext.as_slice());
+        h.update((digests.len() as u64).to_le_bytes());
+        for d in digests {
+            h.update(d.0);
         }
         h.finalize().to_vec()
     }
 
-    /// Check the signature against the client key.
-    pub fn signature_valid(&self) -> bool {
-        let msg = Self::signed_bytes(self.round, &self.client, self.shares.as_slice());
-        keys::identity::verify_ed25519(&self.client.0, &msg, &self.signature.0)
+    /// Every share's digest, in server order.
+    pub fn digests(&self) -> Vec<Key32> {
+        self.shares
+            .as_slice()
+            .iter()
+            .map(|s| Fixed(share_digest(s)))
+            .collect()
+    }
+
+    /// What server `server` is sent: its share, every digest, the signature.
+    pub fn upload_for(&self, server: ServerIndex) -> Option<ShareUpload> {
+        let share = self.shares.as_slice().get(usize::from(server))?.clone();
+        Some(ShareUpload {
+            round: self.round,
+            client: self.client,
+            server,
+            share,
+            // As many digests as shares, and shares are bounded by MAX_SERVERS.
+            digests: BoundedVec::new(self.digests()).ok()?,
+            signature: self.signature,
+        })
     }
 }
 
-/// A server's aggregated share for a closed round.
+/// One server's part of a client's submission.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareUpload {
+    /// The round it is for.
+    pub round: Round,
+    /// The submitting client.
+    pub client: ClientId,
+    /// The server it is for.
+    pub server: ServerIndex,
+    /// Its share (or seed), sealed to that server.
+    pub share: SealedShare,
+    /// [`share_digest`] of every server's share, in server order.
+    pub digests: BoundedVec<Key32, MAX_SERVERS>,
+    /// ed25519 signature by `client` over [`Submission::signed_bytes`].
+    pub signature: Sig64,
+}
+
+impl ShareUpload {
+    /// Check the signature against the client key.
+    pub fn signature_valid(&self) -> bool {
+        let msg = Submission::signed_bytes(self.round, &self.client, self.digests.as_slice());
+        keys::identity::verify_ed25519(&self.client.0, &msg, &self.signature.0)
+    }
+
+    /// The digest of the whole submission, which servers compare in `Have` lists.
+    pub fn submission_digest(&self) -> SubmissionDigest {
+        let full = Submission::signed_bytes(self.round, &self.client, self.digests.as_slice());
+        let mut d = [0u8; SUBMISSION_DIGEST_BYTES];
+        d.copy_from_slice(&full[..SUBMISSION_DIGEST_BYTES]);
+        Fixed(d)
+    }
+}
+
+/// One client in a server's `Have` list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HeldEntry {
+    /// The client.
+    pub client: ClientId,
+    /// [`ShareUpload::submission_digest`] of the submission whose share the server holds.
+    pub digest: SubmissionDigest,
+}
+
+/// A server's statement, after `Close(round)`: the clients whose share of `round` it
+/// opened and checked against their submission's digests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Have {
+    /// The round.
+    pub round: Round,
+    /// The server.
+    pub server: ServerIndex,
+    /// Clients in strictly increasing order (one entry each).
+    pub clients: BoundedVec<HeldEntry, MAX_ROUND_CLIENTS>,
+    /// ed25519 signature by the server over [`Have::signed_bytes`].
+    pub signature: Sig64,
+}
+
+impl Have {
+    /// The bytes a server signs: domain, round, server and a hash of the list.
+    pub fn signed_bytes(round: Round, server: ServerIndex, clients: &[HeldEntry]) -> Vec<u8> {
+        let mut h = Sha256::new();
+        h.update(b"chorus/have/v1");
+        h.update(round.to_le_bytes());
+        h.update(server.to_le_bytes());
+        h.update((clients.len() as u64).to_le_bytes());
+        for e in clients {
+            h.update(e.client.0);
+            h.update(e.digest.0);
+        }
+        h.finalize().to_vec()
+    }
+
+    /// Build and sign a list (sorted and deduplicated here).
+    pub fn new(
+        round: Round,
+        server: ServerIndex,
+        mut clients: Vec<HeldEntry>,
+        identity: &keys::Identity,
+    ) -> Result<Self, crate::bounded::TooLong> {
+        clients.sort();
+        clients.dedup_by_key(|e| e.client);
+        let signature = Fixed(identity.sign(&Self::signed_bytes(round, server, &clients)));
+        Ok(Self {
+            round,
+            server,
+            clients: BoundedVec::new(clients)?,
+            signature,
+        })
+    }
+
+    /// Check the signature against the server's ed25519 key.
+    pub fn signature_valid(&self, server_key: &[u8; 32]) -> bool {
+        keys::identity::verify_ed25519(
+            server_key,
+            &Self::signed_bytes(self.round, self.server, self.clients.as_slice()),
+            &self.signature.0,
+        )
+    }
+}
+
+/// A server's aggregated share for a decided round: the sum of its shares of the
+/// included clients (`Sum(r, i, ·)` in the design).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reveal {
     /// The round.
     pub round: Round,
     /// The revealing server.
     pub server: ServerIndex,
-    /// Sum of the server's shares of every included submission (encoded field
+    /// Sum of the server's shares of every included client (encoded field
     /// elements, [`crate::field`]).
     pub sum: Bytes<MAX_SHARE_BYTES>,
     /// ed25519 signature by the revealing server over [`Reveal::signed_bytes`]: a reveal
@@ -279,14 +414,20 @@ impl Register {
 /// A replicated command: the application data of every Raft log entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// A client's submission for the open round.
-    Submit(Submission),
     /// The leader closes the open round (its deadline passed).
     Close {
         /// The round to close; must be the open one.
         round: Round,
     },
-    /// A server's aggregated share of a closed round.
+    /// A server's list of the clients whose share of a closed round it holds.
+    Have(Have),
+    /// The leader stops waiting for `Have` lists of a closed round: the round is decided
+    /// with the lists in (or void if fewer than t + 1 servers sent one).
+    Decide {
+        /// The round.
+        round: Round,
+    },
+    /// A serving server's aggregated share of a decided round.
     Reveal(Reveal),
     /// The leader gives up waiting for more reveals of a closed round: decode from the
     /// reveals in, or void the round if they disagree (see [`crate::robust`]).
@@ -312,8 +453,8 @@ pub enum Command {
 /// What a client asks a server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientRequest {
-    /// Submit for the open round.
-    Submit(Submission),
+    /// This server's share of a submission for the open round (or one just ahead).
+    Share(ShareUpload),
     /// Register a name.
     Register(Register),
     /// Registrations from position `from` of the directory on, in the order they were
@@ -337,7 +478,7 @@ impl ClientRequest {
     /// The request's kind, as servers count it in `chorus_client_requests_total{kind}`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Submit(_) => "submit",
+            Self::Share(_) => "submit",
             Self::Register(_) => "register",
             Self::Directory { .. } => "directory",
             Self::History { .. } => "history",
@@ -394,7 +535,7 @@ pub enum RejectReason {
         /// Actual.
         got: u32,
     },
-    /// A reveal for a round that is not closed, is void, or already revealed.
+    /// A reveal for a round that is not decided, is void, or already revealed.
     #[error("round {round} is not awaiting reveals")]
     NotAwaitingReveal {
         /// The round.
@@ -461,6 +602,48 @@ pub enum RejectReason {
     /// A revealed sum holds a word that is not a field element (p or larger).
     #[error("the sum is not canonical field elements")]
     NotFieldElements,
+    /// An upload sent to a server other than the one it is for.
+    #[error("this share is for server {0}")]
+    WrongServer(ServerIndex),
+    /// Not one digest per server in an upload.
+    #[error("wrong digest count: expected {expected}, got {got}")]
+    WrongDigestCount {
+        /// n.
+        expected: u32,
+        /// Digests in the upload.
+        got: u32,
+    },
+    /// The share does not match its digest in the signed list.
+    #[error("the share does not match its signed digest")]
+    DigestMismatch,
+    /// The share did not open, or opened to something that is not a share.
+    #[error("the share does not open for this server")]
+    ShareDoesNotOpen,
+    /// A `Have` or `Decide` for a round that is not closed and undecided.
+    #[error("round {round} is not awaiting lists of held shares")]
+    NotAwaitingHaves {
+        /// The round.
+        round: Round,
+    },
+    /// A server sent two `Have` lists for one round.
+    #[error("server {server} already listed its shares of round {round}")]
+    DuplicateHave {
+        /// The round.
+        round: Round,
+        /// The server.
+        server: ServerIndex,
+    },
+    /// A `Have` list not in strictly increasing client order.
+    #[error("the list of held shares is not in strictly increasing client order")]
+    UnorderedHave,
+    /// A reveal from a server outside the round's serving set.
+    #[error("server {server} is not serving round {round}")]
+    NotServing {
+        /// The round.
+        round: Round,
+        /// The server.
+        server: ServerIndex,
+    },
 }
 
 impl RejectReason {
@@ -487,6 +670,14 @@ impl RejectReason {
             Self::TooFewReveals { .. } => "too_few_reveals",
             Self::ConfigMismatch(_) => "config_mismatch",
             Self::NotFieldElements => "not_field_elements",
+            Self::WrongServer(_) => "wrong_server",
+            Self::WrongDigestCount { .. } => "wrong_digest_count",
+            Self::DigestMismatch => "digest_mismatch",
+            Self::ShareDoesNotOpen => "share_does_not_open",
+            Self::NotAwaitingHaves { .. } => "not_awaiting_haves",
+            Self::DuplicateHave { .. } => "duplicate_have",
+            Self::UnorderedHave => "unordered_have",
+            Self::NotServing { .. } => "not_serving",
         }
     }
 }

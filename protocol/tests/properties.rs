@@ -7,7 +7,9 @@ use keys::Identity;
 use proptest::prelude::*;
 use protocol::bounded::{Bytes, Fixed};
 use protocol::submission::build_submission;
-use protocol::wire::{ClientRequest, ClientResponse, Command, Reveal, SignedOutput};
+use protocol::wire::{
+    ClientRequest, ClientResponse, Command, Have, HeldEntry, Reveal, SignedOutput,
+};
 use protocol::{decode, encode, Admission, DecodeError, Params, RoundMachine, State};
 use rand::SeedableRng;
 
@@ -22,7 +24,7 @@ fn sample_submission() -> Vec<u8> {
     let client = Identity::generate(&mut rng);
     let sub =
         build_submission(&params, 1, &vec![0u8; 512], &client, &servers, &mut rng).expect("build");
-    encode(&ClientRequest::Submit(sub)).expect("encode")
+    encode(&ClientRequest::Share(sub.upload_for(1).expect("upload"))).expect("encode")
 }
 
 proptest! {
@@ -92,8 +94,9 @@ fn oversized_length_prefixes_are_refused_before_allocation() {
     // A probe larger than its field limit, with the bytes actually present.
     #[derive(serde::Serialize)]
     enum Raw {
-        _Submit(()),
         _Close(()),
+        _Have(()),
+        _Decide(()),
         _Reveal(()),
         _Finalize(()),
         _Register(()),
@@ -151,7 +154,7 @@ fn wire_types_round_trip() {
         cmd
     );
     let req = decode::<ClientRequest>(&sample_submission()).expect("dec");
-    assert!(matches!(req, ClientRequest::Submit(ref s) if s.signature_valid()));
+    assert!(matches!(req, ClientRequest::Share(ref s) if s.signature_valid()));
     let dir = ClientRequest::Directory { from: 9 };
     assert_eq!(
         decode::<ClientRequest>(&encode(&dir).expect("enc")).expect("dec"),
@@ -161,7 +164,7 @@ fn wire_types_round_trip() {
 
 /// Commands drawn from a small alphabet so that many are valid.
 fn command_strategy() -> impl Strategy<Value = u8> {
-    0u8..7
+    0u8..8
 }
 
 proptest! {
@@ -170,7 +173,6 @@ proptest! {
     fn same_commands_give_same_state_hash(script in proptest::collection::vec(command_strategy(), 1..40), seed in any::<u64>()) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let servers: Vec<Identity> = (0..3).map(|_| Identity::generate(&mut rng)).collect();
-        let keys: Vec<_> = servers.iter().map(|s| s.public().x25519()).collect();
         let clients: Vec<Identity> = (0..3).map(|_| Identity::generate(&mut rng)).collect();
         let params = Params::new(3, 1, 1, 256, 2, 3, Admission::Open)
             .and_then(|p| p.with_server_keys(servers.iter().map(|s| Fixed(s.public().sign)).collect()))
@@ -180,13 +182,21 @@ proptest! {
         for op in script {
             let round = a.state().open_round;
             let cmd = match op {
-                0..=2 => Command::Submit(build_submission(&params, round, &[0u8; 256], &clients[op as usize], &keys, &mut rng).expect("build")),
+                0..=2 => {
+                    // Server `op` lists the clients it holds (the first `op + 1` of them).
+                    let list = clients[..=op as usize]
+                        .iter()
+                        .map(|c| HeldEntry { client: Fixed(c.public().sign), digest: Fixed([op; 16]) })
+                        .collect();
+                    Command::Have(Have::new(round.saturating_sub(1), u16::from(op), list, &servers[op as usize]).expect("fits"))
+                }
                 3 => Command::Close { round },
                 4 => {
                     let server = (seed % 3) as usize;
-                    Command::Reveal(Reveal::new(round.saturating_sub(1), server as u16, Bytes::new(vec![0u8; 256]).expect("fits"), &servers[server]))
+                    Command::Reveal(Reveal::new(round.saturating_sub(1), server as u16, Bytes::new(vec![0u8; params.share_bytes()]).expect("fits"), &servers[server]))
                 }
                 5 => Command::Finalize { round: round.saturating_sub(1) },
+                6 => Command::Decide { round: round.saturating_sub(1) },
                 _ => Command::Probe { id: seed, payload: Bytes::new(vec![op]).expect("fits") },
             };
             a.apply(&cmd);
@@ -245,14 +255,27 @@ fn cover_and_message_submissions_have_identical_sizes() {
             &mut rand::rngs::StdRng::seed_from_u64(round),
         )
         .expect("build");
-        encode(&ClientRequest::Submit(sub)).expect("encode").len()
+        (0..3u16)
+            .map(|i| {
+                encode(&ClientRequest::Share(sub.upload_for(i).expect("upload")))
+                    .expect("encode")
+                    .len()
+            })
+            .collect::<Vec<usize>>()
     };
-    let idle = size(&cover, &bob, 7);
-    assert_eq!(idle, size(&message, &alice, 7));
+    // What each server receives from one client is the same size whether it sends or
+    // not; which servers get the small seed depends only on (round, client), both public.
+    assert_eq!(size(&cover, &alice, 7), size(&message, &alice, 7));
+    // Across clients the total is the same.
+    let total = |v: Vec<usize>| v.into_iter().sum::<usize>();
+    assert_eq!(
+        total(size(&cover, &bob, 7)),
+        total(size(&message, &alice, 7))
+    );
     // Round numbers are varints: compare within the same round only, and across a
     // realistic range of rounds the size moves for everyone alike.
     assert_eq!(
-        size(&cover, &bob, 1_000_000),
-        size(&message, &alice, 1_000_000)
+        total(size(&cover, &bob, 1_000_000)),
+        total(size(&message, &alice, 1_000_000))
     );
 }

@@ -3,13 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
+mod common;
+
 use keys::Identity;
 use protocol::bounded::{Bytes, Fixed};
-use protocol::round::check_submission;
+use protocol::round::check_upload;
 use protocol::seal::open_share;
 use protocol::submission::{build_submission, seed_servers, share_from_opened};
 use protocol::wire::{Reveal, SealedShare};
-use protocol::{Admission, Command, Effect, Params, RejectReason, RoundMachine};
+use protocol::{Admission, Command, Effect, Params, RejectReason};
 use rand::SeedableRng;
 use x25519_dalek::PublicKey;
 
@@ -97,40 +99,35 @@ fn a_whole_share_where_a_seed_belongs_is_refused_before_the_log() {
     let client = Identity::generate(&mut rng);
     let vector = vec![0u8; params.vector_bytes()];
     let sub = build_submission(&params, 4, &vector, &client, &keys, &mut rng).expect("build");
-    assert_eq!(check_submission(&params, &sub), Ok(()));
     let seed_server = seed_servers(&params, 4, &sub.client)[0];
-    let whole = (0..3)
-        .find(|i| *i != seed_server)
+    let whole = (0..3u16)
+        .find(|i| usize::from(*i) != seed_server)
         .expect("a non-seed server");
+    let seed_server = seed_server as u16;
+    for i in 0..3u16 {
+        let up = sub.upload_for(i).expect("upload");
+        assert_eq!(check_upload(&params, &up, i), Ok(()));
+    }
     // Swap a seed and a whole share: both sizes are now wrong for their servers.
     let mut shares: Vec<SealedShare> = sub.shares.as_slice().to_vec();
-    shares.swap(seed_server, whole);
+    shares.swap(usize::from(seed_server), usize::from(whole));
     let mut tampered = sub.clone();
     tampered.shares = protocol::bounded::BoundedVec::new(shares).expect("fits");
-    assert!(matches!(
-        check_submission(&params, &tampered),
-        Err(RejectReason::WrongShareSize { .. })
-    ));
+    for i in [seed_server, whole] {
+        let up = tampered.upload_for(i).expect("upload");
+        assert!(matches!(
+            check_upload(&params, &up, i),
+            Err(RejectReason::WrongShareSize { .. })
+        ));
+    }
 }
 
 #[test]
 fn a_reveal_that_is_not_field_elements_is_refused() {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-    let (params, servers, keys) = cluster(3, 1);
-    let mut m = RoundMachine::new(params.clone());
-    let client = Identity::generate(&mut rng);
-    let vector = vec![0u8; params.vector_bytes()];
-    let sub = build_submission(&params, 1, &vector, &client, &keys, &mut rng).expect("build");
-    assert!(matches!(
-        m.apply(&Command::Submit(sub)),
-        Effect::Accepted { .. }
-    ));
-    assert!(matches!(
-        m.apply(&Command::Close { round: 1 }),
-        Effect::Closed { .. }
-    ));
-    let sum = Bytes::new(vec![0xff; params.share_bytes()]).expect("fits");
-    let reveal = Reveal::new(1, 0, sum, &servers[0]);
+    let mut w = common::World::new(3, 1, 1, Admission::Open);
+    let (mut m, _) = common::closed_round(&mut w);
+    let sum = Bytes::new(vec![0xff; w.params.share_bytes()]).expect("fits");
+    let reveal = Reveal::new(1, 0, sum, &w.servers[0]);
     assert_eq!(
         m.apply(&Command::Reveal(reveal)),
         Effect::Rejected(RejectReason::NotFieldElements)

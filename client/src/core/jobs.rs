@@ -7,7 +7,6 @@
 use protocol::wire::{ClientResponse, RejectReason, Round, ServerIndex, StatusInfo};
 
 use super::catchup;
-use super::outbox::Pending;
 use super::{Answer, ClientCore, Failure, InFlight, Job, LocalStore, RequestId, Rotation};
 use crate::event::Event;
 
@@ -77,7 +76,7 @@ impl<S: LocalStore> ClientCore<S> {
                     self.on_status(server, s);
                 }
             }
-            Job::Submit { round, pending } => self.on_submitted(round, pending, result),
+            Job::Share { round } => self.on_share_answer(round, result),
             Job::Register { token, name } => {
                 let r = match result {
                     Ok(ClientResponse::Accepted { .. }) => {
@@ -186,39 +185,56 @@ impl<S: LocalStore> ClientCore<S> {
         }
     }
 
-    fn on_submitted(
-        &mut self,
-        round: Round,
-        pending: Option<Pending>,
-        result: Result<ClientResponse, String>,
-    ) {
-        self.submit_out = false;
-        let r = match result {
-            Ok(ClientResponse::Accepted { round }) => round,
-            // A retry of a submission that did commit.
-            Ok(ClientResponse::Rejected(RejectReason::DuplicateSubmission { .. })) => round,
-            Ok(ClientResponse::Rejected(RejectReason::StaleRound { open, .. })) => {
-                // The round closed while we built it; the next status submits for `open`.
-                self.open_round = self.open_round.max(open.min(self.round_cap()));
-                return;
-            }
-            other => {
-                let e = match other {
-                    Ok(ClientResponse::Rejected(r)) => r.to_string(),
-                    Ok(other) => format!("unexpected answer {other:?}"),
-                    Err(e) => e,
-                };
-                self.events.push_back(Event::Error {
-                    message: format!("submission for round {round} failed: {e}"),
-                });
-                return;
-            }
+    /// One server's answer to its share of our submission for `round`. The first that
+    /// holds it puts the submission in its round; if none does, a stale refusal moves us
+    /// to the open round and anything else is reported.
+    fn on_share_answer(&mut self, round: Round, result: Result<ClientResponse, String>) {
+        let n = self.cfg.server_dh.len();
+        let Some(out) = self.shares_out.as_mut().filter(|o| o.round == round) else {
+            return; // an answer for an older submission
         };
-        self.submitted_round = r;
-        if let Some(p) = pending {
-            let ev = self.outbox.submitted(r, p);
-            self.events.extend(ev);
+        out.answered += 1;
+        match result {
+            // Held, or held already (a retry of ours).
+            Ok(ClientResponse::Accepted { .. })
+            | Ok(ClientResponse::Rejected(RejectReason::DuplicateSubmission { .. })) => {
+                if !out.held {
+                    out.held = true;
+                    let pending = out.pending.take();
+                    self.submit_out = false;
+                    self.submitted_round = round;
+                    if let Some(p) = pending {
+                        let ev = self.outbox.submitted(round, p);
+                        self.events.extend(ev);
+                    }
+                }
+            }
+            Ok(ClientResponse::Rejected(RejectReason::StaleRound { open, .. })) => {
+                out.stale_open = Some(out.stale_open.unwrap_or(0).max(open));
+            }
+            Ok(ClientResponse::Rejected(r)) => out.errors.push(r.to_string()),
+            Ok(other) => out.errors.push(format!("unexpected answer {other:?}")),
+            Err(e) if e.is_empty() => out.errors.push("no answer".into()),
+            Err(e) => out.errors.push(e),
         }
+        let Some(out) = self.shares_out.take_if(|o| o.answered >= n) else {
+            return;
+        };
+        if out.held {
+            return;
+        }
+        self.submit_out = false;
+        if let Some(open) = out.stale_open {
+            // The round closed while we built it; the next status submits for `open`.
+            self.open_round = self.open_round.max(open.min(self.round_cap()));
+            return;
+        }
+        let mut errors = out.errors;
+        errors.sort();
+        errors.dedup();
+        self.events.push_back(Event::Error {
+            message: format!("submission for round {round} failed: {}", errors.join("; ")),
+        });
     }
 }
 

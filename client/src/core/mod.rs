@@ -82,9 +82,9 @@ pub struct CoreConfig {
 /// What a request is for.
 enum Job {
     Status,
-    Submit {
+    /// One server's share of our submission for `round`.
+    Share {
         round: Round,
-        pending: Option<Pending>,
     },
     Register {
         token: Token,
@@ -105,6 +105,18 @@ struct InFlight {
     req: ClientRequest,
     job: Job,
     rotation: Option<Rotation>,
+}
+
+/// The servers' answers to one submission's shares. It is in its round once one server
+/// holds its share (the output tells whether every serving server did).
+struct SharesOut {
+    round: Round,
+    pending: Option<Pending>,
+    answered: usize,
+    held: bool,
+    /// The open round a server reported when it refused ours as stale.
+    stale_open: Option<Round>,
+    errors: Vec<String>,
 }
 
 /// Servers tried so far by one ask.
@@ -151,6 +163,8 @@ pub struct ClientCore<S> {
     catch_up_not_before: u64,
     status_out: bool,
     submit_out: bool,
+    /// Our submission whose shares are out: what the servers said so far.
+    shares_out: Option<SharesOut>,
     connected: BTreeSet<ServerIndex>,
     leader: Option<ServerIndex>,
     open_round: Round,
@@ -239,6 +253,7 @@ impl<S: LocalStore> ClientCore<S> {
             catch_up_not_before: 0,
             status_out: false,
             submit_out: false,
+            shares_out: None,
             connected: BTreeSet::new(),
             leader: None,
             open_round: 0,
@@ -269,7 +284,7 @@ impl<S: LocalStore> ClientCore<S> {
     pub fn poll_command(&mut self) -> Option<Command> {
         let cmd = self.commands.pop_front()?;
         if let Command::Request {
-            req: ClientRequest::Submit(_),
+            req: ClientRequest::Share(_),
             ..
         } = &cmd
         {
@@ -470,7 +485,7 @@ impl<S: LocalStore> ClientCore<S> {
         Ok(id)
     }
 
-    /// Build and send round `round`'s one submission.
+    /// Build round `round`'s one submission and send each server its share.
     fn submit(&mut self, round: Round) {
         let built = self
             .outbox
@@ -488,13 +503,26 @@ impl<S: LocalStore> ClientCore<S> {
         ) {
             Ok(sub) => {
                 self.submit_out = true;
-                self.ask(
-                    Job::Submit {
-                        round,
-                        pending: built.pending,
-                    },
-                    ClientRequest::Submit(sub),
-                );
+                self.shares_out = Some(SharesOut {
+                    round,
+                    pending: built.pending,
+                    answered: 0,
+                    held: false,
+                    stale_open: None,
+                    errors: Vec::new(),
+                });
+                let t = self.ask_timeout_ms();
+                for server in 0..self.cfg.server_dh.len() as ServerIndex {
+                    if let Some(up) = sub.upload_for(server) {
+                        self.send(
+                            server,
+                            ClientRequest::Share(up),
+                            Job::Share { round },
+                            None,
+                            t,
+                        );
+                    }
+                }
             }
             Err(e) => self.events.push_back(Event::Error {
                 message: format!("cannot build submission: {e}"),

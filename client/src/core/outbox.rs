@@ -263,8 +263,9 @@ impl Outbox {
             .collect()
     }
 
-    /// Round `r`'s output was accepted: our fragment in it either arrived intact (sent)
-    /// or collided.
+    /// Round `r`'s output was accepted: our fragment in it either arrived intact (sent),
+    /// collided, or is absent (a server serving the round missed our share, so the
+    /// round left us out).
     pub fn on_output(
         &mut self,
         output: &RoundOutput,
@@ -274,10 +275,12 @@ impl Outbox {
     ) -> Option<Event> {
         let r = output.round;
         let p = self.pending.remove(&r)?;
-        if output.slot(p.slot) == Some(p.bytes.as_slice()) {
-            self.fragment_sent(p, r, store)
-        } else {
-            self.retry(p.out_id, r, RetryReason::Collision, open_round, store, rng)
+        match output.slot(p.slot) {
+            Some(slot) if slot == p.bytes.as_slice() => self.fragment_sent(p, r, store),
+            Some(slot) if slot.iter().all(|b| *b == 0) => {
+                self.retry(p.out_id, r, RetryReason::Excluded, open_round, store, rng)
+            }
+            _ => self.retry(p.out_id, r, RetryReason::Collision, open_round, store, rng),
         }
     }
 

@@ -4,7 +4,8 @@
 //! - Once `t + 2` or more reveals are in, the output is decoded with
 //!   [`crate::robust::decode`]: it is published only if enough reveals agree on one
 //!   polynomial, and the servers off it are named in [`State::dissent`].
-//! - With every server's reveal in and no agreement, the round is void (its senders
+//! - Only the round's serving servers (Q, fixed when it was decided) may reveal.
+//! - With every serving server's reveal in and no agreement, the round is void (its senders
 //!   retry). With `n = t + 1` there is nothing to check against: the output is decoded
 //!   from all of them, unchecked.
 //! - `Finalize(r)`, which the leader commits when a round has had `t + 1` reveals for a
@@ -35,9 +36,21 @@ impl RoundMachine {
             return Err(RejectReason::UnknownServer(rev.server));
         };
         let share_bytes = self.params.share_bytes();
-        let Some(closed) = self.state.awaiting.get(&rev.round) else {
+        let Some((closed, decision)) = self
+            .state
+            .awaiting
+            .get(&rev.round)
+            .and_then(|c| Some((c, c.decided.as_ref()?)))
+        else {
             return Err(RejectReason::NotAwaitingReveal { round: rev.round });
         };
+        if !decision.servers.contains(&rev.server) {
+            return Err(RejectReason::NotServing {
+                round: rev.round,
+                server: rev.server,
+            });
+        }
+        let serving = decision.servers.len();
         if closed.reveals.contains_key(&rev.server) {
             return Err(RejectReason::DuplicateReveal {
                 round: rev.round,
@@ -67,7 +80,7 @@ impl RoundMachine {
             closed.reveals.len()
         };
         let needed = self.params.reveals_needed();
-        let all = usize::from(self.params.servers);
+        let all = serving;
         if m > needed {
             if let Some(decoded) = self.decode(round) {
                 return Ok(self.publish(round, decoded));
@@ -87,7 +100,12 @@ impl RoundMachine {
     }
 
     pub(super) fn finalize(&mut self, round: Round) -> Result<Effect, RejectReason> {
-        let Some(closed) = self.state.awaiting.get(&round) else {
+        let Some(closed) = self
+            .state
+            .awaiting
+            .get(&round)
+            .filter(|c| c.decided.is_some())
+        else {
             return Err(RejectReason::NotAwaitingReveal { round });
         };
         let m = closed.reveals.len();
@@ -152,9 +170,13 @@ impl RoundMachine {
             d.rounds += 1;
             d.last_round = round;
         }
+        let participants = closed
+            .decided
+            .as_ref()
+            .map_or(0, |d| d.included.len() as u32);
         let output = RoundOutput {
             round,
-            participants: closed.participants,
+            participants,
             slots: self.params.slots,
             slot_bytes: self.params.slot_bytes,
             data: Bytes::new(crate::field::unpack(
@@ -181,7 +203,8 @@ impl RoundMachine {
             .state
             .awaiting
             .remove(&round)
-            .map_or(0, |c| c.participants);
+            .and_then(|c| c.decided)
+            .map_or(0, |d| d.included.len() as u32);
         self.state.inconsistent_rounds += 1;
         self.note_void(round);
         Effect::Void {

@@ -81,7 +81,7 @@ enum Class {
     StaleRound,
     Replay,
     BadSignature,
-    WrongShareCount,
+    WrongDigestCount,
     UnknownClient,
     RaftFromClient,
     ConnectionChurn,
@@ -100,7 +100,7 @@ const CLASSES: [Class; 16] = [
     Class::StaleRound,
     Class::Replay,
     Class::BadSignature,
-    Class::WrongShareCount,
+    Class::WrongDigestCount,
     Class::UnknownClient,
     Class::RaftFromClient,
     Class::ConnectionChurn,
@@ -126,7 +126,7 @@ impl Class {
             Self::StaleRound => "stale-round submission",
             Self::Replay => "replayed submission",
             Self::BadSignature => "bad signature",
-            Self::WrongShareCount => "wrong share count",
+            Self::WrongDigestCount => "wrong digest count",
             Self::UnknownClient => "unknown client",
             Self::RaftFromClient => "Raft RPC from a client",
             Self::ConnectionChurn => "connection churn",
@@ -150,7 +150,7 @@ impl Class {
             Self::StaleRound => (CMD, "stale_round"),
             Self::Replay => (CMD, "duplicate_submission"),
             Self::BadSignature => (CMD, "bad_signature"),
-            Self::WrongShareCount => (CMD, "wrong_share_count"),
+            Self::WrongDigestCount => (CMD, "wrong_digest_count"),
             Self::UnknownClient => (CMD, "unknown_client"),
             Self::RaftFromClient => (NET, "raft_from_non_server"),
             Self::ConnectionChurn => ("chorus_connections_opened_total", ""),
@@ -514,7 +514,7 @@ async fn attack(
     };
     let mut open_round = 0u64;
     let mut round_checked = Instant::now() - Duration::from_secs(10);
-    let mut good: Option<Submission> = None;
+    let mut good: Option<(Submission, usize)> = None;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut k = 0usize;
@@ -534,18 +534,18 @@ async fn attack(
             }
             round_checked = Instant::now();
         }
-        let submit = |s: Submission| {
+        // This server's share of `s`, to this server (shares never travel together).
+        let submit_to = |s: Submission, to: usize| {
             let conn = conn.clone();
             async move {
-                tokio::time::timeout(
-                    timeout,
-                    conn.request(server as u16, ClientRequest::Submit(s)),
-                )
-                .await
-                .ok()
-                .and_then(Result::ok)
+                let up = s.upload_for(to as u16)?;
+                tokio::time::timeout(timeout, conn.request(to as u16, ClientRequest::Share(up)))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
             }
         };
+        let submit = |s: Submission| submit_to(s, server);
         let refused = match class {
             Class::MalformedFrame | Class::TruncatedFrame | Class::OversizedFrame => {
                 let bytes = match class {
@@ -580,11 +580,11 @@ async fn attack(
                 if good.is_none() {
                     let s = build(open_round, &me.identity)?;
                     if let Some(ClientResponse::Accepted { .. }) = submit(s.clone()).await {
-                        good = Some(s);
+                        good = Some((s, server));
                     }
                 }
                 match &good {
-                    Some(s) => submit(s.clone()).await.map(|r| {
+                    Some((s, to)) => submit_to(s.clone(), *to).await.map(|r| {
                         matches!(
                             r,
                             ClientResponse::Rejected(RejectReason::DuplicateSubmission { .. })
@@ -601,14 +601,24 @@ async fn attack(
                     .await
                     .map(|r| r == ClientResponse::Rejected(RejectReason::BadSignature))
             }
-            Class::WrongShareCount => {
-                let mut s = build(open_round, &me.identity)?;
-                let shares = s.shares.as_slice()[..s.shares.as_slice().len() - 1].to_vec();
-                s.shares = BoundedVec::new(shares)?;
-                submit(s).await.map(|r| {
+            Class::WrongDigestCount => {
+                let s = build(open_round, &me.identity)?;
+                let Some(mut up) = s.upload_for(server as u16) else {
+                    continue;
+                };
+                let digests = up.digests.as_slice()[..up.digests.len() - 1].to_vec();
+                up.digests = BoundedVec::new(digests)?;
+                tokio::time::timeout(
+                    timeout,
+                    conn.request(server as u16, ClientRequest::Share(up)),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|r| {
                     matches!(
                         r,
-                        ClientResponse::Rejected(RejectReason::WrongShareCount { .. })
+                        ClientResponse::Rejected(RejectReason::WrongDigestCount { .. })
                     )
                 })
             }
@@ -616,14 +626,14 @@ async fn attack(
                 .await
                 .map(|r| r == ClientResponse::Rejected(RejectReason::UnknownClient)),
             Class::RaftFromClient => {
-                // Alternately a probe and a whole submission pushed straight at Raft.
+                // Alternately a probe and a round's close pushed straight at Raft.
                 let cmd = if k % 2 == 0 {
                     Command::Probe {
                         id: k as u64,
                         payload: Bytes::new(b"intruder".to_vec())?,
                     }
                 } else {
-                    Command::Submit(build(open_round, &stranger)?)
+                    Command::Close { round: open_round }
                 };
                 match one(
                     &mut raft,
@@ -701,14 +711,15 @@ async fn attack(
                 .map(|r| r == ClientResponse::Rejected(RejectReason::BadKeyProof))
             }
             Class::ConcurrentReplay => {
-                // The same fresh submission, twice to every server at once: written once.
+                // The same fresh submission, each share twice to its server at once:
+                // held once per server.
                 let s = build(open_round, &me.identity)?;
                 let n = servers.len();
                 let copies = (0..n * 2).map(|i| {
                     let conn = conn.clone();
-                    let s = s.clone();
+                    let up = s.upload_for((i % n) as u16);
                     async move {
-                        let req = ClientRequest::Submit(s);
+                        let req = ClientRequest::Share(up?);
                         tokio::time::timeout(timeout, conn.request((i % n) as u16, req))
                             .await
                             .ok()
@@ -732,7 +743,7 @@ async fn attack(
                         )
                     })
                     .count();
-                Some(accepted <= 1 && accepted + duplicate == answers.len())
+                Some(accepted <= n && accepted + duplicate == answers.len())
             }
             Class::ConnectionChurn => {
                 // A fresh identity, one connection, one request, gone.

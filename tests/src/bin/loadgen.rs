@@ -97,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     let (mut delivered, mut first_try, mut collisions, mut missed, mut bytes_up, mut submissions) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut held_everywhere, mut measured_submissions) = (0u64, 0u64);
     let mut participants = Vec::new();
     let mut submitted_round: Round = 0;
     let mut warm_rounds = 3u32;
@@ -208,16 +209,20 @@ async fn main() -> anyhow::Result<()> {
                         flights.push((c, InFlight { msg, slot, bytes }));
                     }
                     let sub = build_submission(&params, round, &vector, &ids[c], &server_dh, &mut rand_core::OsRng)?;
-                    bytes_up += protocol::encode(&ClientRequest::Submit(sub.clone())).map(|b| b.len() as u64).unwrap_or(0);
+                    // Each server is sent only its own share (round protocol v2).
+                    for i in 0..n as u16 {
+                        if let Some(up) = sub.upload_for(i) {
+                            bytes_up += protocol::encode(&ClientRequest::Share(up.clone())).map(|b| b.len() as u64).unwrap_or(0);
+                            built.push((c, i, up));
+                        }
+                    }
                     submissions += 1;
-                    built.push((c, sub));
                 }
-                let results: Vec<(usize, bool)> = futures::stream::iter(built.into_iter().enumerate())
-                    .map(|(k, (c, sub))| {
+                let results: Vec<(usize, bool)> = futures::stream::iter(built)
+                    .map(|(c, server, up)| {
                         let conn = conn.clone();
                         async move {
-                            let server = (k % n) as u16;
-                            let r = conn.request(server, ClientRequest::Submit(sub)).await;
+                            let r = conn.request(server, ClientRequest::Share(up)).await;
                             let ok = matches!(r, Ok(ClientResponse::Accepted { .. }) | Ok(ClientResponse::Rejected(RejectReason::DuplicateSubmission { .. })));
                             (c, ok)
                         }
@@ -225,7 +230,17 @@ async fn main() -> anyhow::Result<()> {
                     .buffer_unordered(64)
                     .collect()
                     .await;
-                let ok: BTreeSet<usize> = results.iter().filter(|(_, ok)| *ok).map(|(c, _)| *c).collect();
+                // In its round where one server holds it, as the client counts it; in it
+                // for sure where every server does (what `in_round_rate` reports).
+                let mut held_by: Vec<usize> = vec![0; args.clients];
+                for (c, ok) in &results {
+                    held_by[*c] += usize::from(*ok);
+                }
+                if measure_start.is_some() {
+                    held_everywhere += held_by.iter().filter(|h| **h == n).count() as u64;
+                    measured_submissions += args.clients as u64;
+                }
+                let ok: BTreeSet<usize> = (0..args.clients).filter(|c| held_by[*c] > 0).collect();
                 let mut round_flights = Vec::new();
                 for (c, f) in flights {
                     if ok.contains(&c) {
@@ -265,6 +280,7 @@ async fn main() -> anyhow::Result<()> {
             "collisions": collisions,
             "missed_rounds": missed,
             "bytes_per_client_round": bytes_up.checked_div(submissions).unwrap_or(0),
+            "in_round_rate": if measured_submissions > 0 { held_everywhere as f64 / measured_submissions as f64 } else { f64::NAN },
             "avg_participants": avg_participants,
             "seed": args.seed,
         })

@@ -1,11 +1,11 @@
-//! Hostile submissions are refused by name while honest traffic goes through.
+//! Hostile uploads are refused by name while honest traffic goes through.
 
 use client::config::Settings;
 use client::conn::ClusterConn;
 use keys::manifest::Policy;
 use protocol::bounded::{BoundedVec, Bytes};
 use protocol::submission::build_submission;
-use protocol::wire::{ClientRequest, ClientResponse, RejectReason, Submission};
+use protocol::wire::{ClientRequest, ClientResponse, RejectReason, ShareUpload, Submission};
 use tests::cluster::{Cluster, ClusterOpts};
 
 use crate::util::{until, Client};
@@ -17,10 +17,13 @@ async fn open_round(conn: &ClusterConn) -> u64 {
     }
 }
 
+/// Server 0's share of `s`, sent to server 0.
 async fn submit(conn: &ClusterConn, s: &Submission) -> ClientResponse {
-    conn.request(0, ClientRequest::Submit(s.clone()))
-        .await
-        .unwrap()
+    upload(conn, s.upload_for(0).unwrap()).await
+}
+
+async fn upload(conn: &ClusterConn, up: ShareUpload) -> ClientResponse {
+    conn.request(0, ClientRequest::Share(up)).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,13 +115,13 @@ async fn hostile_submissions_are_refused_by_name_and_honest_traffic_is_delivered
         "unlisted client"
     );
 
-    let mut short = build(r, &me.identity);
-    short.shares = BoundedVec::new(short.shares.as_slice()[..2].to_vec()).unwrap();
-    let count = submit(&conn, &short).await;
+    let mut short = build(r, &me.identity).upload_for(0).unwrap();
+    short.digests = BoundedVec::new(short.digests.as_slice()[..2].to_vec()).unwrap();
+    let count = upload(&conn, short).await;
     assert!(
         matches!(
             count,
-            ClientResponse::Rejected(RejectReason::WrongShareCount {
+            ClientResponse::Rejected(RejectReason::WrongDigestCount {
                 expected: 3,
                 got: 2
             })
@@ -126,17 +129,39 @@ async fn hostile_submissions_are_refused_by_name_and_honest_traffic_is_delivered
         "{count:?}"
     );
 
-    let mut sized = build(r, &me.identity);
-    let mut shares = sized.shares.as_slice().to_vec();
-    shares[0].ciphertext = Bytes::new(vec![1u8; 100]).unwrap();
-    sized.shares = BoundedVec::new(shares).unwrap();
-    let size = submit(&conn, &sized).await;
+    let mut sized = build(r, &me.identity).upload_for(0).unwrap();
+    sized.share.ciphertext = Bytes::new(vec![1u8; 100]).unwrap();
+    let size = upload(&conn, sized).await;
     assert!(
         matches!(
             size,
             ClientResponse::Rejected(RejectReason::WrongShareSize { got: 100, .. })
         ),
         "{size:?}"
+    );
+
+    // A share swapped for other bytes of the same size: not the one signed for.
+    let mut swapped = build(r, &me.identity).upload_for(0).unwrap();
+    let mut ct = swapped.share.ciphertext.as_slice().to_vec();
+    ct[3] ^= 1;
+    swapped.share.ciphertext = Bytes::new(ct).unwrap();
+    assert_eq!(
+        upload(&conn, swapped).await,
+        ClientResponse::Rejected(RejectReason::DigestMismatch)
+    );
+
+    // Garbage sealed to server 0 and validly signed: only server 0 can tell, and it
+    // refuses it at once instead of adding it into the round (v1 had to).
+    let mut garbage = build(r, &me.identity);
+    let mut shares = garbage.shares.as_slice().to_vec();
+    let len = shares[0].ciphertext.len();
+    shares[0].ciphertext = Bytes::new(vec![7u8; len]).unwrap();
+    garbage.shares = BoundedVec::new(shares).unwrap();
+    let signed = Submission::signed_bytes(garbage.round, &garbage.client, &garbage.digests());
+    garbage.signature = protocol::bounded::Fixed(me.identity.sign(&signed));
+    assert_eq!(
+        submit(&conn, &garbage).await,
+        ClientResponse::Rejected(RejectReason::ShareDoesNotOpen)
     );
 
     // After the round closes, the old submission is stale.
@@ -153,15 +178,16 @@ async fn hostile_submissions_are_refused_by_name_and_honest_traffic_is_delivered
         "stale: {stale:?}"
     );
 
-    // Each refusal is visible in the receiving server's metrics by its reason (refusals
-    // at apply time are counted when node 0 applies them, so wait for that).
+    // Each refusal is visible in the receiving server's metrics by its reason.
     let reasons = [
         "duplicate_submission",
         "future_round",
         "bad_signature",
         "unknown_client",
-        "wrong_share_count",
+        "wrong_digest_count",
         "wrong_share_size",
+        "digest_mismatch",
+        "share_does_not_open",
         "stale_round",
     ];
     c.wait_for(

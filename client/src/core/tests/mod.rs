@@ -77,6 +77,7 @@ impl Cluster {
             answers: Vec::new(),
             now: T0,
             next_token: 0,
+            share_groups: Default::default(),
         };
         s.pump();
         s
@@ -215,6 +216,9 @@ pub struct Sim {
     pub answers: Vec<(Token, Answer)>,
     pub now: u64,
     next_token: Token,
+    /// The share requests of one submission, by the id `take_submit` returned for it:
+    /// `reply` and `fail` answer them all alike.
+    share_groups: std::collections::HashMap<RequestId, Vec<RequestId>>,
 }
 
 impl Sim {
@@ -254,12 +258,16 @@ impl Sim {
     }
 
     pub fn reply(&mut self, id: RequestId, resp: ClientResponse) {
-        self.core.handle_response(id, Ok(resp), self.now);
+        for i in self.share_groups.remove(&id).unwrap_or_else(|| vec![id]) {
+            self.core.handle_response(i, Ok(resp.clone()), self.now);
+        }
         self.pump();
     }
 
     pub fn fail(&mut self, id: RequestId, f: Failure) {
-        self.core.handle_response(id, Err(f), self.now);
+        for i in self.share_groups.remove(&id).unwrap_or_else(|| vec![id]) {
+            self.core.handle_response(i, Err(f.clone()), self.now);
+        }
         self.pump();
     }
 
@@ -272,12 +280,34 @@ impl Sim {
         self.reply(id, resp);
     }
 
-    /// The pending submission, if any.
+    /// The pending submission, if any: every server's share of it taken, put back
+    /// together. The id returned answers them all (`reply`, `fail`).
     pub fn take_submit(&mut self) -> Option<(RequestId, Submission)> {
-        match self.take(|r| matches!(r, ClientRequest::Submit(_)))? {
-            (id, _, ClientRequest::Submit(s)) => Some((id, s)),
-            _ => None,
+        let (first, _, ClientRequest::Share(up)) =
+            self.take(|r| matches!(r, ClientRequest::Share(_)))?
+        else {
+            return None;
+        };
+        let mut ids = vec![first];
+        let mut ups = vec![up.clone()];
+        while let Some((id, _, ClientRequest::Share(u))) =
+            self.take(|r| matches!(r, ClientRequest::Share(u) if u.round == up.round))
+        {
+            ids.push(id);
+            ups.push(u);
         }
+        ups.sort_by_key(|u| u.server);
+        let shares = ups.iter().map(|u| u.share.clone()).collect();
+        self.share_groups.insert(first, ids);
+        Some((
+            first,
+            Submission {
+                round: up.round,
+                client: up.client,
+                shares: BoundedVec::new(shares).unwrap(),
+                signature: up.signature,
+            },
+        ))
     }
 
     /// Submissions: answer the one out with `Accepted` for its round; returns it.
@@ -363,7 +393,7 @@ impl Sim {
                 !matches!(
                     r,
                     ClientRequest::Status
-                        | ClientRequest::Submit(_)
+                        | ClientRequest::Share(_)
                         | ClientRequest::Directory { .. }
                 )
             })

@@ -66,7 +66,8 @@ fn idle_sending_and_receiving_clients_do_the_same_before_the_next_submission() {
     assert_eq!(
         idle,
         Between {
-            requests: vec!["submit"],
+            // One share to each of the three servers.
+            requests: vec!["submit"; 3],
             writes: 0,
             events: 0
         }

@@ -1,0 +1,199 @@
+//! What a server holds between a client's upload and the round's decision: per round,
+//! each client's opened share (round protocol v2 keeps shares off the log). Pure data,
+//! no actor: the client API holds shares as they arrive, the share-keeper lists them at
+//! `Close`, sums the included ones at the decision and forgets the round at its output.
+//!
+//! Shares are `Zeroizing`, so forgotten ones are wiped. A round stops taking shares the
+//! moment it is listed ([`HeldShares::close`]), under the same lock, so a client told
+//! "held" is always in this server's list.
+
+use std::collections::BTreeMap;
+
+use protocol::shamir::add_into;
+use protocol::wire::{ClientId, HeldEntry, RejectReason, Round, SubmissionDigest};
+use zeroize::Zeroizing;
+
+struct Held {
+    digest: SubmissionDigest,
+    share: Zeroizing<Vec<u8>>,
+}
+
+#[derive(Default)]
+struct RoundHeld {
+    clients: BTreeMap<ClientId, Held>,
+    closed: bool,
+}
+
+/// Shares held, by round and client.
+pub struct HeldShares {
+    share_bytes: usize,
+    rounds: BTreeMap<Round, RoundHeld>,
+    /// Rounds below this were closed or dropped: they take no more shares.
+    floor: Round,
+}
+
+impl HeldShares {
+    /// Nothing held; every share is `share_bytes` long (encoded field elements).
+    pub fn new(share_bytes: usize) -> Self {
+        Self {
+            share_bytes,
+            rounds: BTreeMap::new(),
+            floor: 0,
+        }
+    }
+
+    /// Hold `client`'s opened share of `round`. One share per client per round: a
+    /// second (a retry or a replay) is refused as a duplicate; a closed round as stale.
+    pub fn hold(
+        &mut self,
+        round: Round,
+        client: ClientId,
+        digest: SubmissionDigest,
+        share: Zeroizing<Vec<u8>>,
+    ) -> Result<(), RejectReason> {
+        let closed = round < self.floor || self.rounds.get(&round).is_some_and(|r| r.closed);
+        if closed {
+            let open = self.floor.max(round.saturating_add(1));
+            return Err(RejectReason::StaleRound { got: round, open });
+        }
+        if share.len() != self.share_bytes {
+            return Err(RejectReason::ShareDoesNotOpen);
+        }
+        let r = self.rounds.entry(round).or_default();
+        if r.clients.contains_key(&client) {
+            return Err(RejectReason::DuplicateSubmission { round });
+        }
+        r.clients.insert(client, Held { digest, share });
+        Ok(())
+    }
+
+    /// Stop taking shares of `round` and list the clients held, in client order.
+    pub fn close(&mut self, round: Round) -> Vec<HeldEntry> {
+        let r = self.rounds.entry(round).or_default();
+        r.closed = true;
+        r.clients
+            .iter()
+            .map(|(client, h)| HeldEntry {
+                client: *client,
+                digest: h.digest,
+            })
+            .collect()
+    }
+
+    /// Whether `round` was closed here (its list can be made again).
+    pub fn is_closed(&self, round: Round) -> bool {
+        self.rounds.get(&round).is_some_and(|r| r.closed)
+    }
+
+    /// Whether any share of `round` is held (the leader's round clock starts then).
+    pub fn holds_any(&self, round: Round) -> bool {
+        self.rounds
+            .get(&round)
+            .is_some_and(|r| !r.clients.is_empty())
+    }
+
+    /// The sum of the shares of `included`, or `None` if one of them is not held (lost
+    /// in a restart): this server then cannot serve the round.
+    pub fn sum(&self, round: Round, included: &[ClientId]) -> Option<Zeroizing<Vec<u8>>> {
+        let r = self.rounds.get(&round)?;
+        let mut sum = Zeroizing::new(vec![0u8; self.share_bytes]);
+        for client in included {
+            let held = r.clients.get(client)?;
+            add_into(&mut sum, &held.share).ok()?;
+        }
+        Some(sum)
+    }
+
+    /// Drop `round` (output, void or abandoned).
+    pub fn forget(&mut self, round: Round) {
+        self.rounds.remove(&round);
+    }
+
+    /// Drop rounds below `floor`; they take no more shares.
+    pub fn forget_below(&mut self, floor: Round) {
+        self.floor = self.floor.max(floor);
+        while self
+            .rounds
+            .first_key_value()
+            .is_some_and(|(r, _)| *r < floor)
+        {
+            self.rounds.pop_first();
+        }
+    }
+
+    /// Shares held in all.
+    pub fn shares(&self) -> usize {
+        self.rounds.values().map(|r| r.clients.len()).sum()
+    }
+
+    /// Bytes of secret material held.
+    pub fn held_bytes(&self) -> usize {
+        self.shares() * self.share_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::bounded::Fixed;
+
+    fn share(value: u8, len: usize) -> Zeroizing<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        for w in v.chunks_exact_mut(8) {
+            w[0] = value;
+        }
+        Zeroizing::new(v)
+    }
+
+    fn client(i: u8) -> ClientId {
+        Fixed([i; 32])
+    }
+
+    #[test]
+    fn shares_are_held_once_listed_in_order_and_summed_over_the_included() {
+        let mut h = HeldShares::new(16);
+        for i in [3u8, 1, 2] {
+            h.hold(7, client(i), Fixed([i; 16]), share(i, 16))
+                .expect("held");
+        }
+        assert_eq!(
+            h.hold(7, client(1), Fixed([9; 16]), share(9, 16)),
+            Err(RejectReason::DuplicateSubmission { round: 7 })
+        );
+        assert_eq!(
+            h.hold(7, client(4), Fixed([4; 16]), share(4, 15)),
+            Err(RejectReason::ShareDoesNotOpen)
+        );
+        assert!(h.holds_any(7) && !h.holds_any(8));
+        let list = h.close(7);
+        let order: Vec<ClientId> = list.iter().map(|e| e.client).collect();
+        assert_eq!(order, vec![client(1), client(2), client(3)]);
+        // Closed: a late share is stale, so a client told "held" is always listed.
+        assert!(matches!(
+            h.hold(7, client(5), Fixed([5; 16]), share(5, 16)),
+            Err(RejectReason::StaleRound { got: 7, .. })
+        ));
+        let sum = h.sum(7, &[client(1), client(3)]).expect("all held");
+        assert!(sum.chunks_exact(8).all(|w| w[0] == 4 && w[1..] == [0; 7]));
+        // A client we do not hold: we cannot serve.
+        assert!(h.sum(7, &[client(1), client(9)]).is_none());
+        assert_eq!(h.held_bytes(), 3 * 16);
+        h.forget(7);
+        assert_eq!(h.held_bytes(), 0);
+    }
+
+    #[test]
+    fn old_rounds_are_dropped_and_take_no_more_shares() {
+        let mut h = HeldShares::new(8);
+        for r in 1..=10 {
+            h.hold(r, client(1), Fixed([0; 16]), share(1, 8))
+                .expect("held");
+        }
+        h.forget_below(8);
+        assert_eq!(h.shares(), 3);
+        assert!(matches!(
+            h.hold(5, client(2), Fixed([0; 16]), share(1, 8)),
+            Err(RejectReason::StaleRound { got: 5, .. })
+        ));
+    }
+}

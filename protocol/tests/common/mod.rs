@@ -1,0 +1,183 @@
+//! The world the round-machine tests share: a cluster's servers as pure code (each
+//! checks, opens and holds only its own shares), and clients building real submissions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // test code
+
+use std::collections::BTreeMap;
+
+use keys::Identity;
+use protocol::bounded::{Bytes, Fixed};
+use protocol::round::check_upload;
+use protocol::seal::open_share;
+use protocol::shamir::add_into;
+use protocol::slot::{seal_slot, Sender, SlotMessage};
+use protocol::submission::{build_submission, share_from_opened};
+use protocol::wire::{ClientId, Have, HeldEntry, Reveal, Submission};
+use protocol::{Admission, Command, Effect, Params, RoundMachine};
+use rand::SeedableRng;
+use x25519_dalek::PublicKey;
+
+/// One server's held shares of one round: client → (its list entry, opened share).
+type ServerHeld = BTreeMap<ClientId, (HeldEntry, Vec<u8>)>;
+
+pub struct World {
+    pub params: Params,
+    pub servers: Vec<Identity>,
+    server_keys: Vec<PublicKey>,
+    rng: rand::rngs::StdRng,
+    /// What each server holds: round → server → client → (digest, opened share).
+    held: BTreeMap<u64, Vec<ServerHeld>>,
+}
+
+impl World {
+    pub fn new(n: usize, t: usize, k: usize, admission: Admission) -> Self {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let servers: Vec<Identity> = (0..n).map(|_| Identity::generate(&mut rng)).collect();
+        let server_keys = servers.iter().map(|s| s.public().x25519()).collect();
+        let params = Params::new(n, t, 8, 256, k, 4, admission)
+            .and_then(|p| {
+                p.with_server_keys(servers.iter().map(|s| Fixed(s.public().sign)).collect())
+            })
+            .expect("params");
+        Self {
+            params,
+            servers,
+            server_keys,
+            rng,
+            held: BTreeMap::new(),
+        }
+    }
+
+    pub fn vector(&mut self, from: &Identity, to: &Identity, slot: usize, text: &[u8]) -> Vec<u8> {
+        let msg = SlotMessage {
+            sender: Sender::Identity(from.public().dh),
+            conversation: [1; 16],
+            seq: 1,
+            timestamp_ms: 0,
+            fragment_index: 0,
+            fragment_count: 1,
+            body: text.to_vec(),
+        };
+        let sealed = seal_slot(
+            &msg,
+            from.x25519_secret(),
+            &to.public().x25519(),
+            256,
+            &mut self.rng,
+        )
+        .expect("seal slot");
+        let mut v = vec![0u8; self.params.vector_bytes()];
+        v[slot * 256..(slot + 1) * 256].copy_from_slice(&sealed);
+        v
+    }
+
+    pub fn build(&mut self, round: u64, who: &Identity, vector: &[u8]) -> Submission {
+        let keys = self.server_keys.clone();
+        let params = self.params.clone();
+        build_submission(&params, round, vector, who, &keys, &mut self.rng).expect("build")
+    }
+
+    /// Server `i` takes its upload of `sub`: checks it, opens its share and holds it.
+    pub fn deliver(&mut self, sub: &Submission, i: usize) {
+        let up = sub.upload_for(i as u16).expect("upload");
+        check_upload(&self.params, &up, i as u16).expect("a valid upload");
+        let opened = open_share(
+            &up.share,
+            up.round,
+            &up.client,
+            i as u16,
+            self.servers[i].x25519_secret(),
+        )
+        .expect("open own share");
+        let share = share_from_opened(&self.params, up.round, &up.client, i, &opened)
+            .expect("a well-formed share");
+        let entry = HeldEntry {
+            client: up.client,
+            digest: up.submission_digest(),
+        };
+        let n = self.servers.len();
+        let held = self
+            .held
+            .entry(up.round)
+            .or_insert_with(|| vec![BTreeMap::new(); n]);
+        held[i].insert(up.client, (entry, share.to_vec()));
+    }
+
+    /// Build a submission and deliver it to every server.
+    pub fn submit(&mut self, round: u64, who: &Identity, vector: &[u8]) -> Submission {
+        let sub = self.build(round, who, vector);
+        for i in 0..self.servers.len() {
+            self.deliver(&sub, i);
+        }
+        sub
+    }
+
+    /// Each server's signed list of what it holds for `round`.
+    pub fn haves(&self, round: u64) -> Vec<Command> {
+        (0..self.servers.len())
+            .map(|i| {
+                let list: Vec<HeldEntry> = self
+                    .held
+                    .get(&round)
+                    .map(|h| h[i].values().map(|(e, _)| *e).collect())
+                    .unwrap_or_default();
+                Command::Have(Have::new(round, i as u16, list, &self.servers[i]).expect("fits"))
+            })
+            .collect()
+    }
+
+    /// Close `round` and apply every server's list: the round is decided.
+    pub fn close_and_decide(&self, m: &mut RoundMachine, round: u64) -> Effect {
+        assert_eq!(m.apply(&Command::Close { round }), Effect::Closed { round });
+        let mut last = None;
+        for have in self.haves(round) {
+            last = Some(m.apply(&have));
+        }
+        last.expect("servers")
+    }
+
+    /// Each server's signed sum of its shares of the round's included clients (all it
+    /// holds while the round is undecided).
+    pub fn reveals(&self, machine: &RoundMachine, round: u64) -> Vec<Command> {
+        let included: Option<Vec<ClientId>> = machine
+            .state()
+            .awaiting
+            .get(&round)
+            .and_then(|c| c.decided.as_ref())
+            .map(|d| d.included.clone());
+        (0..self.servers.len())
+            .map(|i| {
+                let mut sum = vec![0u8; self.params.share_bytes()];
+                if let Some(held) = self.held.get(&round) {
+                    for (client, (_, share)) in &held[i] {
+                        if included.as_ref().is_none_or(|inc| inc.contains(client)) {
+                            add_into(&mut sum, share).expect("add");
+                        }
+                    }
+                }
+                Command::Reveal(Reveal::new(
+                    round,
+                    i as u16,
+                    Bytes::new(sum).expect("fits"),
+                    &self.servers[i],
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Reveals for round 1 of a fresh machine with one submission from a fresh client,
+/// decided with every server serving.
+pub fn closed_round(w: &mut World) -> (RoundMachine, Vec<Command>) {
+    let a = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(77));
+    let mut m = RoundMachine::new(w.params.clone());
+    let bob = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(78));
+    let v = w.vector(&a, &bob, 1, b"for bob");
+    w.submit(1, &a, &v);
+    assert!(matches!(
+        w.close_and_decide(&mut m, 1),
+        Effect::Decided { .. }
+    ));
+    let reveals = w.reveals(&m, 1);
+    (m, reveals)
+}

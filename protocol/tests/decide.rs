@@ -1,0 +1,259 @@
+//! From close to decision: what each server checks on an upload, the signed `Have`
+//! lists, and which servers serve and which clients a round includes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::World;
+use keys::Identity;
+use protocol::bounded::{Bytes, Fixed};
+use protocol::round::check_upload;
+use protocol::slot::open_slot;
+use protocol::wire::Have;
+use protocol::{Admission, Command, Effect, RejectReason, RoundMachine};
+use rand::SeedableRng;
+
+#[test]
+fn every_bad_upload_gets_its_named_reason() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let listed = Identity::generate(&mut rng);
+    let stranger = Identity::generate(&mut rng);
+    let allowed: BTreeSet<_> = [Fixed(listed.public().sign)].into_iter().collect();
+    let mut w = World::new(3, 1, 1, Admission::Listed(allowed));
+    let v = vec![0u8; w.params.vector_bytes()];
+    let p = w.params.clone();
+
+    let good = w.build(1, &listed, &v);
+    let up = good.upload_for(1).expect("upload");
+    assert_eq!(check_upload(&p, &up, 1), Ok(()));
+    assert_eq!(check_upload(&p, &up, 2), Err(RejectReason::WrongServer(1)));
+    let unknown = w.build(1, &stranger, &v).upload_for(1).expect("upload");
+    assert_eq!(
+        check_upload(&p, &unknown, 1),
+        Err(RejectReason::UnknownClient)
+    );
+
+    let mut forged = up.clone();
+    forged.signature.0[0] ^= 1;
+    assert_eq!(
+        check_upload(&p, &forged, 1),
+        Err(RejectReason::BadSignature)
+    );
+    let mut short = up.clone();
+    short.digests =
+        protocol::bounded::BoundedVec::new(up.digests.as_slice()[..2].to_vec()).expect("2");
+    assert_eq!(
+        check_upload(&p, &short, 1),
+        Err(RejectReason::WrongDigestCount {
+            expected: 3,
+            got: 2
+        })
+    );
+    let mut sized = up.clone();
+    sized.share.ciphertext = Bytes::new(vec![0u8; 10]).expect("small");
+    assert!(matches!(
+        check_upload(&p, &sized, 1),
+        Err(RejectReason::WrongShareSize { got: 10, .. })
+    ));
+    // Same size, other bytes: not the share the client signed for.
+    let mut swapped = up.clone();
+    let mut ct = up.share.ciphertext.as_slice().to_vec();
+    ct[0] ^= 1;
+    swapped.share.ciphertext = Bytes::new(ct).expect("same size");
+    assert_eq!(
+        check_upload(&p, &swapped, 1),
+        Err(RejectReason::DigestMismatch)
+    );
+
+    // Rounds: the open one and a little ahead are held; a closed one is stale.
+    let mut m = RoundMachine::new(p);
+    assert_eq!(m.precheck_share(1), Ok(()));
+    assert_eq!(m.precheck_share(1 + protocol::round::FUTURE_WINDOW), Ok(()));
+    assert_eq!(
+        m.precheck_share(2 + protocol::round::FUTURE_WINDOW),
+        Err(RejectReason::FutureRound {
+            got: 2 + protocol::round::FUTURE_WINDOW,
+            open: 1
+        })
+    );
+    assert_eq!(
+        m.apply(&Command::Close { round: 1 }),
+        Effect::Closed { round: 1 }
+    );
+    assert_eq!(
+        m.precheck_share(1),
+        Err(RejectReason::StaleRound { got: 1, open: 2 })
+    );
+    assert_eq!(
+        m.apply(&Command::Close { round: 1 }),
+        Effect::Rejected(RejectReason::WrongClose { got: 1, open: 2 })
+    );
+}
+
+#[test]
+fn a_have_list_is_signed_ordered_and_once_per_server() {
+    let mut w = World::new(3, 1, 1, Admission::Open);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let (a, b) = (Identity::generate(&mut rng), Identity::generate(&mut rng));
+    let v = vec![0u8; w.params.vector_bytes()];
+    w.submit(1, &a, &v);
+    w.submit(1, &b, &v);
+    let mut m = RoundMachine::new(w.params.clone());
+    m.apply(&Command::Close { round: 1 });
+    let haves = w.haves(1);
+    let Command::Have(h0) = &haves[0] else {
+        unreachable!()
+    };
+    // Server 1 signs a list under server 0's index.
+    let forged = Have::new(1, 0, h0.clients.as_slice().to_vec(), &w.servers[1]).expect("fits");
+    assert_eq!(
+        m.apply(&Command::Have(forged)),
+        Effect::Rejected(RejectReason::BadSignature)
+    );
+    let mut unordered = h0.clone();
+    let mut list = h0.clients.as_slice().to_vec();
+    list.reverse();
+    unordered.clients = protocol::bounded::BoundedVec::new(list).expect("2");
+    assert_eq!(
+        m.apply(&Command::Have(unordered)),
+        Effect::Rejected(RejectReason::UnorderedHave)
+    );
+    let mut stranger = h0.clone();
+    stranger.server = 9;
+    assert_eq!(
+        m.apply(&Command::Have(stranger)),
+        Effect::Rejected(RejectReason::UnknownServer(9))
+    );
+    assert!(matches!(m.apply(&haves[0]), Effect::HaveRecorded { .. }));
+    assert_eq!(
+        m.apply(&haves[0]),
+        Effect::Rejected(RejectReason::DuplicateHave {
+            round: 1,
+            server: 0
+        })
+    );
+}
+
+#[test]
+fn a_client_missed_by_a_serving_server_or_split_between_submissions_is_left_out() {
+    let mut w = World::new(3, 1, 1, Admission::Open);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    let (a, b, c) = (
+        Identity::generate(&mut rng),
+        Identity::generate(&mut rng),
+        Identity::generate(&mut rng),
+    );
+    let bob = Identity::generate(&mut rng);
+    let va = w.vector(&a, &bob, 2, b"a got through");
+    let v = vec![0u8; w.params.vector_bytes()];
+    w.submit(1, &a, &va);
+    // b's share never reached server 2.
+    let sb = w.build(1, &b, &v);
+    w.deliver(&sb, 0);
+    w.deliver(&sb, 1);
+    // c sent one submission to servers 0 and 1 and another to server 2.
+    let c1 = w.build(1, &c, &v);
+    let c2 = w.build(1, &c, &v);
+    w.deliver(&c1, 0);
+    w.deliver(&c1, 1);
+    w.deliver(&c2, 2);
+    let mut m = RoundMachine::new(w.params.clone());
+    let Effect::Decided { included, .. } = w.close_and_decide(&mut m, 1) else {
+        panic!("decided")
+    };
+    assert_eq!(included, vec![Fixed(a.public().sign)]);
+    // The sums leave b and c out, so a's message is intact, not garbled.
+    let reveals = w.reveals(&m, 1);
+    m.apply(&reveals[0]);
+    m.apply(&reveals[1]);
+    let Effect::Output(out) = m.apply(&reveals[2]) else {
+        panic!("output")
+    };
+    let opened = open_slot(out.slot(2).expect("slot"), bob.x25519_secret()).expect("bob opens");
+    assert_eq!(opened.body, b"a got through");
+}
+
+#[test]
+fn the_leader_decides_with_the_lists_in_and_only_those_servers_serve() {
+    let mut w = World::new(5, 2, 1, Admission::Open);
+    let a = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(14));
+    let bob = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(15));
+    let va = w.vector(&a, &bob, 0, b"two servers down");
+    w.submit(1, &a, &va);
+    let mut m = RoundMachine::new(w.params.clone());
+    m.apply(&Command::Close { round: 1 });
+    let haves = w.haves(1);
+    // Servers 1 and 3 are down: three lists, then the leader stops waiting.
+    for i in [0usize, 2, 4] {
+        assert!(matches!(m.apply(&haves[i]), Effect::HaveRecorded { .. }));
+    }
+    let Effect::Decided { servers, .. } = m.apply(&Command::Decide { round: 1 }) else {
+        panic!("decided")
+    };
+    assert_eq!(servers, vec![0, 2, 4]);
+    // A list or a sum from outside Q comes too late.
+    assert_eq!(
+        m.apply(&haves[1]),
+        Effect::Rejected(RejectReason::NotAwaitingHaves { round: 1 })
+    );
+    let reveals = w.reveals(&m, 1);
+    assert_eq!(
+        m.apply(&reveals[3]),
+        Effect::Rejected(RejectReason::NotServing {
+            round: 1,
+            server: 3
+        })
+    );
+    m.apply(&reveals[0]);
+    m.apply(&reveals[2]);
+    // All of Q (t + 1 = 3) revealed: the output, unchecked.
+    let Effect::Output(out) = m.apply(&reveals[4]) else {
+        panic!("output")
+    };
+    assert_eq!(m.state().unchecked_outputs, 1);
+    let opened = open_slot(out.slot(0).expect("slot"), bob.x25519_secret()).expect("opens");
+    assert_eq!(opened.body, b"two servers down");
+
+    // With fewer than t + 1 lists the round is void, and its senders retry.
+    w.submit(2, &a, &va);
+    m.apply(&Command::Close { round: 2 });
+    m.apply(&w.haves(2)[0]);
+    m.apply(&w.haves(2)[1]);
+    assert!(matches!(
+        m.apply(&Command::Decide { round: 2 }),
+        Effect::Void { round: 2, .. }
+    ));
+    assert!(m.state().recent_void.contains(&2));
+}
+
+#[test]
+fn round_below_min_anonymity_set_is_void_and_reveals_nothing() {
+    let mut w = World::new(3, 1, 3, Admission::Open);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let a = Identity::generate(&mut rng);
+    let mut m = RoundMachine::new(w.params.clone());
+    let v = vec![0u8; w.params.vector_bytes()];
+    w.submit(1, &a, &v);
+    let reveals = w.reveals(&m, 1);
+    assert_eq!(
+        w.close_and_decide(&mut m, 1),
+        Effect::Void {
+            round: 1,
+            participants: 1
+        }
+    );
+    assert!(m.state().awaiting.is_empty(), "a void round is forgotten");
+    assert_eq!(
+        m.apply(&reveals[0]),
+        Effect::Rejected(RejectReason::NotAwaitingReveal { round: 1 })
+    );
+    assert!(m.state().outputs.is_empty());
+    assert_eq!(
+        m.state().recent_void.iter().copied().collect::<Vec<_>>(),
+        vec![1],
+        "senders learn the round was void"
+    );
+}
