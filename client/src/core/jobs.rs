@@ -28,7 +28,21 @@ impl<S: LocalStore> ClientCore<S> {
             return; // not ours, or answered already
         };
         let Some(rot) = rotation else {
-            // A catch-up or directory page: one server, no rotation.
+            // A share, a catch-up or a directory page: one server, no rotation. A share
+            // its server was too busy for, or that went unanswered, is sent to it again
+            // while its round may still be open.
+            if let Job::Share { round, tries } = job {
+                let busy = matches!(result, Ok(ClientResponse::Unavailable(_)) | Err(_));
+                if busy && tries < super::SHARE_TRIES && round >= self.open_round {
+                    let t = self.ask_timeout_ms();
+                    let job = Job::Share {
+                        round,
+                        tries: tries + 1,
+                    };
+                    self.send(server, req, job, None, t);
+                    return;
+                }
+            }
             self.finish(server, job, result.map_err(|_| String::new()), now_ms);
             return;
         };
@@ -76,7 +90,7 @@ impl<S: LocalStore> ClientCore<S> {
                     self.on_status(server, s);
                 }
             }
-            Job::Share { round } => self.on_share_answer(round, result),
+            Job::Share { round, .. } => self.on_share_answer(round, result),
             Job::Register { token, name } => {
                 let r = match result {
                     Ok(ClientResponse::Accepted { .. }) => {

@@ -62,6 +62,9 @@ pub use local::LocalStore;
 /// User requests (send, register, lookups) in progress at once; more wait in the
 /// engine's command channel.
 pub const MAX_USER_REQUESTS: usize = 64;
+/// Sends of one share to its server when it was busy or did not answer: a round
+/// includes a client only if every serving server holds its share.
+const SHARE_TRIES: u8 = 3;
 /// How long a catch-up page may take.
 const HISTORY_TIMEOUT_MS: u64 = 5_000;
 
@@ -82,9 +85,10 @@ pub struct CoreConfig {
 /// What a request is for.
 enum Job {
     Status,
-    /// One server's share of our submission for `round`.
+    /// One server's share of our submission for `round`, sent `tries` times so far.
     Share {
         round: Round,
+        tries: u8,
     },
     Register {
         token: Token,
@@ -517,7 +521,7 @@ impl<S: LocalStore> ClientCore<S> {
                         self.send(
                             server,
                             ClientRequest::Share(up),
-                            Job::Share { round },
+                            Job::Share { round, tries: 1 },
                             None,
                             t,
                         );

@@ -727,6 +727,15 @@ async fn attack(
                     }
                 });
                 let answers = futures::future::join_all(copies).await;
+                // A submission held is one the replay class may replay this round.
+                if good.is_none() {
+                    if let Some(i) = answers
+                        .iter()
+                        .position(|a| matches!(a, Some(ClientResponse::Accepted { .. })))
+                    {
+                        good = Some((s.clone(), i % n));
+                    }
+                }
                 let accepted = answers
                     .iter()
                     .filter(|a| matches!(a, Some(ClientResponse::Accepted { .. })))

@@ -213,3 +213,70 @@ fn an_anonymous_message_uses_a_one_time_key_that_can_open_replies() {
         vec![("bob".to_string(), "you again".to_string())]
     );
 }
+
+#[test]
+fn each_server_gets_only_its_share_and_a_busy_one_is_asked_again() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    sim.status(status(3, None, &[]));
+    let shares: Vec<(RequestId, u16, ClientRequest)> =
+        std::iter::from_fn(|| sim.take(|r| matches!(r, ClientRequest::Share(_)))).collect();
+    // One request per server, each carrying that server's share and no other.
+    let mut servers: Vec<u16> = shares.iter().map(|(_, s, _)| *s).collect();
+    servers.sort_unstable();
+    assert_eq!(servers, vec![0, 1, 2]);
+    for (_, s, r) in &shares {
+        let ClientRequest::Share(up) = r else {
+            unreachable!()
+        };
+        assert_eq!((up.server, up.round), (*s, 3));
+    }
+    let busy = ClientResponse::Unavailable(Bytes::new(b"server busy".to_vec()).unwrap());
+    let (id0, _, first) = shares[0].clone();
+    sim.reply(id0, busy.clone());
+    // Asked again, the same share to the same server.
+    let (id0, s, again) = sim
+        .take(|r| matches!(r, ClientRequest::Share(_)))
+        .expect("sent again");
+    assert_eq!((s, &again), (shares[0].1, &first));
+    sim.reply(id0, ClientResponse::Accepted { round: 3 });
+    for (id, _, _) in &shares[1..] {
+        sim.reply(*id, ClientResponse::Accepted { round: 3 });
+    }
+    assert!(sim.take(|r| matches!(r, ClientRequest::Share(_))).is_none());
+    // A share refused for a reason other than load is not sent again: the answer is
+    // the server's own, and the others may hold the submission.
+    sim.status(status(4, None, &[]));
+    let (id, refused_by, _) = sim
+        .take(|r| matches!(r, ClientRequest::Share(u) if u.round == 4))
+        .unwrap();
+    sim.reply(
+        id,
+        ClientResponse::Rejected(protocol::RejectReason::ShareDoesNotOpen),
+    );
+    assert!(sim
+        .take(|r| matches!(r, ClientRequest::Share(u) if u.round == 4 && u.server == refused_by))
+        .is_none());
+    while let Some((id, _, _)) = sim.take(|r| matches!(r, ClientRequest::Share(u) if u.round == 4))
+    {
+        sim.reply(id, ClientResponse::Accepted { round: 4 });
+    }
+    // After three busy answers a server is given up on for this round.
+    sim.status(status(5, None, &[]));
+    let (mut id, server, _) = sim
+        .take(|r| matches!(r, ClientRequest::Share(u) if u.round == 5))
+        .unwrap();
+    for _ in 1..3 {
+        sim.reply(id, busy.clone());
+        let (next, s, _) = sim
+            .take(|r| matches!(r, ClientRequest::Share(u) if u.round == 5 && u.server == server))
+            .expect("asked again");
+        assert_eq!(s, server);
+        id = next;
+    }
+    sim.reply(id, busy);
+    assert!(sim
+        .take(|r| matches!(r, ClientRequest::Share(u) if u.round == 5 && u.server == server))
+        .is_none());
+}
