@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use protocol::limits::MAX_ROUND_CLIENTS;
+use protocol::round::FUTURE_WINDOW;
 use protocol::shamir::add_into;
 use protocol::wire::{ClientId, HeldEntry, RejectReason, Round, SubmissionDigest};
 use zeroize::Zeroizing;
@@ -24,9 +26,17 @@ struct RoundHeld {
     closed: bool,
 }
 
+/// Most bytes of shares a server holds in all (the open round and the ones just ahead):
+/// under the `open` policy anyone can make identities, so memory is bounded here, not by
+/// who shows up.
+pub const HELD_BUDGET_BYTES: usize = 1 << 30;
+
 /// Shares held, by round and client.
 pub struct HeldShares {
     share_bytes: usize,
+    /// Clients held per round: [`MAX_ROUND_CLIENTS`] (what one `Have` list can name), or
+    /// fewer where the budget says so.
+    cap: usize,
     rounds: BTreeMap<Round, RoundHeld>,
     /// Rounds below this were closed or dropped: they take no more shares.
     floor: Round,
@@ -35,8 +45,17 @@ pub struct HeldShares {
 impl HeldShares {
     /// Nothing held; every share is `share_bytes` long (encoded field elements).
     pub fn new(share_bytes: usize) -> Self {
+        Self::with_budget(share_bytes, HELD_BUDGET_BYTES)
+    }
+
+    /// Nothing held, with `budget` bytes of shares at most over the rounds that can be
+    /// collecting at once.
+    pub fn with_budget(share_bytes: usize, budget: usize) -> Self {
+        let rounds = FUTURE_WINDOW as usize + 1;
+        let cap = (budget / (share_bytes.max(1) * rounds)).clamp(1, MAX_ROUND_CLIENTS);
         Self {
             share_bytes,
+            cap,
             rounds: BTreeMap::new(),
             floor: 0,
         }
@@ -59,9 +78,16 @@ impl HeldShares {
         if share.len() != self.share_bytes {
             return Err(RejectReason::ShareDoesNotOpen);
         }
+        let cap = self.cap;
         let r = self.rounds.entry(round).or_default();
         if r.clients.contains_key(&client) {
             return Err(RejectReason::DuplicateSubmission { round });
+        }
+        if r.clients.len() >= cap {
+            return Err(RejectReason::RoundFull {
+                round,
+                cap: cap as u32,
+            });
         }
         r.clients.insert(client, Held { digest, share });
         Ok(())
@@ -180,6 +206,27 @@ mod tests {
         assert_eq!(h.held_bytes(), 3 * 16);
         h.forget(7);
         assert_eq!(h.held_bytes(), 0);
+    }
+
+    #[test]
+    fn a_round_holds_what_the_budget_allows_and_refuses_the_rest_by_name() {
+        // 3 rounds can collect at once: 3 × 2 × 8 bytes.
+        let mut h = HeldShares::with_budget(8, 48);
+        h.hold(1, client(1), Fixed([0; 16]), share(1, 8))
+            .expect("held");
+        h.hold(1, client(2), Fixed([0; 16]), share(1, 8))
+            .expect("held");
+        assert_eq!(
+            h.hold(1, client(3), Fixed([0; 16]), share(1, 8)),
+            Err(RejectReason::RoundFull { round: 1, cap: 2 })
+        );
+        // A retry of one held is still a duplicate, not "full".
+        assert_eq!(
+            h.hold(1, client(2), Fixed([0; 16]), share(1, 8)),
+            Err(RejectReason::DuplicateSubmission { round: 1 })
+        );
+        h.hold(2, client(3), Fixed([0; 16]), share(1, 8))
+            .expect("next round");
     }
 
     #[test]

@@ -636,6 +636,14 @@ pub enum RejectReason {
     /// A `Have` list not in strictly increasing client order.
     #[error("the list of held shares is not in strictly increasing client order")]
     UnorderedHave,
+    /// The server holds as many shares of this round as it will.
+    #[error("round {round} is full here ({cap} clients); try the next round")]
+    RoundFull {
+        /// The round.
+        round: Round,
+        /// Clients held per round.
+        cap: u32,
+    },
     /// A reveal from a server outside the round's serving set.
     #[error("server {server} is not serving round {round}")]
     NotServing {
@@ -678,6 +686,7 @@ impl RejectReason {
             Self::DuplicateHave { .. } => "duplicate_have",
             Self::UnorderedHave => "unordered_have",
             Self::NotServing { .. } => "not_serving",
+            Self::RoundFull { .. } => "round_full",
         }
     }
 }
