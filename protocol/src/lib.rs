@@ -10,7 +10,8 @@
 //! - [`limits`], [`bounded`], [`codec`], [`wire`]: what crosses the network, and its bounds.
 //! - [`field`], [`shamir`], [`seal`], [`submission`]: the Goldilocks field, building and
 //!   opening (seed-compressed) shares.
-//! - [`slot`]: what is inside a slot (sealed to the recipient), and fragmentation.
+//! - [`slot`]: what is inside a slot (sealed to the recipient), and fragmentation;
+//!   [`reserve`]: reservation cells, their two-way decoding and the slot layout.
 //! - [`params`], [`round`], [`robust`], [`names`]: the replicated round state machine,
 //!   robust reconstruction of outputs, and the rule for registered names.
 
@@ -20,6 +21,7 @@ pub mod field;
 pub mod limits;
 pub mod names;
 pub mod params;
+pub mod reserve;
 pub mod robust;
 pub mod round;
 pub mod seal;
