@@ -178,75 +178,55 @@ impl RoundClock {
 
     /// Commit our parameters as the cluster's, once.
     fn initialise(&self) {
-        if self.busy_initialising.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let (raft, net, busy) = (
-            self.raft.clone(),
-            self.net.clone(),
-            self.busy_initialising.clone(),
-        );
         let cmd = Command::Init(Box::new(self.params.clone()));
-        tokio::spawn(async move {
-            if let Err(e) = write(&raft, &net, cmd).await {
-                tracing::warn!(error = %e, "could not commit the cluster parameters");
-            }
-            busy.store(false, Ordering::Release);
-        });
+        self.commit_once(&self.busy_initialising, cmd, "the cluster parameters");
     }
 
     fn decide_overdue(&self, now: Instant) {
         let (list_grace, give_up) = (self.list_grace(), self.give_up());
-        let Some(round) = self
+        let overdue = self
             .undecided_since
             .iter()
             .find(|(_, (closed, quorate))| {
                 quorate.is_some_and(|q| now.duration_since(q) >= list_grace)
                     || now.duration_since(*closed) >= give_up
             })
-            .map(|(r, _)| *r)
-        else {
-            return;
-        };
-        if self.busy_deciding.swap(true, Ordering::AcqRel) {
-            return;
+            .map(|(r, _)| *r);
+        if let Some(round) = overdue {
+            self.commit_once(
+                &self.busy_deciding,
+                Command::Decide { round },
+                "a decision on a round short of lists",
+            );
         }
-        let (raft, net, busy) = (
-            self.raft.clone(),
-            self.net.clone(),
-            self.busy_deciding.clone(),
-        );
-        tokio::spawn(async move {
-            tracing::debug!(round, "deciding a round still short of lists");
-            if let Err(e) = write(&raft, &net, Command::Decide { round }).await {
-                tracing::warn!(round, error = %e, "could not decide the round");
-            }
-            busy.store(false, Ordering::Release);
-        });
     }
 
     fn finalize_overdue(&self, now: Instant) {
         let grace = self.grace();
-        let Some(round) = self
+        let overdue = self
             .revealable_since
             .iter()
             .find(|(_, since)| now.duration_since(**since) >= grace)
-            .map(|(r, _)| *r)
-        else {
-            return;
-        };
-        if self.busy_finalizing.swap(true, Ordering::AcqRel) {
+            .map(|(r, _)| *r);
+        if let Some(round) = overdue {
+            self.commit_once(
+                &self.busy_finalizing,
+                Command::Finalize { round },
+                "a round short of reveals, finalized",
+            );
+        }
+    }
+
+    /// Write `cmd` in its own task unless a write of its kind (`busy`) is in flight.
+    fn commit_once(&self, busy: &Arc<AtomicBool>, cmd: Command, what: &'static str) {
+        if busy.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (raft, net, busy) = (
-            self.raft.clone(),
-            self.net.clone(),
-            self.busy_finalizing.clone(),
-        );
+        let (raft, net, busy) = (self.raft.clone(), self.net.clone(), busy.clone());
         tokio::spawn(async move {
-            tracing::debug!(round, "finalizing a round still short of reveals");
-            if let Err(e) = write(&raft, &net, Command::Finalize { round }).await {
-                tracing::warn!(round, error = %e, "could not finalize the round");
+            tracing::debug!("committing {what}");
+            if let Err(e) = write(&raft, &net, cmd).await {
+                tracing::warn!(error = %e, "could not commit {what}");
             }
             busy.store(false, Ordering::Release);
         });
