@@ -160,16 +160,6 @@ pub fn expand_seed(seed: &[u8; 32], elements: usize) -> Zeroizing<Vec<u8>> {
     out
 }
 
-/// A uniformly random element from 64-bit words drawn by `next` (rejection sampling).
-pub fn random_element(mut next: impl FnMut() -> u64) -> Fe {
-    loop {
-        let v = next();
-        if v < MODULUS {
-            return fe(v);
-        }
-    }
-}
-
 /// `1 / a` for a non-zero public value.
 pub fn inv(a: Fe) -> Fe {
     a.inv()
