@@ -2,7 +2,9 @@
 //! acts only on the leader. Time enters the replicated state only through what it commits:
 //!
 //! - `Init(params)`, once, if the cluster has no committed parameters yet;
-//! - `Close(r)` when the open round has held shares here for `round_ms`;
+//! - `Close(r)` when the open round has held shares here for `round_ms` and round
+//!   `r − 1` has its output (which lays out round `r + 1`), or for one more
+//!   [`RoundClock::list_grace`] without it;
 //! - `Decide(r)` when a closed round has had lists of held shares from `n − f` servers
 //!   for [`RoundClock::list_grace`] without all `n` (a server is down or slow), or has
 //!   waited [`RoundClock::give_up`] for them (it is then decided or, with fewer than
@@ -102,11 +104,12 @@ impl RoundClock {
         let leader = self.raft.metrics().borrow().state.is_leader();
         let needed = self.params.reveals_needed();
         let quorum = (usize::from(self.params.servers) - self.params.f()).max(needed);
-        let (open, initialised, revealable, undecided) = self
+        let (open, initialised, revealable, undecided, previous_out) = self
             .sm
             .read()
             .map(|d| {
                 let s = d.machine.state();
+                let previous_out = !s.awaiting.contains_key(&s.open_round.saturating_sub(1));
                 let revealable: Vec<Round> = s
                     .awaiting
                     .iter()
@@ -119,9 +122,15 @@ impl RoundClock {
                     .filter(|(_, c)| c.decided.is_none())
                     .map(|(r, c)| (*r, c.haves.len() >= quorum))
                     .collect();
-                (s.open_round, s.genesis.is_some(), revealable, undecided)
+                (
+                    s.open_round,
+                    s.genesis.is_some(),
+                    revealable,
+                    undecided,
+                    previous_out,
+                )
             })
-            .unwrap_or((0, true, Vec::new(), Vec::new()));
+            .unwrap_or((0, true, Vec::new(), Vec::new(), true));
         let empty = !self
             .held
             .lock()
@@ -162,9 +171,14 @@ impl RoundClock {
             self.opened_at = now;
             return;
         }
-        if now.duration_since(self.opened_at) < self.round
-            || self.closing.swap(true, Ordering::AcqRel)
-        {
+        // Closing round r opens r + 1, whose slots are laid out from the reservations of
+        // r − 1 if that output is in by then: wait for it up to one more list grace.
+        let due = if previous_out {
+            self.round
+        } else {
+            self.round + self.list_grace()
+        };
+        if now.duration_since(self.opened_at) < due || self.closing.swap(true, Ordering::AcqRel) {
             return;
         }
         let (raft, net, closing) = (self.raft.clone(), self.net.clone(), self.closing.clone());

@@ -195,6 +195,7 @@ pub fn write_cluster<R: RngCore + CryptoRng>(
             slots: spec.slots,
             slot_bytes: spec.slot_bytes,
             retention_rounds: spec.retention_rounds,
+            reserve_cells: None,
         },
         admission: AdmissionSection {
             policy: spec.policy,

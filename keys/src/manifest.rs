@@ -26,6 +26,10 @@ pub struct RoundSection {
     pub slot_bytes: u32,
     /// How many revealed rounds' outputs the servers keep for clients that were away.
     pub retention_rounds: u64,
+    /// `R`: reservation cells per round (default three per slot, about 95% of
+    /// reservations decoded at the first try when every slot is wanted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve_cells: Option<u32>,
 }
 
 /// Client admission policy.

@@ -76,13 +76,7 @@ mod tests {
     use super::*;
 
     fn output(round: u64, server: u16) -> Vec<u8> {
-        let output = RoundOutput {
-            round,
-            participants: 3,
-            slots: 1,
-            slot_bytes: 4,
-            data: protocol::bounded::Bytes::new(vec![0u8; 4]).expect("fits"),
-        };
+        let output = RoundOutput::empty(round, 3);
         let vouch = OutputVouch {
             round,
             output_hash: Fixed(output.hash()),

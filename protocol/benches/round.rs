@@ -47,6 +47,15 @@ fn bench(c: &mut Criterion) {
         let keys: Vec<_> = servers.iter().map(|s| s.public().x25519()).collect();
         let params = Params::new(n, t, SLOTS, SLOT_BYTES, 1, 4, Admission::Open).expect("params");
         let client = Identity::generate(&mut rng);
+        // A sending client's vector: the message region full, one reservation.
+        let mut full = protocol::vector::Vector::zero(&params);
+        let whole = protocol::reserve::Slot {
+            footprint: 1,
+            offset: 0,
+            len: params.message_bytes(),
+        };
+        full.write(&whole, &vector);
+        full.reserve(0, 1 << 20);
 
         let mut g = c.benchmark_group("round");
         g.throughput(Throughput::Bytes(VECTOR as u64));
@@ -55,7 +64,7 @@ fn bench(c: &mut Criterion) {
             &n,
             |b, _| {
                 b.iter(|| {
-                    build_submission(&params, 1, &vector, &client, &keys, &mut rng).expect("build")
+                    build_submission(&params, 1, &full, &client, &keys, &mut rng).expect("build")
                 })
             },
         );
@@ -64,7 +73,7 @@ fn bench(c: &mut Criterion) {
             &n,
             |b, _| b.iter(|| split_vector(&vector, n, t, &mut rng).expect("split")),
         );
-        let sub = build_submission(&params, 1, &vector, &client, &keys, &mut rng).expect("build");
+        let sub = build_submission(&params, 1, &full, &client, &keys, &mut rng).expect("build");
         let mut acc = vec![0u8; params.share_bytes()];
         // Server n-1 gets a whole share or a seed, as the rotation says for this client.
         let server = n - 1;

@@ -198,6 +198,12 @@ impl<T, const MAX: usize> BoundedVec<T, MAX> {
     }
 }
 
+impl<T, const MAX: usize> Default for BoundedVec<T, MAX> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
 impl<T: fmt::Debug, const MAX: usize> fmt::Debug for BoundedVec<T, MAX> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

@@ -11,7 +11,9 @@
 //! - [`field`], [`shamir`], [`seal`], [`submission`]: the Goldilocks field, building and
 //!   opening (seed-compressed) shares.
 //! - [`slot`]: what is inside a slot (sealed to the recipient), and fragmentation;
-//!   [`reserve`]: reservation cells, their two-way decoding and the slot layout.
+//!   [`reserve`]: reservation cells, their two-way decoding and the slot layout;
+//!   [`vector`]: a round's vector (cells, then the message region) and what its sum
+//!   publishes.
 //! - [`params`], [`round`], [`robust`], [`names`]: the replicated round state machine,
 //!   robust reconstruction of outputs, and the rule for registered names.
 
@@ -28,6 +30,7 @@ pub mod seal;
 pub mod shamir;
 pub mod slot;
 pub mod submission;
+pub mod vector;
 pub mod wire;
 
 pub use codec::{decode, encode, DecodeError};

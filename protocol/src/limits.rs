@@ -6,11 +6,19 @@ pub const MAX_SERVERS: usize = 32;
 pub const MAX_SLOTS: usize = 4096;
 /// Most bytes per slot.
 pub const MAX_SLOT_BYTES: usize = 16 * 1024;
-/// Most bytes in a round's vector (`S * L`). Bounds a submission to
-/// `MAX_SERVERS * (MAX_SHARE_BYTES + 48)` ≈ 9.2 MiB, well under [`MAX_FRAME_BYTES`].
+/// Most bytes in a round's message region (`S * L`).
 pub const MAX_VECTOR_BYTES: usize = 256 * 1024;
-/// Most bytes of one share or sum: the vector packed 7 bytes to an 8-byte field element.
-pub const MAX_SHARE_BYTES: usize = crate::field::share_bytes(MAX_VECTOR_BYTES);
+/// Most reservation cells per round (three field elements each).
+pub const MAX_RESERVE_CELLS: usize = 3 * MAX_SLOTS;
+/// Most footprints one output can decode (two per cell).
+pub const MAX_RESERVATIONS: usize = 2 * MAX_RESERVE_CELLS;
+/// Most laid-out slots in one output.
+pub const MAX_OUTPUT_SLOTS: usize = MAX_VECTOR_BYTES / crate::slot::MIN_SLOT_BYTES;
+/// Most bytes of one share or sum: the reservation cells (three 8-byte elements each)
+/// and the message region packed 7 bytes to an 8-byte element; about 0.6 MB, so one
+/// upload stays far under [`MAX_FRAME_BYTES`].
+pub const MAX_SHARE_BYTES: usize = crate::field::share_bytes(MAX_VECTOR_BYTES)
+    + 3 * MAX_RESERVE_CELLS * crate::field::ELEMENT_BYTES;
 /// AEAD tag length (ChaCha20-Poly1305).
 pub const TAG_BYTES: usize = 16;
 /// Most bytes of one sealed share's ciphertext.

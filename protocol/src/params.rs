@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{MAX_SERVERS, MAX_SLOTS, MAX_SLOT_BYTES, MAX_VECTOR_BYTES};
+use crate::limits::{MAX_RESERVE_CELLS, MAX_SERVERS, MAX_SLOTS, MAX_SLOT_BYTES, MAX_VECTOR_BYTES};
 use crate::wire::ClientId;
 
 /// Who may submit.
@@ -25,8 +25,11 @@ pub struct Params {
     pub threshold: u16,
     /// S.
     pub slots: u32,
-    /// L.
+    /// L: the longest slot a reservation may ask for. The message region is `S × L`
+    /// bytes, laid out into variable-length slots ([`crate::reserve::layout`]).
     pub slot_bytes: u32,
+    /// R: reservation cells per round (three field elements each).
+    pub reserve_cells: u32,
     /// k.
     pub min_anonymity_set: u32,
     /// Outputs kept.
@@ -45,6 +48,10 @@ pub struct Params {
 pub const DEFAULT_REGISTRATIONS_PER_ROUND: u32 = 32;
 /// Default cap on names in the directory under the `open` policy.
 pub const DEFAULT_MAX_NAMES: u64 = 100_000;
+
+/// Reservation cells per slot unless configured: with every slot wanted, about 95% of
+/// reservations decode at the first try (see [`crate::reserve`]).
+pub const RESERVE_CELLS_PER_SLOT: usize = 3;
 
 /// A parameter out of range; the message names it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +110,9 @@ impl Params {
             admission,
         )?
         .with_server_keys(keys)?;
+        if let Some(cells) = round.reserve_cells {
+            p = p.with_reserve_cells(cells as usize)?;
+        }
         if let Some(cap) = admission_caps.0 {
             if cap < 1 {
                 return Err(ParamsError {
@@ -144,6 +154,13 @@ impl Params {
             .or_else(|| differ("round.threshold", &self.threshold, &other.threshold))
             .or_else(|| differ("round.slots", &self.slots, &other.slots))
             .or_else(|| differ("round.slot_bytes", &self.slot_bytes, &other.slot_bytes))
+            .or_else(|| {
+                differ(
+                    "round.reserve_cells",
+                    &self.reserve_cells,
+                    &other.reserve_cells,
+                )
+            })
             .or_else(|| {
                 differ(
                     "round.min_anonymity_set",
@@ -256,28 +273,49 @@ impl Params {
         if retention_rounds < 1 {
             return err("retention_rounds", "must be at least 1".into());
         }
-        Ok(Self {
+        Self {
             servers: servers as u16,
             threshold: threshold as u16,
             slots: slots as u32,
             slot_bytes: slot_bytes as u32,
+            reserve_cells: 0,
             min_anonymity_set: min_anonymity_set as u32,
             retention_rounds,
             admission,
             server_keys: Vec::new(),
             registrations_per_round: DEFAULT_REGISTRATIONS_PER_ROUND,
             max_names: DEFAULT_MAX_NAMES,
-        })
+        }
+        .with_reserve_cells(slots * RESERVE_CELLS_PER_SLOT)
     }
 
-    /// `S * L`.
-    pub fn vector_bytes(&self) -> usize {
+    /// With `cells` reservation cells per round (`round.reserve_cells`).
+    pub fn with_reserve_cells(mut self, cells: usize) -> Result<Self, ParamsError> {
+        if !(1..=MAX_RESERVE_CELLS).contains(&cells) {
+            return Err(ParamsError {
+                field: "round.reserve_cells".into(),
+                problem: format!("{cells}; must be 1..={MAX_RESERVE_CELLS}"),
+            });
+        }
+        // With both regions at their limits a share is MAX_SHARE_BYTES.
+        self.reserve_cells = cells as u32;
+        Ok(self)
+    }
+
+    /// The message region: `S × L` bytes.
+    pub fn message_bytes(&self) -> usize {
         self.slots as usize * self.slot_bytes as usize
     }
 
-    /// Bytes of one share or sum: the vector packed into field elements.
+    /// Field elements in a vector: three per reservation cell, then the message region
+    /// packed 7 bytes to an element ([`crate::vector`]).
+    pub fn vector_elements(&self) -> usize {
+        3 * self.reserve_cells as usize + crate::field::elements_for(self.message_bytes())
+    }
+
+    /// Bytes of one share or sum: every element of the vector, encoded.
     pub fn share_bytes(&self) -> usize {
-        crate::field::share_bytes(self.vector_bytes())
+        self.vector_elements() * crate::field::ELEMENT_BYTES
     }
 
     /// Ciphertext length of a sealed whole share.

@@ -137,17 +137,17 @@ pub struct Slot {
 }
 
 /// Lay out the message region from decoded footprints: in footprint order, each gets
-/// the length it asked for (at least 1, at most `max_len`), until `region` bytes are
-/// used; the rest are not laid out and reserve again. Every client that decoded the
+/// the length it asked for (at least `min_len`, at most `max_len`), until `region` bytes
+/// are used; the rest are not laid out and reserve again. Every client that decoded the
 /// same output computes the same layout.
-pub fn layout(footprints: &[u64], region: usize, max_len: usize) -> Vec<Slot> {
+pub fn layout(footprints: &[u64], region: usize, min_len: usize, max_len: usize) -> Vec<Slot> {
     let mut sorted = footprints.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
     let mut offset = 0;
     let mut out = Vec::new();
     for fp in sorted {
-        let len = usize::from(requested_len(fp)).clamp(1, max_len.max(1));
+        let len = usize::from(requested_len(fp)).clamp(min_len, max_len.max(min_len));
         if offset + len > region {
             break;
         }
@@ -269,7 +269,7 @@ mod tests {
             .iter()
             .map(|(hi, len)| (hi << LENGTH_BITS) | u64::from(*len))
             .collect();
-        let slots = layout(&fps, 600, 256);
+        let slots = layout(&fps, 600, 1, 256);
         let order: Vec<u64> = slots.iter().map(|s| s.footprint >> LENGTH_BITS).collect();
         // 1 (50) + 3 (200) + 5 (300 → 256) = 506; 9 (100) would pass 600.
         assert_eq!(order, vec![1, 3, 5]);
@@ -280,7 +280,7 @@ mod tests {
         let mut shuffled = fps.clone();
         shuffled.reverse();
         assert_eq!(
-            layout(&shuffled, 600, 256),
+            layout(&shuffled, 600, 1, 256),
             slots,
             "input order does not matter"
         );

@@ -53,6 +53,9 @@ pub struct ClosedRound {
     pub decided: Option<Decision>,
     /// Sums so far (serving servers only).
     pub reveals: BTreeMap<ServerIndex, Bytes<{ crate::limits::MAX_SHARE_BYTES }>>,
+    /// The footprints its message region is laid out from ([`State::open_layout`] when
+    /// it closed).
+    pub laid_out: Vec<u64>,
 }
 
 /// Which servers serve a round and which clients it includes.
@@ -69,6 +72,10 @@ pub struct Decision {
 pub struct State {
     /// The round accepting submissions (servers hold its shares; the log holds none).
     pub open_round: Round,
+    /// The footprints the open round's message region is laid out from: the
+    /// reservations of round `open_round − 2` if its output was in when the round
+    /// opened, else none (those senders reserve again).
+    pub open_layout: Vec<u64>,
     /// Closed rounds awaiting lists, a decision or sums.
     pub awaiting: BTreeMap<Round, ClosedRound>,
     /// Revealed outputs within the retention window.
@@ -109,6 +116,7 @@ impl Default for State {
     fn default() -> Self {
         Self {
             open_round: 1,
+            open_layout: Vec::new(),
             awaiting: BTreeMap::new(),
             outputs: BTreeMap::new(),
             last_closed: None,
@@ -366,7 +374,22 @@ impl RoundMachine {
         }
         self.state.open_round += 1;
         self.state.registered_this_round = 0;
-        self.state.awaiting.insert(round, ClosedRound::default());
+        // The next round is laid out from the reservations of the round before this one,
+        // if that output is in (the leader waits a little for it before closing).
+        let next_layout = self
+            .state
+            .outputs
+            .get(&round.saturating_sub(1))
+            .map(|o| o.reservations.as_slice().to_vec())
+            .unwrap_or_default();
+        let laid_out = std::mem::replace(&mut self.state.open_layout, next_layout);
+        self.state.awaiting.insert(
+            round,
+            ClosedRound {
+                laid_out,
+                ..ClosedRound::default()
+            },
+        );
         while self.state.awaiting.len() > MAX_AWAITING_REVEAL {
             if let Some((abandoned, _)) = self.state.awaiting.pop_first() {
                 self.note_void(abandoned);

@@ -21,7 +21,7 @@
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
-use crate::field::{self, elements_for, fe, Fe, FieldDecodeError};
+use crate::field::{self, fe, Fe, FieldDecodeError};
 use crate::limits::MAX_SERVERS;
 
 /// Why sharing or combining failed.
@@ -85,6 +85,17 @@ pub fn split_with_seeds(
     n: usize,
     seeds: &[(usize, [u8; 32])],
 ) -> Result<Vec<Zeroizing<Vec<u8>>>, ShamirError> {
+    split_encoded_with_seeds(&field::pack(secret), n, seeds)
+}
+
+/// [`split_with_seeds`] for a secret that is already a vector of encoded field elements
+/// (a round's vector: reservation cells and the packed message region,
+/// [`crate::vector::Vector::encode`]).
+pub fn split_encoded_with_seeds(
+    secret: &[u8],
+    n: usize,
+    seeds: &[(usize, [u8; 32])],
+) -> Result<Vec<Zeroizing<Vec<u8>>>, ShamirError> {
     let t = seeds.len();
     if !(1 <= t && t < n && n <= MAX_SERVERS) {
         return Err(ShamirError::BadParams { n, t });
@@ -94,7 +105,7 @@ pub fn split_with_seeds(
             return Err(ShamirError::BadSeedServer(*server));
         }
     }
-    let elements = elements_for(secret.len());
+    let elements = secret.len() / field::ELEMENT_BYTES;
     let expanded: Vec<Zeroizing<Vec<u8>>> = seeds
         .iter()
         .map(|(_, seed)| field::expand_seed(seed, elements))
@@ -113,7 +124,7 @@ pub fn split_with_seeds(
         let coef: Vec<Fe> = (0..xs.len()).map(|i| lagrange_at(&xs, i, target)).collect();
         let mut share = Zeroizing::new(vec![0u8; elements * field::ELEMENT_BYTES]);
         for j in 0..elements {
-            let mut v = coef[0] * field::payload_element(secret, j);
+            let mut v = coef[0] * field::element(secret, j);
             for (c, e) in coef[1..].iter().zip(&expanded) {
                 v += *c * field::element(e, j);
             }

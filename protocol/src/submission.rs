@@ -16,7 +16,8 @@ use crate::bounded::{BoundedVec, Fixed};
 use crate::limits::SEED_BYTES;
 use crate::params::Params;
 use crate::seal::seal_share;
-use crate::shamir::{split_with_seeds, ShamirError};
+use crate::shamir::{split_encoded_with_seeds, ShamirError};
+use crate::vector::Vector;
 use crate::wire::{ClientId, Round, Submission};
 
 /// The first of the `t` consecutive seed servers (mod n) of `client` in `round`.
@@ -61,10 +62,7 @@ pub fn share_from_opened(
     if is_seed_server(params, round, client, server) {
         let seed: [u8; SEED_BYTES] = opened.try_into().ok()?;
         let seed = Zeroizing::new(seed);
-        Some(crate::field::expand_seed(
-            &seed,
-            crate::field::elements_for(params.vector_bytes()),
-        ))
+        Some(crate::field::expand_seed(&seed, params.vector_elements()))
     } else {
         (opened.len() == params.share_bytes() && crate::field::check(opened).is_ok())
             .then(|| Zeroizing::new(opened.to_vec()))
@@ -74,8 +72,8 @@ pub fn share_from_opened(
 /// Why a submission could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
-    /// The vector is not `S * L` bytes.
-    #[error("vector is {got} bytes, the round needs {expected}")]
+    /// The vector, encoded, is not the round's share size.
+    #[error("vector is {got} bytes encoded, the round needs {expected}")]
     WrongVectorSize {
         /// Expected.
         expected: usize,
@@ -100,14 +98,15 @@ pub enum BuildError {
 pub fn build_submission<R: RngCore + CryptoRng>(
     params: &Params,
     round: Round,
-    vector: &[u8],
+    vector: &Vector,
     identity: &keys::Identity,
     server_keys: &[PublicKey],
     rng: &mut R,
 ) -> Result<Submission, BuildError> {
-    if vector.len() != params.vector_bytes() {
+    let vector = vector.encode();
+    if vector.len() != params.share_bytes() {
         return Err(BuildError::WrongVectorSize {
-            expected: params.vector_bytes(),
+            expected: params.share_bytes(),
             got: vector.len(),
         });
     }
@@ -127,7 +126,7 @@ pub fn build_submission<R: RngCore + CryptoRng>(
             (s, seed)
         })
         .collect();
-    let shares = split_with_seeds(vector, n, &seeds)?;
+    let shares = split_encoded_with_seeds(&vector, n, &seeds)?;
     let sealed: Vec<_> = shares
         .iter()
         .zip(server_keys)

@@ -10,10 +10,12 @@ use sha2::{Digest, Sha256};
 use crate::bounded::{BoundedVec, Bytes, Fixed, Key32, Sig64};
 use crate::limits::{
     MAX_DIRECTORY_PAGE, MAX_HISTORY_OUTPUTS, MAX_NAME_BYTES, MAX_PROBE_BYTES,
-    MAX_SEALED_SHARE_BYTES, MAX_SHARE_BYTES, MAX_VECTOR_BYTES,
+    MAX_SEALED_SHARE_BYTES, MAX_SHARE_BYTES,
 };
 
+mod output;
 mod shares;
+pub use output::{OutputSlot, RoundOutput};
 pub use shares::{
     share_digest, Have, HeldEntry, ShareUpload, Submission, SubmissionDigest,
     SUBMISSION_DIGEST_BYTES,
@@ -86,43 +88,6 @@ impl Reveal {
             &Self::signed_bytes(self.round, self.server, self.sum.as_slice()),
             &self.signature.0,
         )
-    }
-}
-
-/// The combined output of a revealed round: `S` slots of `L` bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoundOutput {
-    /// The round.
-    pub round: Round,
-    /// Distinct clients whose submissions were included (the anonymity set).
-    pub participants: u32,
-    /// `S`.
-    pub slots: u32,
-    /// `L`.
-    pub slot_bytes: u32,
-    /// `S * L` bytes.
-    pub data: Bytes<MAX_VECTOR_BYTES>,
-}
-
-impl RoundOutput {
-    /// SHA-256 over the canonical encoding; what servers sign and clients compare.
-    pub fn hash(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(b"chorus/output/v1");
-        h.update(self.round.to_le_bytes());
-        h.update(self.participants.to_le_bytes());
-        h.update(self.slots.to_le_bytes());
-        h.update(self.slot_bytes.to_le_bytes());
-        h.update(self.data.as_slice());
-        h.finalize().into()
-    }
-
-    /// Slot `s`, if it exists.
-    pub fn slot(&self, s: usize) -> Option<&[u8]> {
-        let l = self.slot_bytes as usize;
-        self.data
-            .as_slice()
-            .get(s.checked_mul(l)?..s.checked_add(1)?.checked_mul(l)?)
     }
 }
 

@@ -12,6 +12,7 @@ use keys::Identity;
 use protocol::bounded::{Bytes, Fixed};
 use protocol::round::check_upload;
 use protocol::slot::open_slot;
+use protocol::vector::Vector;
 use protocol::wire::Have;
 use protocol::{Admission, Command, Effect, RejectReason, RoundMachine};
 use rand::SeedableRng;
@@ -23,7 +24,7 @@ fn every_bad_upload_gets_its_named_reason() {
     let stranger = Identity::generate(&mut rng);
     let allowed: BTreeSet<_> = [Fixed(listed.public().sign)].into_iter().collect();
     let mut w = World::new(3, 1, 1, Admission::Listed(allowed));
-    let v = vec![0u8; w.params.vector_bytes()];
+    let v = Vector::zero(&w.params);
     let p = w.params.clone();
 
     let good = w.build(1, &listed, &v);
@@ -98,7 +99,7 @@ fn a_have_list_is_signed_ordered_and_once_per_server() {
     let mut w = World::new(3, 1, 1, Admission::Open);
     let mut rng = rand::rngs::StdRng::seed_from_u64(12);
     let (a, b) = (Identity::generate(&mut rng), Identity::generate(&mut rng));
-    let v = vec![0u8; w.params.vector_bytes()];
+    let v = Vector::zero(&w.params);
     w.submit(1, &a, &v);
     w.submit(1, &b, &v);
     let mut m = RoundMachine::new(w.params.clone());
@@ -147,32 +148,33 @@ fn a_client_missed_by_a_serving_server_or_split_between_submissions_is_left_out(
         Identity::generate(&mut rng),
     );
     let bob = Identity::generate(&mut rng);
+    let mut m = RoundMachine::new(w.params.clone());
+    let r = w.warm(&mut m);
     let va = w.vector(&a, &bob, 2, b"a got through");
-    let v = vec![0u8; w.params.vector_bytes()];
-    w.submit(1, &a, &va);
+    let v = Vector::zero(&w.params);
+    w.submit(r, &a, &va);
     // b's share never reached server 2.
-    let sb = w.build(1, &b, &v);
+    let sb = w.build(r, &b, &v);
     w.deliver(&sb, 0);
     w.deliver(&sb, 1);
     // c sent one submission to servers 0 and 1 and another to server 2.
-    let c1 = w.build(1, &c, &v);
-    let c2 = w.build(1, &c, &v);
+    let c1 = w.build(r, &c, &v);
+    let c2 = w.build(r, &c, &v);
     w.deliver(&c1, 0);
     w.deliver(&c1, 1);
     w.deliver(&c2, 2);
-    let mut m = RoundMachine::new(w.params.clone());
-    let Effect::Decided { included, .. } = w.close_and_decide(&mut m, 1) else {
+    let Effect::Decided { included, .. } = w.close_and_decide(&mut m, r) else {
         panic!("decided")
     };
     assert_eq!(included, vec![Fixed(a.public().sign)]);
     // The sums leave b and c out, so a's message is intact, not garbled.
-    let reveals = w.reveals(&m, 1);
+    let reveals = w.reveals(&m, r);
     m.apply(&reveals[0]);
     m.apply(&reveals[1]);
     let Effect::Output(out) = m.apply(&reveals[2]) else {
         panic!("output")
     };
-    let opened = open_slot(out.slot(2).expect("slot"), bob.x25519_secret()).expect("bob opens");
+    let opened = open_slot(w.slot(&out, 2).expect("slot"), bob.x25519_secret()).expect("bob opens");
     assert_eq!(opened.body, b"a got through");
 }
 
@@ -181,29 +183,30 @@ fn the_leader_decides_with_the_lists_in_and_only_those_servers_serve() {
     let mut w = World::new(5, 2, 1, Admission::Open);
     let a = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(14));
     let bob = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(15));
-    let va = w.vector(&a, &bob, 0, b"two servers down");
-    w.submit(1, &a, &va);
     let mut m = RoundMachine::new(w.params.clone());
-    m.apply(&Command::Close { round: 1 });
-    let haves = w.haves(1);
+    let r = w.warm(&mut m);
+    let va = w.vector(&a, &bob, 0, b"two servers down");
+    w.submit(r, &a, &va);
+    m.apply(&Command::Close { round: r });
+    let haves = w.haves(r);
     // Servers 1 and 3 are down: three lists, then the leader stops waiting.
     for i in [0usize, 2, 4] {
         assert!(matches!(m.apply(&haves[i]), Effect::HaveRecorded { .. }));
     }
-    let Effect::Decided { servers, .. } = m.apply(&Command::Decide { round: 1 }) else {
+    let Effect::Decided { servers, .. } = m.apply(&Command::Decide { round: r }) else {
         panic!("decided")
     };
     assert_eq!(servers, vec![0, 2, 4]);
     // A list or a sum from outside Q comes too late.
     assert_eq!(
         m.apply(&haves[1]),
-        Effect::Rejected(RejectReason::NotAwaitingHaves { round: 1 })
+        Effect::Rejected(RejectReason::NotAwaitingHaves { round: r })
     );
-    let reveals = w.reveals(&m, 1);
+    let reveals = w.reveals(&m, r);
     assert_eq!(
         m.apply(&reveals[3]),
         Effect::Rejected(RejectReason::NotServing {
-            round: 1,
+            round: r,
             server: 3
         })
     );
@@ -214,19 +217,19 @@ fn the_leader_decides_with_the_lists_in_and_only_those_servers_serve() {
         panic!("output")
     };
     assert_eq!(m.state().unchecked_outputs, 1);
-    let opened = open_slot(out.slot(0).expect("slot"), bob.x25519_secret()).expect("opens");
+    let opened = open_slot(w.slot(&out, 0).expect("slot"), bob.x25519_secret()).expect("opens");
     assert_eq!(opened.body, b"two servers down");
 
     // With fewer than t + 1 lists the round is void, and its senders retry.
-    w.submit(2, &a, &va);
-    m.apply(&Command::Close { round: 2 });
-    m.apply(&w.haves(2)[0]);
-    m.apply(&w.haves(2)[1]);
+    w.submit(r + 1, &a, &va);
+    m.apply(&Command::Close { round: r + 1 });
+    m.apply(&w.haves(r + 1)[0]);
+    m.apply(&w.haves(r + 1)[1]);
     assert!(matches!(
-        m.apply(&Command::Decide { round: 2 }),
-        Effect::Void { round: 2, .. }
+        m.apply(&Command::Decide { round: r + 1 }),
+        Effect::Void { round, .. } if round == r + 1
     ));
-    assert!(m.state().recent_void.contains(&2));
+    assert!(m.state().recent_void.contains(&(r + 1)));
 }
 
 #[test]
@@ -235,7 +238,7 @@ fn round_below_min_anonymity_set_is_void_and_reveals_nothing() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let a = Identity::generate(&mut rng);
     let mut m = RoundMachine::new(w.params.clone());
-    let v = vec![0u8; w.params.vector_bytes()];
+    let v = Vector::zero(&w.params);
     w.submit(1, &a, &v);
     let reveals = w.reveals(&m, 1);
     assert_eq!(

@@ -7,11 +7,12 @@ use keys::Identity;
 use proptest::prelude::*;
 use protocol::bounded::{Bytes, Fixed};
 use protocol::submission::build_submission;
+use protocol::vector::Vector;
 use protocol::wire::{
     ClientRequest, ClientResponse, Command, Have, HeldEntry, Reveal, SignedOutput,
 };
 use protocol::{decode, encode, Admission, DecodeError, Params, RoundMachine, State};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 const CASES: u32 = 10_000;
 
@@ -22,8 +23,15 @@ fn sample_submission() -> Vec<u8> {
         .collect();
     let params = Params::new(3, 1, 2, 256, 1, 4, Admission::Open).expect("params");
     let client = Identity::generate(&mut rng);
-    let sub =
-        build_submission(&params, 1, &vec![0u8; 512], &client, &servers, &mut rng).expect("build");
+    let sub = build_submission(
+        &params,
+        1,
+        &Vector::zero(&params),
+        &client,
+        &servers,
+        &mut rng,
+    )
+    .expect("build");
     encode(&ClientRequest::Share(sub.upload_for(1).expect("upload"))).expect("encode")
 }
 
@@ -226,8 +234,10 @@ fn cover_and_message_submissions_have_identical_sizes() {
         .collect();
     let params = Params::new(3, 1, 4, 256, 1, 4, Admission::Open).expect("params");
     let (alice, bob) = (Identity::generate(&mut rng), Identity::generate(&mut rng));
-    let cover = vec![0u8; params.vector_bytes()];
-    let mut message = cover.clone();
+    let cover = Vector::zero(&params);
+    let mut message = Vector::zero(&params);
+    let fp = protocol::reserve::footprint(rng.gen(), 256).expect("footprint");
+    let laid_out = protocol::vector::layout(&params, &[fp]);
     let slot = seal_slot(
         &SlotMessage {
             sender: Sender::Identity(alice.public().dh),
@@ -244,8 +254,9 @@ fn cover_and_message_submissions_have_identical_sizes() {
         &mut rng,
     )
     .expect("seal");
-    message[512..768].copy_from_slice(&slot);
-    let size = |v: &[u8], who: &Identity, round: u64| {
+    assert!(message.write(&laid_out[0], &slot));
+    assert!(message.reserve(5, fp));
+    let size = |v: &Vector, who: &Identity, round: u64| {
         let sub = build_submission(
             &params,
             round,

@@ -13,6 +13,7 @@ use common::{closed_round, World};
 use keys::Identity;
 use protocol::bounded::{Bytes, Fixed};
 use protocol::slot::open_slot;
+use protocol::vector::Vector;
 use protocol::wire::{Register, Reveal};
 use protocol::{Admission, Command, Effect, RejectReason, RoundMachine};
 use rand::SeedableRng;
@@ -25,34 +26,35 @@ fn message_reaches_only_its_recipient_through_a_full_round() {
     let bob = Identity::generate(&mut rng);
     let carol = Identity::generate(&mut rng);
     let mut m = RoundMachine::new(w.params.clone());
+    let r = w.warm(&mut m);
 
     let va = w.vector(&alice, &bob, 3, b"hello bob");
-    let cover = vec![0u8; w.params.vector_bytes()];
+    let cover = Vector::zero(&w.params);
     for (who, v) in [(&alice, &va), (&bob, &cover), (&carol, &cover)] {
-        w.submit(1, who, v);
+        w.submit(r, who, v);
     }
     // Nothing of a submission is in the log; sums before a decision are refused.
     let applied_before = m.state().applied;
-    let early = w.reveals(&m, 1);
+    let early = w.reveals(&m, r);
     assert_eq!(
         m.apply(&early[0]),
-        Effect::Rejected(RejectReason::NotAwaitingReveal { round: 1 })
+        Effect::Rejected(RejectReason::NotAwaitingReveal { round: r })
     );
     assert_eq!(
-        m.apply(&w.haves(1)[0]),
-        Effect::Rejected(RejectReason::NotAwaitingHaves { round: 1 })
+        m.apply(&w.haves(r)[0]),
+        Effect::Rejected(RejectReason::NotAwaitingHaves { round: r })
     );
     assert_eq!(m.state().applied, applied_before + 2);
 
     assert_eq!(
-        m.apply(&Command::Close { round: 1 }),
-        Effect::Closed { round: 1 }
+        m.apply(&Command::Close { round: r }),
+        Effect::Closed { round: r }
     );
-    let haves = w.haves(1);
+    let haves = w.haves(r);
     for have in &haves[..4] {
         assert!(matches!(
             m.apply(have),
-            Effect::HaveRecorded { round: 1, .. }
+            Effect::HaveRecorded { round, .. } if round == r
         ));
     }
     // The last list decides: every server serves, and all three clients are in.
@@ -64,7 +66,7 @@ fn message_reaches_only_its_recipient_through_a_full_round() {
     };
     assert_eq!(servers, vec![0, 1, 2, 3, 4]);
     assert_eq!(included.len(), 3);
-    let reveals = w.reveals(&m, 1);
+    let reveals = w.reveals(&m, r);
     for i in [4usize, 0, 2] {
         // t + 1 = 3 reveals reconstruct, but nothing checks them yet: wait for a fourth.
         assert!(matches!(
@@ -78,7 +80,7 @@ fn message_reaches_only_its_recipient_through_a_full_round() {
     assert!(m.state().dissent.is_empty());
     assert_eq!(out.participants, 3);
     // Only the used slot is non-empty, and only bob opens it.
-    let slot = out.slot(3).expect("slot 3");
+    let slot = w.slot(&out, 3).expect("slot 3");
     assert_eq!(
         open_slot(slot, bob.x25519_secret())
             .expect("bob opens")
@@ -87,7 +89,12 @@ fn message_reaches_only_its_recipient_through_a_full_round() {
     );
     assert!(open_slot(slot, carol.x25519_secret()).is_err());
     assert!(open_slot(slot, alice.x25519_secret()).is_err());
-    assert!(out.slot(0).expect("slot 0").iter().all(|b| *b == 0));
+    assert!(w.slot(&out, 0).expect("slot 0").iter().all(|b| *b == 0));
+    assert_eq!(
+        out.slots.len(),
+        w.layout.len(),
+        "only laid-out slots are kept"
+    );
     // Nothing of the round is left but its output.
     assert!(m.state().awaiting.is_empty());
 }
@@ -97,7 +104,7 @@ fn outputs_beyond_retention_are_dropped() {
     let mut w = World::new(3, 1, 1, Admission::Open);
     let a = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(1));
     let mut m = RoundMachine::new(w.params.clone());
-    let v = vec![0u8; w.params.vector_bytes()];
+    let v = Vector::zero(&w.params);
     for r in 1..=10u64 {
         w.submit(r, &a, &v);
         w.close_and_decide(&mut m, r);
@@ -218,13 +225,13 @@ fn lie(cmd: &Command, signer: &Identity) -> Command {
 #[test]
 fn a_lying_server_is_outvoted_and_named_on_every_replica() {
     let mut w = World::new(5, 2, 1, Admission::Open);
-    let (mut m, reveals) = closed_round(&mut w);
+    let (mut m, r, reveals) = closed_round(&mut w);
     let honest = {
         let mut h = m.clone();
         for c in &reveals {
             h.apply(c);
         }
-        h.state().outputs.get(&1).cloned().expect("honest output")
+        h.state().outputs.get(&r).cloned().expect("honest output")
     };
     // Server 1 lies about its sum, signing its lie: its reveal arrives among the first.
     let bad = lie(&reveals[1], &w.servers[1]);
@@ -242,7 +249,7 @@ fn a_lying_server_is_outvoted_and_named_on_every_replica() {
     };
     assert_eq!(out, honest, "the output is the honest one");
     let bob = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(78));
-    let opened = open_slot(out.slot(1).expect("slot"), bob.x25519_secret()).expect("bob opens");
+    let opened = open_slot(w.slot(&out, 1).expect("slot"), bob.x25519_secret()).expect("bob opens");
     assert_eq!(opened.body, b"for bob");
     let named: Vec<u16> = m.state().dissent.keys().copied().collect();
     assert_eq!(named, vec![1]);
@@ -251,12 +258,12 @@ fn a_lying_server_is_outvoted_and_named_on_every_replica() {
 #[test]
 fn a_reveal_is_bound_to_its_server() {
     let mut w = World::new(3, 1, 1, Admission::Open);
-    let (mut m, reveals) = closed_round(&mut w);
+    let (mut m, r, reveals) = closed_round(&mut w);
     // Server 0 signs a reveal under server 2's index.
-    let Command::Reveal(r) = &reveals[2] else {
+    let Command::Reveal(rev) = &reveals[2] else {
         unreachable!()
     };
-    let forged = Command::Reveal(Reveal::new(1, 2, r.sum.clone(), &w.servers[0]));
+    let forged = Command::Reveal(Reveal::new(r, 2, rev.sum.clone(), &w.servers[0]));
     assert_eq!(
         m.apply(&forged),
         Effect::Rejected(RejectReason::BadSignature)
@@ -271,11 +278,11 @@ fn a_reveal_is_bound_to_its_server() {
 fn finalize_decides_with_what_is_in() {
     // t + 1 reveals (a server down): unchecked output, counted.
     let mut w = World::new(3, 1, 1, Admission::Open);
-    let (mut m, reveals) = closed_round(&mut w);
+    let (mut m, r, reveals) = closed_round(&mut w);
     assert_eq!(
-        m.apply(&Command::Finalize { round: 1 }),
+        m.apply(&Command::Finalize { round: r }),
         Effect::Rejected(RejectReason::TooFewReveals {
-            round: 1,
+            round: r,
             got: 0,
             needed: 2
         })
@@ -283,7 +290,7 @@ fn finalize_decides_with_what_is_in() {
     m.apply(&reveals[0]);
     m.apply(&reveals[2]);
     assert!(matches!(
-        m.apply(&Command::Finalize { round: 1 }),
+        m.apply(&Command::Finalize { round: r }),
         Effect::Output(_)
     ));
     assert_eq!(m.state().unchecked_outputs, 1);
@@ -291,17 +298,17 @@ fn finalize_decides_with_what_is_in() {
     // n = 5, one down, one lying: four reveals disagree and cannot be corrected, so
     // the round is void (its senders retry) rather than wrong.
     let mut w = World::new(5, 2, 1, Admission::Open);
-    let (mut m, reveals) = closed_round(&mut w);
+    let (mut m, r, reveals) = closed_round(&mut w);
     let bad = lie(&reveals[3], &w.servers[3]);
     for cmd in [&reveals[0], &reveals[1], &reveals[2], &bad] {
         assert!(matches!(m.apply(cmd), Effect::RevealRecorded { .. }));
     }
     assert!(matches!(
-        m.apply(&Command::Finalize { round: 1 }),
-        Effect::Void { round: 1, .. }
+        m.apply(&Command::Finalize { round: r }),
+        Effect::Void { round, .. } if round == r
     ));
     assert_eq!(m.state().inconsistent_rounds, 1);
-    assert!(m.state().outputs.is_empty());
+    assert!(!m.state().outputs.contains_key(&r));
 }
 
 #[test]
@@ -355,4 +362,56 @@ fn init_fixes_the_parameters_and_a_differing_node_learns_which_field() {
     };
     assert!(field.starts_with("round.slots is 16 here but 8"), "{field}");
     assert_eq!(differing.config_mismatch(), Some(field));
+}
+
+#[test]
+fn a_round_opened_before_the_output_that_would_lay_it_out_has_no_slots() {
+    let mut w = World::new(3, 1, 1, Admission::Open);
+    let a = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(31));
+    let mut m = RoundMachine::new(w.params.clone());
+    // Round 1 carries a reservation; it is decided but not yet revealed when round 2
+    // closes (opening round 3).
+    let mut v = Vector::zero(&w.params);
+    assert!(v.reserve(0, w.layout[0].footprint));
+    w.submit(1, &a, &v);
+    assert!(matches!(
+        w.close_and_decide(&mut m, 1),
+        Effect::Decided { .. }
+    ));
+    let reveals = w.reveals(&m, 1);
+    assert_eq!(
+        m.apply(&Command::Close { round: 2 }),
+        Effect::Closed { round: 2 }
+    );
+    assert!(
+        m.state().open_layout.is_empty(),
+        "round 1's output was not in"
+    );
+    let mut out = None;
+    for rev in &reveals {
+        if let Effect::Output(o) = m.apply(rev) {
+            out = Some(o);
+        }
+    }
+    assert_eq!(
+        out.expect("round 1 outputs").reservations.as_slice(),
+        &[w.layout[0].footprint]
+    );
+    // Round 3 stays unlaid-out: its output has no slot for the footprint.
+    let early = w.vector(&a, &a, 0, b"too early");
+    w.submit(3, &a, &early);
+    assert_eq!(
+        m.apply(&Command::Close { round: 3 }),
+        Effect::Closed { round: 3 }
+    );
+    for have in w.haves(3) {
+        m.apply(&have);
+    }
+    let mut out3 = None;
+    for rev in w.reveals(&m, 3) {
+        if let Effect::Output(o) = m.apply(&rev) {
+            out3 = Some(o);
+        }
+    }
+    assert!(out3.expect("round 3 outputs").slots.is_empty());
 }

@@ -10,6 +10,7 @@ use protocol::bounded::{Bytes, Fixed};
 use protocol::round::check_upload;
 use protocol::seal::open_share;
 use protocol::submission::{build_submission, seed_servers, share_from_opened};
+use protocol::vector::Vector;
 use protocol::wire::{Reveal, SealedShare};
 use protocol::{Admission, Command, Effect, Params, RejectReason};
 use rand::SeedableRng;
@@ -31,7 +32,7 @@ fn a_client_uploads_n_minus_t_shares_and_t_seeds() {
     for (n, t) in [(3usize, 1usize), (5, 2), (7, 3)] {
         let (params, servers, keys) = cluster(n, t);
         let client = Identity::generate(&mut rng);
-        let vector = vec![0u8; params.vector_bytes()];
+        let vector = Vector::zero(&params);
         let sub = build_submission(&params, 9, &vector, &client, &keys, &mut rng).expect("build");
         let seeds = seed_servers(&params, 9, &sub.client);
         assert_eq!(seeds.len(), t);
@@ -50,9 +51,10 @@ fn a_client_uploads_n_minus_t_shares_and_t_seeds() {
             assert_eq!(*size, want, "n={n} t={t} server {i}");
         }
         let upload: usize = sizes.iter().map(|s| s + 32).sum();
-        let v = params.vector_bytes();
+        // V: the vector as field elements (reservation cells, packed message region).
+        let v = params.share_bytes();
         assert!(
-            upload <= (n - t) * v * 8 / 7 + 1024,
+            upload <= (n - t) * v + 1024,
             "n={n} t={t}: {upload} bytes for a {v}-byte vector"
         );
         // Every server, seed or not, opens a well-formed share.
@@ -97,7 +99,7 @@ fn a_whole_share_where_a_seed_belongs_is_refused_before_the_log() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(2);
     let (params, _, keys) = cluster(3, 1);
     let client = Identity::generate(&mut rng);
-    let vector = vec![0u8; params.vector_bytes()];
+    let vector = Vector::zero(&params);
     let sub = build_submission(&params, 4, &vector, &client, &keys, &mut rng).expect("build");
     let seed_server = seed_servers(&params, 4, &sub.client)[0];
     let whole = (0..3u16)
@@ -125,9 +127,9 @@ fn a_whole_share_where_a_seed_belongs_is_refused_before_the_log() {
 #[test]
 fn a_reveal_that_is_not_field_elements_is_refused() {
     let mut w = common::World::new(3, 1, 1, Admission::Open);
-    let (mut m, _) = common::closed_round(&mut w);
+    let (mut m, r, _) = common::closed_round(&mut w);
     let sum = Bytes::new(vec![0xff; w.params.share_bytes()]).expect("fits");
-    let reveal = Reveal::new(1, 0, sum, &w.servers[0]);
+    let reveal = Reveal::new(r, 0, sum, &w.servers[0]);
     assert_eq!(
         m.apply(&Command::Reveal(reveal)),
         Effect::Rejected(RejectReason::NotFieldElements)

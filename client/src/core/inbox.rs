@@ -29,8 +29,8 @@ pub fn open_slots<'a>(
     keys: impl Iterator<Item = &'a StaticSecret> + Clone,
 ) -> Vec<SlotMessage> {
     let mut found = Vec::new();
-    for s in 0..output.slots as usize {
-        let Some(slot) = output.slot(s) else { continue };
+    for s in output.slots.as_slice() {
+        let slot = s.data.as_slice();
         if inspect_slot(slot) != SlotState::Intact {
             continue;
         }

@@ -6,9 +6,13 @@
 
 use protocol::wire::{ClientResponse, RejectReason, Round, ServerIndex, StatusInfo};
 
-use super::catchup;
+use super::{catchup, outbox};
 use super::{Answer, ClientCore, Failure, InFlight, Job, LocalStore, RequestId, Rotation};
 use crate::event::Event;
+
+/// Status answers a submission waits for the output that lays out its round, at most
+/// (answers come every quarter round).
+pub const LAYOUT_WAIT_POLLS: u8 = 2;
 
 impl<S: LocalStore> ClientCore<S> {
     /// The answer to request `id`, or why there was none.
@@ -169,15 +173,15 @@ impl<S: LocalStore> ClientCore<S> {
             self.open_round = open;
         }
         let void = status.recent_void.as_slice().iter().copied().collect();
-        for (r, p, why) in self.outbox.take_stale(&void, self.open_round) {
-            let ev = self.outbox.retry(
-                p.out_id,
-                r,
-                why,
-                self.open_round,
-                &mut self.store,
-                &mut self.rng,
-            );
+        let mut reserved_void = Vec::new();
+        let stale = self
+            .outbox
+            .take_stale(&void, self.open_round, &mut reserved_void);
+        self.events.extend(reserved_void);
+        for (r, p, why) in stale {
+            let ev = self
+                .outbox
+                .retry(p.out_id, r, why, self.open_round, &mut self.store);
             self.events.extend(ev);
         }
         // A fresh client starts from now; one that knows where it was fetches whatever
@@ -194,8 +198,29 @@ impl<S: LocalStore> ClientCore<S> {
                 self.newest_revealed = self.newest_revealed.max(rev.min(agreed));
             }
         }
-        if self.open_round > self.submitted_round && !self.submit_out {
-            self.submit(self.open_round);
+        self.maybe_submit(true);
+    }
+
+    /// Submit for the open round unless we have, or are: once the output that lays out
+    /// its slots (two rounds back) is settled (a fresh client has made no reservation to
+    /// wait for), or after [`LAYOUT_WAIT_POLLS`] status
+    /// answers without it. Every client waits alike, sending or not.
+    pub(super) fn maybe_submit(&mut self, status_answer: bool) {
+        let r = self.open_round;
+        if r <= self.submitted_round || self.submit_out {
+            return;
+        }
+        let from = r.saturating_sub(outbox::RESERVE_AHEAD);
+        let known =
+            self.last_processed.is_none_or(|w| w >= from) || self.settled_above.contains(&from);
+        if self.layout_wait.0 != r {
+            self.layout_wait = (r, 0);
+        }
+        if status_answer {
+            self.layout_wait.1 += 1;
+        }
+        if known || self.layout_wait.1 > LAYOUT_WAIT_POLLS {
+            self.submit(r);
         }
     }
 
@@ -214,13 +239,11 @@ impl<S: LocalStore> ClientCore<S> {
             | Ok(ClientResponse::Rejected(RejectReason::DuplicateSubmission { .. })) => {
                 if !out.held {
                     out.held = true;
-                    let pending = out.pending.take();
+                    let carried = std::mem::take(&mut out.carried);
                     self.submit_out = false;
                     self.submitted_round = round;
-                    if let Some(p) = pending {
-                        let ev = self.outbox.submitted(round, p);
-                        self.events.extend(ev);
-                    }
+                    let ev = self.outbox.submitted(round, carried);
+                    self.events.extend(ev);
                 }
             }
             Ok(ClientResponse::Rejected(RejectReason::StaleRound { open, .. })) => {

@@ -51,7 +51,7 @@ use self::catchup::CatchUp;
 use self::directory::{Directory, Parked, SyncStep};
 use self::inbox::Reassembly;
 use self::names::NameQueue;
-use self::outbox::{Outbox, Pending};
+use self::outbox::{Carried, Outbox};
 use self::vouch::{Offer, VouchBook};
 use crate::delivery::Delivery;
 use crate::event::Event;
@@ -115,7 +115,7 @@ struct InFlight {
 /// holds its share (the output tells whether every serving server did).
 struct SharesOut {
     round: Round,
-    pending: Option<Pending>,
+    carried: Carried,
     answered: usize,
     held: bool,
     /// The open round a server reported when it refused ours as stale.
@@ -173,6 +173,8 @@ pub struct ClientCore<S> {
     leader: Option<ServerIndex>,
     open_round: Round,
     submitted_round: Round,
+    /// The open round whose layout we wait for, and status answers since.
+    layout_wait: (Round, u8),
     /// The watermark: every round up to it is settled (see [`catchup`]); persisted.
     last_processed: Option<Round>,
     /// The watermark as last written to the store.
@@ -214,7 +216,7 @@ impl<S: LocalStore> ClientCore<S> {
         let vouches = VouchBook::new(
             cfg.server_sign.clone(),
             cfg.params.f() + 1,
-            cfg.params.slots,
+            cfg.params.reserve_cells,
             cfg.params.slot_bytes,
         );
         let mut events: VecDeque<Event> = outbox.all_queued().into();
@@ -262,6 +264,7 @@ impl<S: LocalStore> ClientCore<S> {
             leader: None,
             open_round: 0,
             submitted_round: 0,
+            layout_wait: (0, 0),
             last_processed,
             stored_watermark: last_processed,
         })
@@ -509,7 +512,7 @@ impl<S: LocalStore> ClientCore<S> {
                 self.submit_out = true;
                 self.shares_out = Some(SharesOut {
                     round,
-                    pending: built.pending,
+                    carried: built.carried,
                     answered: 0,
                     held: false,
                     stale_open: None,

@@ -1,6 +1,15 @@
-//! The sending side: queued messages, the fragment each round carries, and what happens
-//! when a round's output shows it (sent), garbles it (collision), or never comes (void or
-//! lost round): random backoff, and failure after [`MAX_ATTEMPTS`].
+//! The sending side: queued messages, and each fragment's way through reserved slots.
+//!
+//! A fragment first reserves: the client writes a random footprint (asking for the
+//! length the fragment needs) into a random reservation cell of its next submission. If
+//! that round's output decodes the footprint and the layout fits it, round `r + 2` has a
+//! slot for it ([`protocol::vector::layout`]), and the client's submission for `r + 2`
+//! carries the sealed fragment there. The output of `r + 2` shows it intact (sent),
+//! garbled (collision), empty or missing (excluded), or never comes (void or lost):
+//! the fragment reserves again, and a message fails after [`MAX_ATTEMPTS`] sends. A
+//! reservation that was lost (three in a cell, or no room left) only reserves again.
+//! Every round carries at most one reservation and one fragment; several messages are
+//! in flight at once, one fragment each.
 //!
 //! [`super::ClientCore`] owns one [`Outbox`]; it asks it for this round's vector, tells
 //! it which round took the submission, and hands it every accepted output and status.
@@ -9,7 +18,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use protocol::slot::{fragment, seal_slot, Sender, SlotMessage};
+use protocol::reserve::{footprint, Slot};
+use protocol::slot::{body_capacity, fragment, seal_slot, Sender, SlotMessage};
+use protocol::vector::{layout, Vector};
 use protocol::wire::{Round, RoundOutput};
 use protocol::Params;
 use rand::rngs::StdRng;
@@ -21,12 +32,27 @@ use crate::delivery::{Delivery, FailReason, RetryReason};
 use crate::event::Event;
 use crate::store::OutboxRecord;
 
-/// Tries per fragment before a message fails.
+/// Sends per fragment before a message fails.
 pub const MAX_ATTEMPTS: u32 = 8;
 /// Rounds after which a submission with no output and no void notice counts as lost.
 pub const LOST_AFTER_ROUNDS: u64 = 20;
 /// One-time reply keys remembered (to open replies to anonymous messages).
 pub const MAX_REPLY_KEYS: usize = crate::store::MAX_REPLY_KEYS;
+/// Rounds from a reservation to the round whose slot it gets.
+pub const RESERVE_AHEAD: u64 = 2;
+
+/// Where a message's next fragment is on its way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Waiting to reserve (from `not_before` on).
+    Idle,
+    /// Its reservation went out in `round`.
+    Reserved { round: Round, footprint: u64 },
+    /// Round `round` lays out `slot` for it.
+    Granted { round: Round, slot: Slot },
+    /// The fragment went out in `round` (see [`Outbox::pending_rounds`]).
+    Sent { round: Round },
+}
 
 /// One queued message.
 struct Out {
@@ -37,6 +63,7 @@ struct Out {
     attempts: u32,
     not_before: Round,
     reply_key: Option<StaticSecret>,
+    stage: Stage,
 }
 
 /// A fragment submitted in a round, waiting for that round's output.
@@ -46,18 +73,27 @@ pub struct Pending {
     pub out_id: u64,
     /// Which fragment.
     pub fragment: usize,
-    /// The slot it took.
-    pub slot: usize,
+    /// The reservation whose slot it took.
+    pub footprint: u64,
     /// The sealed slot bytes, to compare with the output.
     pub bytes: Vec<u8>,
 }
 
+/// What one round's vector carries for the outbox.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Carried {
+    /// A fragment in its granted slot.
+    pub sent: Option<Pending>,
+    /// A reservation: (outbox id, footprint).
+    pub reserved: Option<(u64, u64)>,
+}
+
 /// The vector for one round.
 pub struct Built {
-    /// `S * L` bytes: zero but for at most one sealed slot.
-    pub vector: Vec<u8>,
-    /// The fragment it carries, if any.
-    pub pending: Option<Pending>,
+    /// Zero but for at most one reservation and one sealed slot.
+    pub vector: Vector,
+    /// What it carries.
+    pub carried: Carried,
     /// A message that could not be sealed (reported, the round goes out as cover).
     pub error: Option<String>,
 }
@@ -68,6 +104,12 @@ pub struct Outbox {
     items: Vec<Out>,
     pending: BTreeMap<Round, Pending>,
     reply_keys: Vec<StaticSecret>,
+}
+
+/// The slot length a fragment of `body` bytes needs (at least the smallest slot).
+fn needed_len(body: usize, slot_bytes: usize) -> u16 {
+    let overhead = slot_bytes - body_capacity(slot_bytes);
+    (body + overhead).clamp(protocol::slot::MIN_SLOT_BYTES, slot_bytes) as u16
 }
 
 impl Outbox {
@@ -88,6 +130,7 @@ impl Outbox {
             attempts: 0,
             not_before: 0,
             reply_key,
+            stage: Stage::Idle,
         });
     }
 
@@ -138,46 +181,100 @@ impl Outbox {
             .collect()
     }
 
-    /// Build round `round`'s vector: the first message whose backoff allows it puts its
-    /// next fragment in a random slot; otherwise the vector is all zero (cover).
+    /// Build round `round`'s vector: the fragment granted a slot in this round goes
+    /// into it, and the first message whose fragment waits to reserve (and whose backoff
+    /// allows it) reserves. An idle client does the same work and drops it.
     pub fn build(
-        &self,
+        &mut self,
         round: Round,
         params: &Params,
         identity: &keys::Identity,
         rng: &mut StdRng,
     ) -> Built {
-        let slots = params.slots as usize;
         let slot_bytes = params.slot_bytes as usize;
-        let mut vector = vec![0u8; params.vector_bytes()];
-        let Some(o) = self.items.iter().find(|o| o.not_before <= round) else {
-            // An idle client does the sending client's work too: it seals a slot (to a
-            // throwaway key) and drops it, so the time from an output to its next
-            // submission does not tell whether it is sending.
-            let dummy = SlotMessage {
-                sender: Sender::Identity(identity.public().dh),
-                conversation: [0; 16],
-                seq: rng.gen(),
-                timestamp_ms: 0,
-                fragment_index: 0,
-                fragment_count: 1,
-                body: vec![0; protocol::slot::body_capacity(slot_bytes)],
-            };
-            let throwaway = PublicKey::from(&StaticSecret::random_from_rng(&mut *rng));
-            let _ = seal_slot(
-                &dummy,
-                identity.x25519_secret(),
-                &throwaway,
-                slot_bytes,
-                rng,
-            );
-            let _ = rng.gen_range(0..slots.max(1));
-            return Built {
-                vector,
-                pending: None,
-                error: None,
-            };
+        let mut vector = Vector::zero(params);
+        let mut carried = Carried::default();
+        let mut error = None;
+        // A grant for a round we did not submit in is gone: reserve again.
+        for o in &mut self.items {
+            if matches!(o.stage, Stage::Granted { round: g, .. } if g < round) {
+                o.stage = Stage::Idle;
+            }
+        }
+        let granted = self.items.iter().find_map(|o| match o.stage {
+            Stage::Granted { round: g, slot } if g == round => Some((o.id, slot)),
+            _ => None,
+        });
+        match granted {
+            Some((id, slot)) => match self.seal(id, &slot, identity, rng) {
+                Ok(p) => {
+                    vector.write(&slot, &p.bytes);
+                    carried.sent = Some(p);
+                }
+                Err(e) => error = Some(e),
+            },
+            None => {
+                // An idle client does the sending client's work too: it seals a slot (to
+                // a throwaway key) and drops it, so the time from an output to its next
+                // submission does not tell whether it is sending.
+                let dummy = SlotMessage {
+                    sender: Sender::Identity(identity.public().dh),
+                    conversation: [0; 16],
+                    seq: rng.gen(),
+                    timestamp_ms: 0,
+                    fragment_index: 0,
+                    fragment_count: 1,
+                    body: vec![0; body_capacity(slot_bytes)],
+                };
+                let throwaway = PublicKey::from(&StaticSecret::random_from_rng(&mut *rng));
+                let _ = seal_slot(
+                    &dummy,
+                    identity.x25519_secret(),
+                    &throwaway,
+                    slot_bytes,
+                    rng,
+                );
+            }
+        }
+        let wants = self
+            .items
+            .iter()
+            .find(|o| o.stage == Stage::Idle && o.not_before <= round)
+            .map(|o| {
+                let body = o.fragments.get(o.next_fragment).map_or(0, Vec::len);
+                (o.id, needed_len(body, slot_bytes))
+            });
+        let fp = loop {
+            let len = wants.map_or(slot_bytes as u16, |(_, len)| len);
+            if let Some(fp) = footprint(rng.gen(), len) {
+                break fp;
+            }
         };
+        let cell = rng.gen_range(0..vector.cells());
+        if let Some((id, _)) = wants {
+            vector.reserve(cell, fp);
+            carried.reserved = Some((id, fp));
+        }
+        Built {
+            vector,
+            carried,
+            error,
+        }
+    }
+
+    /// Seal message `id`'s next fragment for `slot`.
+    fn seal(
+        &self,
+        id: u64,
+        slot: &Slot,
+        identity: &keys::Identity,
+        rng: &mut StdRng,
+    ) -> Result<Pending, String> {
+        let o = self
+            .items
+            .iter()
+            .find(|o| o.id == id)
+            .ok_or_else(|| format!("message {id} is gone"))?;
         let msg = SlotMessage {
             sender: match &o.reply_key {
                 Some(k) => Sender::ReplyKey(PublicKey::from(k).to_bytes()),
@@ -199,57 +296,90 @@ impl Outbox {
             .clone()
             .unwrap_or_else(|| identity.x25519_secret().clone());
         let to = PublicKey::from(o.rec.to_dh);
-        match seal_slot(&msg, &secret, &to, slot_bytes, rng) {
-            Ok(bytes) => {
-                let slot = rng.gen_range(0..slots);
-                if let Some(dst) = vector.get_mut(slot * slot_bytes..(slot + 1) * slot_bytes) {
-                    dst.copy_from_slice(&bytes);
-                }
-                let pending = Pending {
-                    out_id: o.id,
-                    fragment: o.next_fragment,
-                    slot,
-                    bytes,
-                };
-                Built {
-                    vector,
-                    pending: Some(pending),
-                    error: None,
-                }
-            }
-            Err(e) => Built {
-                vector,
-                pending: None,
-                error: Some(format!("cannot seal message {}: {e}", o.id)),
-            },
-        }
+        let bytes = seal_slot(&msg, &secret, &to, slot.len, rng)
+            .map_err(|e| format!("cannot seal message {id}: {e}"))?;
+        Ok(Pending {
+            out_id: id,
+            fragment: o.next_fragment,
+            footprint: slot.footprint,
+            bytes,
+        })
     }
 
-    /// Round `r` took our submission carrying `p`: it is in flight until the output (or
-    /// its absence) says otherwise.
-    pub fn submitted(&mut self, r: Round, p: Pending) -> Option<Event> {
-        let id = p.out_id;
-        if let Some(o) = self.items.iter_mut().find(|o| o.id == id) {
-            o.not_before = Round::MAX;
+    /// Round `r` took our submission carrying `c`: its reservation waits for `r`'s
+    /// output, its fragment is in flight until the output (or its absence) says.
+    pub fn submitted(&mut self, r: Round, c: Carried) -> Option<Event> {
+        if let Some((id, footprint)) = c.reserved {
+            if let Some(o) = self.items.iter_mut().find(|o| o.id == id) {
+                if o.stage == Stage::Idle {
+                    o.stage = Stage::Reserved {
+                        round: r,
+                        footprint,
+                    };
+                }
+            }
         }
+        let p = c.sent?;
+        let id = p.out_id;
+        let o = self.items.iter_mut().find(|o| o.id == id)?;
+        o.stage = Stage::Sent { round: r };
         self.pending.insert(r, p);
         self.state(id, Delivery::InRound(r))
     }
 
+    /// Round `r`'s output was accepted: a reservation made in `r` either has a slot in
+    /// round `r + 2` (the layout of `r`'s decoded footprints fits it) or reserves again.
+    /// Called at once, before the next submission is built.
+    pub fn on_reservations(&mut self, output: &RoundOutput, params: &Params) {
+        let r = output.round;
+        let mut laid_out = None;
+        for o in &mut self.items {
+            let Stage::Reserved { round, footprint } = o.stage else {
+                continue;
+            };
+            if round != r {
+                continue;
+            }
+            let slots =
+                laid_out.get_or_insert_with(|| layout(params, output.reservations.as_slice()));
+            o.stage = match slots.iter().find(|s| s.footprint == footprint) {
+                Some(slot) => Stage::Granted {
+                    round: r + RESERVE_AHEAD,
+                    slot: *slot,
+                },
+                None => Stage::Idle,
+            };
+        }
+    }
+
     /// Fragments whose round the servers voided, or that waited more than
-    /// [`LOST_AFTER_ROUNDS`] rounds behind `open_round`.
+    /// [`LOST_AFTER_ROUNDS`] rounds behind `open_round`. Reservations in such rounds
+    /// reserve again (no send was tried); a void one is reported in `events`.
     pub fn take_stale(
         &mut self,
         void: &BTreeSet<Round>,
         open_round: Round,
+        events: &mut Vec<Event>,
     ) -> Vec<(Round, Pending, RetryReason)> {
-        let stale: Vec<Round> = self
-            .pending
-            .keys()
-            .copied()
-            .filter(|r| void.contains(r) || r.saturating_add(LOST_AFTER_ROUNDS) < open_round)
-            .collect();
-        stale
+        let stale =
+            |r: Round| void.contains(&r) || r.saturating_add(LOST_AFTER_ROUNDS) < open_round;
+        let mut voided = Vec::new();
+        for o in &mut self.items {
+            if let Stage::Reserved { round, .. } = o.stage {
+                if stale(round) {
+                    o.stage = Stage::Idle;
+                    if void.contains(&round) {
+                        voided.push((o.id, round));
+                    }
+                }
+            }
+        }
+        for (id, round) in voided {
+            let reason = RetryReason::Void;
+            events.extend(self.state(id, Delivery::Retrying { round, reason }));
+        }
+        let rounds: Vec<Round> = self.pending.keys().copied().filter(|r| stale(*r)).collect();
+        rounds
             .into_iter()
             .filter_map(|r| {
                 let p = self.pending.remove(&r)?;
@@ -264,23 +394,22 @@ impl Outbox {
     }
 
     /// Round `r`'s output was accepted: our fragment in it either arrived intact (sent),
-    /// collided, or is absent (a server serving the round missed our share, so the
-    /// round left us out).
+    /// was garbled (collision), or is absent (a server serving the round missed our
+    /// share, or the round was not laid out as we expected).
     pub fn on_output(
         &mut self,
         output: &RoundOutput,
         store: &mut impl LocalStore,
         open_round: Round,
-        rng: &mut StdRng,
     ) -> Option<Event> {
         let r = output.round;
         let p = self.pending.remove(&r)?;
-        match output.slot(p.slot) {
+        match output.slot(p.footprint) {
             Some(slot) if slot == p.bytes.as_slice() => self.fragment_sent(p, r, store),
-            Some(slot) if slot.iter().all(|b| *b == 0) => {
-                self.retry(p.out_id, r, RetryReason::Excluded, open_round, store, rng)
+            Some(slot) if slot.iter().any(|b| *b != 0) => {
+                self.retry(p.out_id, r, RetryReason::Collision, open_round, store)
             }
-            _ => self.retry(p.out_id, r, RetryReason::Collision, open_round, store, rng),
+            _ => self.retry(p.out_id, r, RetryReason::Excluded, open_round, store),
         }
     }
 
@@ -294,6 +423,7 @@ impl Outbox {
         o.next_fragment = p.fragment + 1;
         o.attempts = 0;
         o.not_before = 0;
+        o.stage = Stage::Idle;
         if o.next_fragment < o.fragments.len() {
             return None;
         }
@@ -306,8 +436,9 @@ impl Outbox {
         ev
     }
 
-    /// A fragment of `out_id` did not get through in `round`: back off a random number
-    /// of rounds (so two colliding senders are unlikely to collide again), or give up.
+    /// A fragment of `out_id` did not get through in `round`: it reserves again at once
+    /// (slots are reserved, so nobody else is likely to want the same one), or the
+    /// message gives up after [`MAX_ATTEMPTS`] sends.
     pub fn retry(
         &mut self,
         out_id: u64,
@@ -315,10 +446,10 @@ impl Outbox {
         why: RetryReason,
         open_round: Round,
         store: &mut impl LocalStore,
-        rng: &mut StdRng,
     ) -> Option<Event> {
         let o = self.items.iter_mut().find(|o| o.id == out_id)?;
         o.attempts += 1;
+        o.stage = Stage::Idle;
         if o.attempts >= MAX_ATTEMPTS {
             let d = Delivery::Failed {
                 round,
@@ -333,8 +464,7 @@ impl Outbox {
             self.items.retain(|o| o.id != out_id);
             return ev;
         }
-        let window = 1u64 << o.attempts.min(4);
-        o.not_before = open_round.saturating_add(rng.gen_range(0..window));
+        o.not_before = open_round;
         self.state(out_id, Delivery::Retrying { round, reason: why })
     }
 }

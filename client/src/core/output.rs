@@ -29,11 +29,14 @@ impl<S: LocalStore> ClientCore<S> {
     /// it now or, if `defer`, after the next submission.
     pub(super) fn accept(&mut self, output: RoundOutput, now_ms: u64, defer: bool) {
         let r = output.round;
+        // Reservations are settled at once: the next submission may use their slots.
+        self.outbox.on_reservations(&output, &self.cfg.params);
         self.deferred.push_back((output, now_ms));
         self.settle(r);
         if !defer || self.deferred.len() > MAX_DEFERRED {
             self.process_deferred(now_ms);
         }
+        self.maybe_submit(false);
     }
 
     /// The shell has handed every request so far to the network. Returns true if
@@ -117,7 +120,7 @@ impl<S: LocalStore> ClientCore<S> {
         }
         let ev = self
             .outbox
-            .on_output(&output, &mut self.store, self.open_round, &mut self.rng);
+            .on_output(&output, &mut self.store, self.open_round);
         self.events.extend(ev);
         self.flush_inbound(now_ms);
     }

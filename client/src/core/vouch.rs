@@ -29,7 +29,7 @@ pub enum Refused {
     UnknownServer,
     /// Round or hash in the vouch do not match the output, or the signature is bad.
     BadVouch,
-    /// Slot count or size differ from the cluster's parameters.
+    /// More reservations or longer slots than the cluster's parameters allow.
     WrongShape,
     /// The round was accepted already, or is too far behind.
     Old,
@@ -52,7 +52,9 @@ pub enum Offer {
 pub struct VouchBook {
     server_sign: Vec<[u8; 32]>,
     needed: usize,
-    slots: u32,
+    /// Reservation cells per round (an output decodes at most two per cell).
+    reserve_cells: u32,
+    /// The longest slot.
     slot_bytes: u32,
     /// Per round, per hash. A server counts for one hash per round, so a round holds at
     /// most `n` outputs (the bound on memory a lying server can make us keep).
@@ -62,11 +64,16 @@ pub struct VouchBook {
 
 impl VouchBook {
     /// `needed` = f+1 signatures over one hash accept an output.
-    pub fn new(server_sign: Vec<[u8; 32]>, needed: usize, slots: u32, slot_bytes: u32) -> Self {
+    pub fn new(
+        server_sign: Vec<[u8; 32]>,
+        needed: usize,
+        reserve_cells: u32,
+        slot_bytes: u32,
+    ) -> Self {
         Self {
             server_sign,
             needed,
-            slots,
+            reserve_cells,
             slot_bytes,
             pending: BTreeMap::new(),
             accepted: BTreeSet::new(),
@@ -106,7 +113,10 @@ impl VouchBook {
         {
             return Offer::Refused(Refused::BadVouch);
         }
-        if output.slots != self.slots || output.slot_bytes != self.slot_bytes {
+        let too_long = |s: &protocol::wire::OutputSlot| s.data.len() > self.slot_bytes as usize;
+        if output.reservations.len() > 2 * self.reserve_cells as usize
+            || output.slots.as_slice().iter().any(too_long)
+        {
             return Offer::Refused(Refused::WrongShape);
         }
         let r = output.round;

@@ -16,10 +16,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Effect, RoundMachine};
-use crate::bounded::Bytes;
 use crate::robust::{decode, Decoded};
 use crate::shamir::{interpolate_at, x_of};
-use crate::wire::{RejectReason, Reveal, Round, RoundOutput, ServerIndex};
+use crate::wire::{RejectReason, Reveal, Round, ServerIndex};
 
 /// A server's record of reveals that disagreed with the others.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,18 +173,13 @@ impl RoundMachine {
             .decided
             .as_ref()
             .map_or(0, |d| d.included.len() as u32);
-        let output = RoundOutput {
+        let output = crate::vector::output(
+            &self.params,
             round,
             participants,
-            slots: self.params.slots,
-            slot_bytes: self.params.slot_bytes,
-            data: Bytes::new(crate::field::unpack(
-                &decoded.data,
-                self.params.vector_bytes(),
-            ))
-            .unwrap_or_default(),
-        };
-        debug_assert_eq!(output.data.len(), self.params.vector_bytes());
+            &decoded.data,
+            &closed.laid_out,
+        );
         self.state.outputs.insert(round, output.clone());
         let keep_from = round.saturating_sub(self.params.retention_rounds - 1);
         while let Some((&oldest, _)) = self.state.outputs.first_key_value() {

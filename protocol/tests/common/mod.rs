@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 
 use keys::Identity;
 use protocol::bounded::{Bytes, Fixed};
+use protocol::reserve::Slot;
 use protocol::round::check_upload;
 use protocol::seal::open_share;
 use protocol::shamir::add_into;
 use protocol::slot::{seal_slot, Sender, SlotMessage};
 use protocol::submission::{build_submission, share_from_opened};
-use protocol::wire::{ClientId, Have, HeldEntry, Reveal, Submission};
+use protocol::vector::{layout, Vector};
+use protocol::wire::{ClientId, Have, HeldEntry, Reveal, RoundOutput, Submission};
 use protocol::{Admission, Command, Effect, Params, RoundMachine};
 use rand::SeedableRng;
 use x25519_dalek::PublicKey;
@@ -27,6 +29,8 @@ pub struct World {
     rng: rand::rngs::StdRng,
     /// What each server holds: round → server → client → (digest, opened share).
     held: BTreeMap<u64, Vec<ServerHeld>>,
+    /// The test layout: eight 256-byte slots, reserved by [`World::warm`].
+    pub layout: Vec<Slot>,
 }
 
 impl World {
@@ -39,16 +43,64 @@ impl World {
                 p.with_server_keys(servers.iter().map(|s| Fixed(s.public().sign)).collect())
             })
             .expect("params");
+        let footprints: Vec<u64> = (1..=8u64).map(|i| (i << 40) | 256).collect();
+        let layout = layout(&params, &footprints);
+        assert_eq!(layout.len(), 8);
         Self {
             params,
             servers,
             server_keys,
             rng,
             held: BTreeMap::new(),
+            layout,
         }
     }
 
-    pub fn vector(&mut self, from: &Identity, to: &Identity, slot: usize, text: &[u8]) -> Vec<u8> {
+    /// Run a fresh machine through two rounds in which the test layout's footprints are
+    /// reserved (one vector writes them all, which a real client never does) so that the
+    /// round returned, now open, is laid out as [`World::layout`].
+    pub fn warm(&mut self, m: &mut RoundMachine) -> u64 {
+        let first = m.state().open_round;
+        let k = self.params.min_anonymity_set as usize;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(first);
+        let fillers: Vec<Identity> = (0..k).map(|_| Identity::generate(&mut rng)).collect();
+        for r in first..first + 2 {
+            for (j, who) in fillers.iter().enumerate() {
+                let mut v = Vector::zero(&self.params);
+                if r == first && j == 0 {
+                    for (cell, slot) in self.layout.clone().iter().enumerate() {
+                        assert!(v.reserve(cell, slot.footprint));
+                    }
+                }
+                self.submit(r, who, &v);
+            }
+            assert!(matches!(
+                self.close_and_decide(m, r),
+                Effect::Decided { .. }
+            ));
+            let mut out = None;
+            for rev in self.reveals(m, r) {
+                if let Effect::Output(o) = m.apply(&rev) {
+                    out = Some(o);
+                }
+            }
+            let out = out.expect("a warm-up round outputs");
+            if r == first {
+                assert_eq!(out.reservations.len(), self.layout.len());
+            }
+        }
+        let open = m.state().open_round;
+        assert_eq!(open, first + 2);
+        open
+    }
+
+    /// Slot `slot` of the test layout in `out`.
+    pub fn slot<'a>(&self, out: &'a RoundOutput, slot: usize) -> Option<&'a [u8]> {
+        out.slot(self.layout.get(slot)?.footprint)
+    }
+
+    /// A vector carrying `text` from `from` to `to` in slot `slot` of the test layout.
+    pub fn vector(&mut self, from: &Identity, to: &Identity, slot: usize, text: &[u8]) -> Vector {
         let msg = SlotMessage {
             sender: Sender::Identity(from.public().dh),
             conversation: [1; 16],
@@ -66,12 +118,12 @@ impl World {
             &mut self.rng,
         )
         .expect("seal slot");
-        let mut v = vec![0u8; self.params.vector_bytes()];
-        v[slot * 256..(slot + 1) * 256].copy_from_slice(&sealed);
+        let mut v = Vector::zero(&self.params);
+        assert!(v.write(&self.layout[slot], &sealed));
         v
     }
 
-    pub fn build(&mut self, round: u64, who: &Identity, vector: &[u8]) -> Submission {
+    pub fn build(&mut self, round: u64, who: &Identity, vector: &Vector) -> Submission {
         let keys = self.server_keys.clone();
         let params = self.params.clone();
         build_submission(&params, round, vector, who, &keys, &mut self.rng).expect("build")
@@ -104,7 +156,7 @@ impl World {
     }
 
     /// Build a submission and deliver it to every server.
-    pub fn submit(&mut self, round: u64, who: &Identity, vector: &[u8]) -> Submission {
+    pub fn submit(&mut self, round: u64, who: &Identity, vector: &Vector) -> Submission {
         let sub = self.build(round, who, vector);
         for i in 0..self.servers.len() {
             self.deliver(&sub, i);
@@ -166,18 +218,19 @@ impl World {
     }
 }
 
-/// Reveals for round 1 of a fresh machine with one submission from a fresh client,
-/// decided with every server serving.
-pub fn closed_round(w: &mut World) -> (RoundMachine, Vec<Command>) {
+/// A warmed machine, its open round `r` with one submission from a fresh client
+/// (carrying a message in slot 1), decided with every server serving, and `r`'s reveals.
+pub fn closed_round(w: &mut World) -> (RoundMachine, u64, Vec<Command>) {
     let a = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(77));
     let mut m = RoundMachine::new(w.params.clone());
+    let r = w.warm(&mut m);
     let bob = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(78));
     let v = w.vector(&a, &bob, 1, b"for bob");
-    w.submit(1, &a, &v);
+    w.submit(r, &a, &v);
     assert!(matches!(
-        w.close_and_decide(&mut m, 1),
+        w.close_and_decide(&mut m, r),
         Effect::Decided { .. }
     ));
-    let reveals = w.reveals(&m, 1);
-    (m, reveals)
+    let reveals = w.reveals(&m, r);
+    (m, r, reveals)
 }

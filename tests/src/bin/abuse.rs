@@ -501,7 +501,7 @@ async fn attack(
     ))?;
     let stranger = keys::Identity::generate(&mut rand_core::OsRng);
     let junk = tests::hostile::junk_publisher(servers.clone());
-    let vector = vec![0u8; me.params.vector_bytes()];
+    let vector = protocol::vector::Vector::zero(&me.params);
     let build = |round: u64, who: &keys::Identity| -> anyhow::Result<Submission> {
         Ok(build_submission(
             &me.params,

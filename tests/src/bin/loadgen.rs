@@ -1,6 +1,8 @@
 //! Round benchmark load generator: C simulated clients in one process, sharing one
 //! connection to the cluster. Every round each client submits exactly one fixed-size
-//! submission; a fraction of them carry a message to a random other client. Reports
+//! submission; a fraction of them start a message to a random other client, which
+//! reserves a slot (a footprint in a random cell), and sends in the slot two rounds
+//! later, as the client core does. Reports
 //! end-to-end latency (queued → revealed and opened by the recipient), delivered
 //! messages per second, rounds per second, first-try success and bytes uploaded.
 //!
@@ -17,8 +19,10 @@ use clap::Parser;
 use client::conn::ConnEvent;
 use futures::StreamExt;
 use keys::manifest::{read_manifest, ClusterManifest};
-use protocol::slot::{open_slot, seal_slot, Sender, SlotMessage};
+use protocol::reserve::{footprint, Slot};
+use protocol::slot::{body_capacity, open_slot, seal_slot, Sender, SlotMessage};
 use protocol::submission::build_submission;
+use protocol::vector::{layout, Vector};
 use protocol::wire::{
     ClientRequest, ClientResponse, RejectReason, Round, RoundOutput, SignedOutput,
 };
@@ -51,18 +55,30 @@ struct Args {
 type Vouched = (RoundOutput, BTreeSet<u16>);
 
 struct Msg {
-    from: usize,
     to: usize,
     queued: Instant,
     attempts: u32,
     body: Vec<u8>,
 }
 
+/// Where a client's first queued message is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Idle,
+    Reserved,
+    Granted { round: Round, slot: Slot },
+    Sent,
+}
+
+/// A message in its slot, waiting for the round's output.
 struct InFlight {
-    msg: Msg,
-    slot: usize,
+    client: usize,
+    footprint: u64,
     bytes: Vec<u8>,
 }
+
+/// Status polls a round waits for the output that lays it out (50 ms each).
+const LAYOUT_WAIT_POLLS: u32 = 6;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -90,8 +106,13 @@ async fn main() -> anyhow::Result<()> {
 
     let slot_bytes = params.slot_bytes as usize;
     let slots = params.slots as usize;
+    let overhead = slot_bytes - body_capacity(slot_bytes);
     let mut queues: Vec<VecDeque<Msg>> = (0..args.clients).map(|_| VecDeque::new()).collect();
+    let mut stage = vec![Stage::Idle; args.clients];
+    let mut reserved: BTreeMap<Round, Vec<(usize, u64)>> = BTreeMap::new();
     let mut in_flight: BTreeMap<Round, Vec<InFlight>> = BTreeMap::new();
+    let mut reservations_lost = 0u64;
+    let mut layout_wait: (Round, u32) = (0, 0);
     let mut vouches: BTreeMap<Round, HashMap<[u8; 32], Vouched>> = BTreeMap::new();
     let mut accepted: BTreeSet<Round> = BTreeSet::new();
     let mut latencies = Vec::new();
@@ -139,15 +160,31 @@ async fn main() -> anyhow::Result<()> {
                         measure_start = Some(Instant::now());
                     }
                 }
+                // Reservations made in r get a slot in r + 2, or reserve again.
+                let laid = layout(&params, output.reservations.as_slice());
+                for (c, fp) in reserved.remove(&r).unwrap_or_default() {
+                    stage[c] = match laid.iter().find(|s| s.footprint == fp) {
+                        Some(slot) => Stage::Granted { round: r + 2, slot: *slot },
+                        None => {
+                            if measuring { reservations_lost += 1; }
+                            if let Some(m) = queues[c].front_mut() { m.attempts += 1; }
+                            Stage::Idle
+                        }
+                    };
+                }
                 for f in in_flight.remove(&r).unwrap_or_default() {
-                    let slot = output.slot(f.slot).unwrap_or_default();
+                    let c = f.client;
+                    stage[c] = Stage::Idle;
+                    let Some(to) = queues[c].front().map(|m| m.to) else { continue };
+                    let slot = output.slot(f.footprint).unwrap_or_default();
                     // The recipient trial-decrypts: only an intact slot opens.
-                    let opened = slot == f.bytes.as_slice() && open_slot(slot, ids[f.msg.to].x25519_secret()).is_ok();
+                    let opened = slot == f.bytes.as_slice() && open_slot(slot, ids[to].x25519_secret()).is_ok();
                     if opened {
+                        let Some(msg) = queues[c].pop_front() else { continue };
                         if measuring {
                             delivered += 1;
-                            latencies.push(f.msg.queued.elapsed().as_secs_f64() * 1000.0);
-                            if f.msg.attempts == 0 {
+                            latencies.push(msg.queued.elapsed().as_secs_f64() * 1000.0);
+                            if msg.attempts == 0 {
                                 first_try += 1;
                             }
                         }
@@ -155,10 +192,7 @@ async fn main() -> anyhow::Result<()> {
                         if measuring {
                             collisions += 1;
                         }
-                        let mut msg = f.msg;
-                        msg.attempts += 1;
-                        let from = msg.from;
-                        queues[from].push_front(msg);
+                        if let Some(m) = queues[c].front_mut() { m.attempts += 1; }
                     }
                 }
             }
@@ -167,17 +201,28 @@ async fn main() -> anyhow::Result<()> {
                 next_server += 1;
                 let Ok(Ok(ClientResponse::Status(st))) = tokio::time::timeout(Duration::from_secs(2), conn.request(server, ClientRequest::Status)).await else { continue };
                 // Rounds whose output never came (void, abandoned): put their messages back.
-                let lost: Vec<Round> = in_flight.keys().copied().filter(|r| st.recent_void.as_slice().contains(r) || r + 20 < st.open_round).collect();
+                let stale = |r: &Round| st.recent_void.as_slice().contains(r) || r + 20 < st.open_round;
+                let lost: Vec<Round> = in_flight.keys().chain(reserved.keys()).copied().filter(stale).collect();
                 for r in lost {
                     for f in in_flight.remove(&r).unwrap_or_default() {
-                        let from = f.msg.from;
-                        queues[from].push_front(f.msg);
+                        stage[f.client] = Stage::Idle;
+                    }
+                    for (c, _) in reserved.remove(&r).unwrap_or_default() {
+                        stage[c] = Stage::Idle;
                     }
                 }
                 if st.open_round <= submitted_round {
                     continue;
                 }
                 let round = st.open_round;
+                // Wait a little for the output that lays this round out, as clients do.
+                if layout_wait.0 != round {
+                    layout_wait = (round, 0);
+                }
+                layout_wait.1 += 1;
+                if round > 2 && !accepted.contains(&(round - 2)) && layout_wait.1 <= LAYOUT_WAIT_POLLS {
+                    continue;
+                }
                 submitted_round = round;
                 // New messages this round.
                 for (c, q) in queues.iter_mut().enumerate() {
@@ -185,28 +230,45 @@ async fn main() -> anyhow::Result<()> {
                         let mut to = rng.gen_range(0..args.clients - 1);
                         if to >= c { to += 1; }
                         let body: Vec<u8> = (0..64).map(|_| rng.gen()).collect();
-                        q.push_back(Msg { from: c, to, queued: Instant::now(), attempts: 0, body });
+                        q.push_back(Msg { to, queued: Instant::now(), attempts: 0, body });
                     }
                 }
-                // Build every client's submission (a queued message or cover).
+                // Build every client's submission: a message in its granted slot, a
+                // reservation for the first queued message, or cover.
                 let mut built = Vec::with_capacity(args.clients);
                 let mut flights = Vec::new();
+                let mut reservations = Vec::new();
                 for (c, q) in queues.iter_mut().enumerate() {
-                    let mut vector = vec![0u8; params.vector_bytes()];
-                    if let Some(msg) = q.pop_front() {
-                        let sm = SlotMessage {
-                            sender: Sender::Identity(ids[c].public().dh),
-                            conversation: [0; 16],
-                            seq: rng.gen(),
-                            timestamp_ms: 0,
-                            fragment_index: 0,
-                            fragment_count: 1,
-                            body: msg.body.clone(),
-                        };
-                        let bytes = seal_slot(&sm, ids[c].x25519_secret(), &ids[msg.to].public().x25519(), slot_bytes, &mut rand_core::OsRng).context("seal")?;
-                        let slot = rng.gen_range(0..slots);
-                        vector[slot * slot_bytes..(slot + 1) * slot_bytes].copy_from_slice(&bytes);
-                        flights.push((c, InFlight { msg, slot, bytes }));
+                    let mut vector = Vector::zero(&params);
+                    match stage[c] {
+                        Stage::Granted { round: g, slot } if g == round => {
+                            if let Some(msg) = q.front() {
+                                let sm = SlotMessage {
+                                    sender: Sender::Identity(ids[c].public().dh),
+                                    conversation: [0; 16],
+                                    seq: rng.gen(),
+                                    timestamp_ms: 0,
+                                    fragment_index: 0,
+                                    fragment_count: 1,
+                                    body: msg.body.clone(),
+                                };
+                                let bytes = seal_slot(&sm, ids[c].x25519_secret(), &ids[msg.to].public().x25519(), slot.len, &mut rand_core::OsRng).context("seal")?;
+                                vector.write(&slot, &bytes);
+                                flights.push(InFlight { client: c, footprint: slot.footprint, bytes });
+                            }
+                        }
+                        Stage::Granted { round: g, .. } if g < round => stage[c] = Stage::Idle,
+                        _ => {}
+                    }
+                    if stage[c] == Stage::Idle {
+                        if let Some(msg) = q.front() {
+                            let len = (msg.body.len() + overhead).clamp(protocol::slot::MIN_SLOT_BYTES, slot_bytes) as u16;
+                            let fp = loop {
+                                if let Some(fp) = footprint(rng.gen(), len) { break fp; }
+                            };
+                            vector.reserve(rng.gen_range(0..vector.cells()), fp);
+                            reservations.push((c, fp));
+                        }
                     }
                     let sub = build_submission(&params, round, &vector, &ids[c], &server_dh, &mut rand_core::OsRng)?;
                     // Each server is sent only its own share (round protocol v2).
@@ -240,18 +302,22 @@ async fn main() -> anyhow::Result<()> {
                     held_everywhere += held_by.iter().filter(|h| **h == n).count() as u64;
                     measured_submissions += args.clients as u64;
                 }
-                let ok: BTreeSet<usize> = (0..args.clients).filter(|c| held_by[*c] > 0).collect();
                 let mut round_flights = Vec::new();
-                for (c, f) in flights {
-                    if ok.contains(&c) {
+                for f in flights {
+                    if held_by[f.client] > 0 {
+                        stage[f.client] = Stage::Sent;
                         round_flights.push(f);
                     } else {
                         if measure_start.is_some() { missed += 1; }
-                        let from = f.msg.from;
-                        queues[from].push_front(f.msg);
+                        stage[f.client] = Stage::Idle;
                     }
                 }
                 in_flight.insert(round, round_flights);
+                let held: Vec<(usize, u64)> = reservations.into_iter().filter(|(c, _)| held_by[*c] > 0).collect();
+                for (c, _) in &held {
+                    stage[*c] = Stage::Reserved;
+                }
+                reserved.insert(round, held);
             }
         }
     }
@@ -278,6 +344,7 @@ async fn main() -> anyhow::Result<()> {
             "p99_ms": percentile(&latencies, 0.99).unwrap_or(f64::NAN),
             "first_try_rate": if delivered > 0 { first_try as f64 / delivered as f64 } else { f64::NAN },
             "collisions": collisions,
+            "reservations_lost": reservations_lost,
             "missed_rounds": missed,
             "bytes_per_client_round": bytes_up.checked_div(submissions).unwrap_or(0),
             "in_round_rate": if measured_submissions > 0 { held_everywhere as f64 / measured_submissions as f64 } else { f64::NAN },

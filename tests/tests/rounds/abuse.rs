@@ -55,7 +55,7 @@ async fn hostile_submissions_are_refused_by_name_and_honest_traffic_is_delivered
 
     let me = Settings::load(&c.client_config(1)).unwrap();
     let (conn, _events) = c.connect().await.unwrap();
-    let vector = vec![0u8; me.params.vector_bytes()];
+    let vector = protocol::vector::Vector::zero(&me.params);
     let mut rng = rand_core::OsRng;
     let build = |round: u64, who: &keys::Identity| {
         build_submission(

@@ -7,7 +7,7 @@ fn book(c: &Cluster) -> VouchBook {
     VouchBook::new(
         c.servers.iter().map(|s| s.public().sign).collect(),
         2,
-        c.params.slots,
+        c.params.reserve_cells,
         c.params.slot_bytes,
     )
 }
@@ -91,14 +91,20 @@ fn a_vouch_for_another_round_or_hash_is_refused() {
     );
     // A vouch whose hash is not the output's.
     let mut wrong_hash = c.vouch(&out, 1);
-    wrong_hash.output.data = Bytes::new(vec![8; c.params.vector_bytes()]).unwrap();
+    wrong_hash.output.lost_cells += 1;
     assert_eq!(b.offer(wrong_hash, None), Offer::Refused(Refused::BadVouch));
-    // An output of another shape than the cluster's.
-    let mut shaped = c.output(3, vec![7]);
-    shaped.slots = 2;
-    shaped.data = Bytes::new(vec![0; 2 * SLOT_BYTES]).unwrap();
+    // An output of another shape than the cluster's: a slot longer than L, or more
+    // reservations than two per cell.
+    let long = c.output(3, vec![7; SLOT_BYTES + 1]);
     assert_eq!(
-        b.offer(c.vouch(&shaped, 2), None),
+        b.offer(c.vouch(&long, 2), None),
+        Offer::Refused(Refused::WrongShape)
+    );
+    let mut crowded = c.output(3, vec![7]);
+    let too_many = 2 * c.params.reserve_cells as usize + 1;
+    crowded.reservations = BoundedVec::new((1..=too_many as u64).collect()).unwrap();
+    assert_eq!(
+        b.offer(c.vouch(&crowded, 2), None),
         Offer::Refused(Refused::WrongShape)
     );
 }

@@ -16,8 +16,8 @@ use protocol::bounded::{BoundedVec, Bytes, Fixed};
 use protocol::params::Admission;
 use protocol::slot::{seal_slot, Sender, SlotMessage};
 use protocol::wire::{
-    ClientRequest, ClientResponse, OutputVouch, Register, Round, RoundOutput, SignedOutput,
-    StatusInfo, Submission,
+    ClientRequest, ClientResponse, OutputSlot, OutputVouch, Register, Round, RoundOutput,
+    SignedOutput, StatusInfo, Submission,
 };
 use protocol::Params;
 use rand::rngs::StdRng;
@@ -83,16 +83,45 @@ impl Cluster {
         s
     }
 
-    /// An output of `round` holding `data` (zero-padded to `S * L`).
-    pub fn output(&self, round: Round, mut data: Vec<u8>) -> RoundOutput {
-        data.resize(self.params.vector_bytes(), 0);
-        RoundOutput {
-            round,
-            participants: 3,
-            slots: self.params.slots,
-            slot_bytes: self.params.slot_bytes,
-            data: Bytes::new(data).unwrap(),
+    /// An output of `round` with one slot holding `data` (none if `data` is empty).
+    pub fn output(&self, round: Round, data: Vec<u8>) -> RoundOutput {
+        let slots = if data.is_empty() {
+            Vec::new()
+        } else {
+            vec![(0, data)]
+        };
+        self.output_slots(round, slots)
+    }
+
+    /// An output of `round` with these slots: (a number standing for the footprint, bytes).
+    fn output_slots(&self, round: Round, slots: Vec<(u64, Vec<u8>)>) -> RoundOutput {
+        let mut out = RoundOutput::empty(round, 3);
+        out.slots = BoundedVec::new(
+            slots
+                .into_iter()
+                .map(|(i, data)| OutputSlot {
+                    footprint: ((i + 1) << 20) | data.len() as u64,
+                    data: Bytes::new(data).unwrap(),
+                })
+                .collect(),
+        )
+        .unwrap();
+        out
+    }
+
+    /// What the servers publish for `round` from these submissions, its message region
+    /// laid out from `laid_out` (the footprints of round − 2).
+    pub fn round_output(
+        &self,
+        round: Round,
+        subs: &[&Submission],
+        laid_out: &[u64],
+    ) -> RoundOutput {
+        let mut sum = vec![0u8; self.params.share_bytes()];
+        for sub in subs {
+            protocol::field::add_encoded(&mut sum, &self.vector_of(sub)).unwrap();
         }
+        protocol::vector::output(&self.params, round, subs.len() as u32, &sum, laid_out)
     }
 
     /// Server `i`'s signed statement about `output`.
@@ -111,7 +140,8 @@ impl Cluster {
         }
     }
 
-    /// The vector a submission carries, as servers 0 and 1 together reconstruct it.
+    /// The vector a submission carries (encoded elements), as servers 0 and 1 together
+    /// reconstruct it.
     pub fn vector_of(&self, sub: &Submission) -> Vec<u8> {
         let opened: Vec<(u8, Vec<u8>)> = (0..2usize)
             .map(|i| {
@@ -135,7 +165,7 @@ impl Cluster {
             })
             .collect();
         let refs: Vec<(u8, &[u8])> = opened.iter().map(|(x, v)| (*x, v.as_slice())).collect();
-        protocol::shamir::combine_vector(&refs, self.params.vector_bytes()).unwrap()
+        protocol::shamir::interpolate_at(&refs, 0).unwrap().to_vec()
     }
 
     /// Slot bytes sealed by `from` to `to` (fragment `index` of `count`).
@@ -169,13 +199,12 @@ impl Cluster {
         .unwrap()
     }
 
-    /// An output with these slots filled (slot index, bytes).
+    /// An output with these slots filled (slot number, bytes).
     pub fn output_with(&self, round: Round, slots: &[(usize, Vec<u8>)]) -> RoundOutput {
-        let mut data = vec![0u8; self.params.vector_bytes()];
-        for (i, bytes) in slots {
-            data[i * SLOT_BYTES..(i + 1) * SLOT_BYTES].copy_from_slice(bytes);
-        }
-        self.output(round, data)
+        self.output_slots(
+            round,
+            slots.iter().map(|(i, b)| (*i as u64, b.clone())).collect(),
+        )
     }
 }
 
@@ -411,5 +440,50 @@ impl Sim {
             Some((_, Answer::Send(Ok(id)))) => *id,
             other => panic!("not queued: {other:?}"),
         }
+    }
+}
+
+/// Plays the servers round by round: each round's output is what its submissions add
+/// up to, its message region laid out from the reservations of two rounds back.
+#[derive(Default)]
+pub struct Rounds {
+    reservations: std::collections::BTreeMap<Round, Vec<u64>>,
+}
+
+impl Rounds {
+    /// What round `r` publishes from `subs`.
+    pub fn publish(&mut self, c: &Cluster, r: Round, subs: &[&Submission]) -> RoundOutput {
+        let laid_out = self
+            .reservations
+            .get(&r.saturating_sub(2))
+            .cloned()
+            .unwrap_or_default();
+        let out = c.round_output(r, subs, &laid_out);
+        self.reservations
+            .insert(r, out.reservations.as_slice().to_vec());
+        out
+    }
+
+    /// Open round `r` for `sim`, take its submission, and publish the output (changed
+    /// by `edit` first) vouched by servers 0 and 1.
+    pub fn play_with(
+        &mut self,
+        c: &Cluster,
+        sim: &mut Sim,
+        r: Round,
+        edit: impl FnOnce(&mut RoundOutput),
+    ) -> (Submission, RoundOutput) {
+        sim.status(status(r, None, &[]));
+        let sub = sim.accept_submit();
+        assert_eq!(sub.round, r);
+        let mut out = self.publish(c, r, &[&sub]);
+        edit(&mut out);
+        sim.vouched(c, &out, &[0, 1]);
+        (sub, out)
+    }
+
+    /// [`Rounds::play_with`], the output unchanged.
+    pub fn play(&mut self, c: &Cluster, sim: &mut Sim, r: Round) -> (Submission, RoundOutput) {
+        self.play_with(c, sim, r, |_| {})
     }
 }

@@ -6,12 +6,24 @@ use crate::delivery::{FailReason, RetryReason};
 use crate::store::{Direction, HistoryEntry, OutboxRecord};
 use protocol::wire::RejectReason;
 
-/// Submit in round `r` and return the vector it carried.
-fn submit_round(c: &Cluster, sim: &mut Sim, r: Round) -> Vec<u8> {
+/// Submit in round `r` and return the submission.
+fn submit_round(sim: &mut Sim, r: Round) -> Submission {
     sim.status(status(r, None, &[]));
     let sub = sim.accept_submit();
     assert_eq!(sub.round, r);
-    c.vector_of(&sub)
+    sub
+}
+
+/// Garble every non-empty slot of an output (another writer in the same slot).
+fn garble(out: &mut RoundOutput) {
+    let mut slots = out.slots.as_slice().to_vec();
+    for s in &mut slots {
+        if s.data.as_slice().iter().any(|b| *b != 0) {
+            let bytes: Vec<u8> = s.data.as_slice().iter().map(|b| b ^ 0x5a).collect();
+            s.data = Bytes::new(bytes).unwrap();
+        }
+    }
+    out.slots = BoundedVec::new(slots).unwrap();
 }
 
 #[test]
@@ -60,40 +72,42 @@ fn a_message_goes_queued_in_round_sent_and_the_store_follows() {
     let id = sim.send_to_key(&bob, "hello bob");
     assert_eq!(sim.core.store().outbox.len(), 1);
     assert_eq!(sim.core.store().history[&id].state, "queued");
-    let vector = submit_round(&c, &mut sim, 3);
-    sim.vouched(&c, &c.output(3, vector), &[0, 1]);
+    // Round 3 carries its reservation, and lays out round 5, which carries the message.
+    let mut rounds = Rounds::default();
+    let (_, out3) = rounds.play(&c, &mut sim, 3);
+    assert_eq!(out3.reservations.len(), 1);
+    assert!(out3.slots.is_empty());
+    rounds.play(&c, &mut sim, 4);
+    assert_eq!(sim.states(id), vec![Delivery::Queued]);
+    let (_, out5) = rounds.play(&c, &mut sim, 5);
+    assert_eq!(out5.slots.len(), 1);
     assert_eq!(
         sim.states(id),
-        vec![Delivery::Queued, Delivery::InRound(3), Delivery::Sent(3)]
+        vec![Delivery::Queued, Delivery::InRound(5), Delivery::Sent(5)]
     );
     assert!(sim.core.store().outbox.is_empty());
     assert_eq!(sim.core.store().history[&id].state, "sent");
-    assert_eq!(sim.core.store().history[&id].round, 3);
+    assert_eq!(sim.core.store().history[&id].round, 5);
 }
 
 #[test]
-fn a_collision_backs_off_and_eight_collisions_fail_the_message() {
+fn a_garbled_slot_reserves_again_and_eight_failures_fail_the_message() {
     let mut c = Cluster::new(1);
     let me = c.identity();
     let bob = c.identity();
     let mut sim = c.sim(me, MemStore::default(), 3);
     let id = sim.send_to_key(&bob, "contested");
+    let mut rounds = Rounds::default();
     let mut round = 1;
     let mut tries = 0;
     while tries < MAX_ATTEMPTS {
-        sim.status(status(round, None, &[]));
-        let (sid, sub) = sim.take_submit().expect("a submission every round");
-        sim.reply(sid, ClientResponse::Accepted { round });
-        let mut vector = c.vector_of(&sub);
-        if vector.iter().any(|b| *b != 0) {
-            // Another sender took the same slot: the output is the XOR of both.
-            vector.iter_mut().for_each(|b| *b ^= 0x5a);
-            tries += 1;
-        }
-        sim.vouched(&c, &c.output(round, vector), &[0, 1]);
+        let (_, out) = rounds.play_with(&c, &mut sim, round, garble);
+        tries += out.slots.len() as u32;
         round += 1;
-        assert!(round < 200, "backoff never lets the message out");
+        assert!(round < 100, "the message never got a slot");
     }
+    // A reservation, a round, the send: every failure reserves again at once.
+    assert_eq!(round, 1 + 3 * u64::from(MAX_ATTEMPTS));
     let states = sim.states(id);
     let retries = states
         .iter()
@@ -138,25 +152,20 @@ fn a_void_round_sends_the_fragment_back_to_the_outbox() {
     let bob = c.identity();
     let mut sim = c.sim(me, MemStore::default(), 1);
     let id = sim.send_to_key(&bob, "not yet");
-    submit_round(&c, &mut sim, 4);
+    let mut rounds = Rounds::default();
+    rounds.play(&c, &mut sim, 2);
+    rounds.play(&c, &mut sim, 3);
+    submit_round(&mut sim, 4);
+    assert_eq!(sim.states(id).last(), Some(&Delivery::InRound(4)));
     sim.status(status(5, None, &[4]));
     assert!(sim.states(id).contains(&Delivery::Retrying {
         round: 4,
         reason: RetryReason::Void
     }));
-    // Retried later: the first try's backoff window is two rounds.
-    let mut carried = false;
-    for r in 5..8 {
-        if let Some((sid, sub)) = sim.take_submit() {
-            sim.reply(sid, ClientResponse::Accepted { round: sub.round });
-            carried |= c.vector_of(&sub).iter().any(|b| *b != 0);
-        }
-        sim.status(status(r + 1, None, &[4]));
-    }
-    assert!(
-        carried,
-        "the message went out again within its backoff window"
-    );
+    // It reserves again at once.
+    let sub = sim.accept_submit();
+    assert_eq!(sub.round, 5);
+    assert_eq!(rounds.publish(&c, 5, &[&sub]).reservations.len(), 1);
 }
 
 #[test]
@@ -166,15 +175,18 @@ fn a_round_with_no_output_for_twenty_rounds_counts_as_lost() {
     let bob = c.identity();
     let mut sim = c.sim(me, MemStore::default(), 1);
     let id = sim.send_to_key(&bob, "into the void");
-    submit_round(&c, &mut sim, 2);
-    sim.status(status(2 + LOST_AFTER_ROUNDS, None, &[]));
+    let mut rounds = Rounds::default();
+    rounds.play(&c, &mut sim, 1);
+    rounds.play(&c, &mut sim, 2);
+    submit_round(&mut sim, 3);
+    sim.status(status(3 + LOST_AFTER_ROUNDS, None, &[]));
     assert!(!sim
         .states(id)
         .iter()
         .any(|d| matches!(d, Delivery::Retrying { .. })));
-    sim.status(status(3 + LOST_AFTER_ROUNDS, None, &[]));
+    sim.status(status(4 + LOST_AFTER_ROUNDS, None, &[]));
     assert!(sim.states(id).contains(&Delivery::Retrying {
-        round: 2,
+        round: 3,
         reason: RetryReason::Lost
     }));
 }
@@ -213,12 +225,17 @@ fn a_stale_round_answer_moves_on_only_as_far_as_f_plus_one_servers_agree() {
     sim.status(status(9, None, &[]));
     let (sid, sub) = sim.take_submit().unwrap();
     assert_eq!(sub.round, 9);
-    // A duplicate answer means the submission did commit.
+    // A duplicate answer means the submission is held: its reservation is in round 9.
     sim.reply(
         sid,
         ClientResponse::Rejected(RejectReason::DuplicateSubmission { round: 9 }),
     );
-    assert_eq!(sim.states(id).last(), Some(&Delivery::InRound(9)));
+    let mut rounds = Rounds::default();
+    let out = rounds.publish(&c, 9, &[&sub]);
+    sim.vouched(&c, &out, &[0, 1]);
+    rounds.play(&c, &mut sim, 10);
+    rounds.play(&c, &mut sim, 11);
+    assert_eq!(sim.states(id).last(), Some(&Delivery::Sent(11)));
 }
 
 #[test]
@@ -284,9 +301,11 @@ fn the_outbox_is_restored_after_a_restart() {
     crate::core::LocalStore::put_outbox(&mut store, id, &rec).unwrap();
     let mut sim = c.sim(me, store, 1);
     assert_eq!(sim.states(id), vec![Delivery::Queued], "announced at start");
-    let vector = submit_round(&c, &mut sim, 1);
-    sim.vouched(&c, &c.output(1, vector), &[1, 2]);
-    assert_eq!(sim.states(id).last(), Some(&Delivery::Sent(1)));
+    let mut rounds = Rounds::default();
+    for r in 1..=3 {
+        rounds.play(&c, &mut sim, r);
+    }
+    assert_eq!(sim.states(id).last(), Some(&Delivery::Sent(3)));
     assert!(sim.core.store().outbox.is_empty());
 }
 
@@ -371,8 +390,10 @@ fn a_recipient_holding_every_registered_key_cannot_tell_who_sent_anonymously() {
     let alice_dh = alice.public().dh;
     let mut sim = c.sim(alice, MemStore::default(), 1);
     send_anonymous(&mut sim, &bob, "guess who");
-    let vector = submit_round(&c, &mut sim, 2);
-    let out = c.output(2, vector);
+    let mut rounds = Rounds::default();
+    rounds.play(&c, &mut sim, 2);
+    rounds.play(&c, &mut sim, 3);
+    let (_, out) = rounds.play(&c, &mut sim, 4);
     let opened = crate::core::inbox::open_slots(&out, std::iter::once(bob.x25519_secret()));
     assert_eq!(opened.len(), 1, "bob opens it");
     let msg = &opened[0];
@@ -407,18 +428,25 @@ fn an_anonymous_message_resent_after_a_restart_is_the_same_message_and_replies_o
     let x = alice.x25519_secret().to_bytes();
     let mut sim = c.sim(alice, MemStore::default(), 1);
     send_anonymous(&mut sim, &bob, "same after restart");
-    let first = submit_round(&c, &mut sim, 2);
-    // Alice's client restarts before round 2's output: the outbox comes back from the
-    // store with its one-time key.
+    let mut rounds = Rounds::default();
+    rounds.play(&c, &mut sim, 2);
+    rounds.play(&c, &mut sim, 3);
+    let first = submit_round(&mut sim, 4);
+    // Alice's client restarts before round 4's output: the outbox comes back from the
+    // store with its one-time key, and reserves again.
     let store = sim.core.store().clone();
     assert_eq!(store.reply_keys.len(), 1, "the reply key is stored");
     let mut sim = c.sim(Identity::from_secret_bytes(&seed, &x), store, 2);
-    let again = submit_round(&c, &mut sim, 3);
-    let open = |v: Vec<u8>, r: Round| {
-        crate::core::inbox::open_slots(&c.output(r, v), std::iter::once(bob.x25519_secret()))
-            .remove(0)
+    let first = rounds.publish(&c, 4, &[&first]);
+    sim.vouched(&c, &first, &[0, 1]);
+    for r in 5..=6 {
+        rounds.play(&c, &mut sim, r);
+    }
+    let (_, again) = rounds.play(&c, &mut sim, 7);
+    let open = |out: &RoundOutput| {
+        crate::core::inbox::open_slots(out, std::iter::once(bob.x25519_secret())).remove(0)
     };
-    let (a, b) = (open(first, 2), open(again, 3));
+    let (a, b) = (open(&first), open(&again));
     assert_eq!(a.sender, b.sender, "the same one-time key");
     assert_eq!(
         (a.conversation, a.seq),
@@ -446,7 +474,7 @@ fn an_anonymous_message_resent_after_a_restart_is_the_same_message_and_replies_o
         &mut rand::rngs::OsRng,
     )
     .unwrap();
-    sim.vouched(&c, &c.output_with(4, &[(1, sealed)]), &[0, 1]);
+    sim.vouched(&c, &c.output_with(8, &[(1, sealed)]), &[0, 1]);
     sim.sync(&[register(&bob, "bob")]);
     assert_eq!(
         sim.messages(),

@@ -174,14 +174,12 @@ fn an_anonymous_message_uses_a_one_time_key_that_can_open_replies() {
         anonymous: true,
     });
     assert!(matches!(sim.answers.last(), Some((x, Answer::Send(Ok(_)))) if *x == t));
-    sim.status(status(1, None, &[]));
-    let sub = sim.accept_submit();
-    let vector = c.vector_of(&sub);
-    let slot = (0..4)
-        .find_map(|i| {
-            let s = &vector[i * SLOT_BYTES..(i + 1) * SLOT_BYTES];
-            protocol::slot::open_slot(s, bob.x25519_secret()).ok()
-        })
+    let mut rounds = Rounds::default();
+    rounds.play(&c, &mut sim, 1);
+    rounds.play(&c, &mut sim, 2);
+    let (_, out) = rounds.play(&c, &mut sim, 3);
+    let slot = crate::core::inbox::open_slots(&out, std::iter::once(bob.x25519_secret()))
+        .pop()
         .expect("bob opens it");
     let Sender::ReplyKey(one_time) = slot.sender else {
         panic!("sent from the identity key")
@@ -204,7 +202,7 @@ fn an_anonymous_message_uses_a_one_time_key_that_can_open_replies() {
         &mut c.rng,
     )
     .unwrap();
-    sim.vouched(&c, &c.output_with(2, &[(3, bytes)]), &[0, 2]);
+    sim.vouched(&c, &c.output_with(4, &[(3, bytes)]), &[0, 2]);
     // Bob's name comes from the local directory at its next sync, asked of nobody.
     assert!(sim.unscheduled_requests().is_empty());
     sim.sync(&[register(&bob, "bob")]);

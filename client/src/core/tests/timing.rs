@@ -32,12 +32,13 @@ fn run(role: &str) -> (Between, Sim) {
     sim.status(status(2, None, &[]));
     sim.accept_submit();
     let output = match role {
-        "sending" => c.output(1, c.vector_of(&sub1)),
+        // Round 1 decodes our reservation: round 3 carries the message.
+        "sending" => c.round_output(1, &[&sub1], &[]),
         "receiving" => {
             let slot = c.slot(&bob, &me, 1, 0, 1, b"hi", T0);
             c.output_with(1, &[(2, slot)])
         }
-        _ => c.output(1, vec![0; c.params.vector_bytes()]),
+        _ => c.round_output(1, &[&sub1], &[]),
     };
     sim.reqs.clear();
     let (writes, events) = (sim.core.store().writes, sim.events.len());
@@ -55,6 +56,14 @@ fn run(role: &str) -> (Between, Sim) {
     };
     assert!(sim.core.handle_sent(sim.now), "deferred work runs now");
     sim.pump();
+    if role == "sending" {
+        // Round 3 carries the message, in the slot round 1's reservation laid out.
+        let (_, sub3) = sim.take_submit().expect("round 3's submission");
+        let out3 = c.round_output(3, &[&sub3], output.reservations.as_slice());
+        assert_eq!(out3.slots.len(), 1);
+        let opened = crate::core::inbox::open_slots(&out3, std::iter::once(bob.x25519_secret()));
+        assert_eq!(opened[0].body, b"hello bob");
+    }
     (between, sim)
 }
 
@@ -76,13 +85,10 @@ fn idle_sending_and_receiving_clients_do_the_same_before_the_next_submission() {
     assert_eq!(receiving, idle);
     // After the submission is out, each does its own work.
     assert_eq!(receiving_sim.messages(), vec![("bob".into(), "hi".into())]);
-    assert!(sending_sim.events.iter().any(|e| matches!(
-        e,
-        Event::State {
-            delivery: Delivery::Sent(1),
-            ..
-        }
-    )));
+    assert!(
+        sending_sim.reqs.is_empty(),
+        "round 3's shares were taken in run()"
+    );
     assert_eq!(
         idle_sim.core.store().last_round,
         Some(1),

@@ -1,0 +1,175 @@
+//! The layout of a round's vector (round protocol v2): `R` reservation cells of three
+//! field elements, then the message region of `S × L` bytes packed 7 to an element.
+//!
+//! A client writes at most one reservation `(1, a, a²)` into a random cell
+//! ([`crate::reserve`]) and at most one sealed slot payload into the slot a reservation
+//! of an earlier round was given ([`layout`]); everything else is zero. The servers add
+//! vectors without looking at them; [`output`] turns a round's sum into what the round
+//! publishes: the footprints its cells decode and its laid-out slots.
+
+use zeroize::Zeroizing;
+
+use crate::bounded::{BoundedVec, Bytes};
+use crate::field::{self, ELEMENT_BYTES};
+use crate::params::Params;
+use crate::reserve::{self, Slot};
+use crate::slot::MIN_SLOT_BYTES;
+use crate::wire::{OutputSlot, Round, RoundOutput};
+
+/// One client's vector for one round, before sharing.
+pub struct Vector {
+    cells: usize,
+    /// The reservation cells, encoded (`3R` elements).
+    reservations: Zeroizing<Vec<u8>>,
+    /// The message region's bytes.
+    message: Zeroizing<Vec<u8>>,
+}
+
+impl Vector {
+    /// All zero: a client with nothing to reserve or send.
+    pub fn zero(params: &Params) -> Self {
+        let cells = params.reserve_cells as usize;
+        Self {
+            cells,
+            reservations: Zeroizing::new(vec![0u8; 3 * cells * ELEMENT_BYTES]),
+            message: Zeroizing::new(vec![0u8; params.message_bytes()]),
+        }
+    }
+
+    /// Reservation cells.
+    pub fn cells(&self) -> usize {
+        self.cells
+    }
+
+    /// Write reservation `footprint` into cell `cell` (false if there is no such cell).
+    pub fn reserve(&mut self, cell: usize, footprint: u64) -> bool {
+        if cell >= self.cells {
+            return false;
+        }
+        for (k, v) in reserve::cell(footprint).into_iter().enumerate() {
+            field::put(&mut self.reservations, 3 * cell + k, v);
+        }
+        true
+    }
+
+    /// Write `bytes` into the message region at `slot` (false if they do not fit it).
+    pub fn write(&mut self, slot: &Slot, bytes: &[u8]) -> bool {
+        if bytes.len() != slot.len {
+            return false;
+        }
+        match self.message.get_mut(slot.offset..slot.offset + slot.len) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The vector as encoded field elements, ready to share.
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let packed = field::pack(&self.message);
+        let mut out = Zeroizing::new(Vec::with_capacity(self.reservations.len() + packed.len()));
+        out.extend_from_slice(&self.reservations);
+        out.extend_from_slice(&packed);
+        out
+    }
+}
+
+/// The message region laid out from an earlier round's decoded footprints: every slot is
+/// at least [`MIN_SLOT_BYTES`] (so it can hold a sealed payload) and at most `L`.
+pub fn layout(params: &Params, footprints: &[u64]) -> Vec<Slot> {
+    reserve::layout(
+        footprints,
+        params.message_bytes(),
+        MIN_SLOT_BYTES,
+        params.slot_bytes as usize,
+    )
+}
+
+/// What round `round` publishes from its decoded sum (`sum`: every element, encoded),
+/// with its message region laid out from `laid_out` (footprints of an earlier round).
+pub fn output(
+    params: &Params,
+    round: Round,
+    participants: u32,
+    sum: &[u8],
+    laid_out: &[u64],
+) -> RoundOutput {
+    let cells = params.reserve_cells as usize;
+    let split = (3 * cells * ELEMENT_BYTES).min(sum.len());
+    let (cell_bytes, message) = sum.split_at(split);
+    let mut reservations = Vec::new();
+    let mut lost_cells = 0u32;
+    for c in 0..cells {
+        let e = |k| field::element(cell_bytes, 3 * c + k);
+        match reserve::decode(e(0), e(1), e(2)) {
+            reserve::Cell::Empty => {}
+            reserve::Cell::One(a) => reservations.push(a),
+            reserve::Cell::Two(a, b) => reservations.extend([a, b]),
+            reserve::Cell::Lost => lost_cells += 1,
+        }
+    }
+    reservations.sort_unstable();
+    let message = field::unpack(message, params.message_bytes());
+    let slots: Vec<OutputSlot> = layout(params, laid_out)
+        .into_iter()
+        .map(|s| OutputSlot {
+            footprint: s.footprint,
+            data: Bytes::new(message[s.offset..s.offset + s.len].to_vec()).unwrap_or_default(),
+        })
+        .collect();
+    RoundOutput {
+        round,
+        participants,
+        // At most two per cell and one slot per MIN_SLOT_BYTES: within the bounds.
+        reservations: BoundedVec::new(reservations).unwrap_or_default(),
+        lost_cells,
+        slots: BoundedVec::new(slots).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::Admission;
+    use crate::reserve::footprint;
+
+    #[test]
+    fn a_sum_of_vectors_publishes_its_reservations_and_slots() {
+        let params = Params::new(3, 1, 4, 200, 1, 4, Admission::Open).expect("params");
+        // Round r − 2 decoded two footprints: round r lays out their slots.
+        let a = footprint(7 << 20, 150).expect("a");
+        let b = footprint(9 << 20, 200).expect("b");
+        let slots = layout(&params, &[b, a]);
+        assert_eq!(slots.len(), 2);
+        assert_eq!((slots[0].footprint, slots[0].len), (a, 150));
+        let mut va = Vector::zero(&params);
+        assert!(va.write(&slots[0], &[1u8; 150]));
+        assert!(
+            !va.write(&slots[1], &[1u8; 150]),
+            "a slot takes its own length"
+        );
+        // Two clients reserve in cell 3: both decode. Cell 0 gets three: lost.
+        let (c, d, e) = (5u64 << 17 | 100, 6u64 << 17 | 100, 11u64 << 17 | 100);
+        assert!(va.reserve(3, c));
+        assert!(!va.reserve(12, c), "only R cells");
+        let mut vb = Vector::zero(&params);
+        assert!(vb.write(&slots[1], &[2u8; 200]));
+        assert!(vb.reserve(3, d));
+        let mut sum = va.encode();
+        field::add_encoded(&mut sum, &vb.encode()).expect("add");
+        for fp in [c, d, e] {
+            let mut v = Vector::zero(&params);
+            v.reserve(0, fp);
+            field::add_encoded(&mut sum, &v.encode()).expect("add");
+        }
+        assert_eq!(sum.len(), params.share_bytes());
+        let out = output(&params, 9, 5, &sum, &[a, b]);
+        assert_eq!(out.reservations.as_slice(), &[c, d]);
+        assert_eq!(out.lost_cells, 1);
+        assert_eq!(out.slot(a), Some(&[1u8; 150][..]));
+        assert_eq!(out.slot(b), Some(&[2u8; 200][..]));
+        assert_eq!(out.slot(c), None);
+    }
+}
