@@ -31,8 +31,10 @@ mkdir -p docs/bench
 CSV=docs/bench/rounds.csv
 echo "clients,slots,p50_ms,p99_ms,msgs_per_sec,rounds_per_sec,first_try_rate,in_round_rate,bytes_per_client_round,avg_participants,server_cpu_s,server_peak_rss_mb" >"$CSV"
 for C in $CLIENTS; do
-  # Slots: about 4x the expected senders (5% of C), at least 16, so collisions stay rare.
-  S=$(( C / 5 )); [ "$S" -lt 16 ] && S=16
+  # Message region: S x 256 bytes, about 1.4x what the expected senders (5% of C, each
+  # asking for a 227-byte slot) need; slots are reserved, so they never collide. R = 3S
+  # reservation cells (the default) decode about 97% of reservations at the first try.
+  S=$(( C / 14 )); [ "$S" -lt 16 ] && S=16
   rm -rf "$WORK/c"
   ./target/release/keygen cluster --servers 3 --out "$WORK/c" --base-port 17500 \
     --round-ms 500 --slots "$S" --slot-bytes 256 --min-anonymity-set 3 >/dev/null
@@ -74,8 +76,9 @@ print("# Round benchmark\n")
 print(f"Command: `scripts/bench.sh` (release build; {sys.argv[2]} s measured per row after 3 warm-up rounds).")
 print("3 servers (n=3, t=1) and one load-generator process running C protocol-complete clients on")
 print("127.0.0.1 of one 2-core machine; every client submits every round; 5% start a 64-byte message")
-print("each round; 500 ms rounds; 256-byte slots. Latency is from queueing a message to its")
-print("recipient decrypting it (retries after collisions included). Server CPU is user+system")
+print("each round; 500 ms rounds; a message region of S x 256 bytes laid out into reserved slots")
+print("(S = C/14, at least 16; 3S reservation cells). Latency is from queueing a message to its")
+print("recipient decrypting it (the reservation two rounds ahead and any retry included). Server CPU is user+system")
 print("seconds over the whole run summed across the 3 nodes; RSS is the largest node's peak.")
 print("In-round is the share of submissions every server held (so the round included them);")
 print("bytes/client/round is what a client uploads to all servers together.\n")

@@ -55,13 +55,16 @@ struct Args {
 type Vouched = (RoundOutput, BTreeSet<u16>);
 
 struct Msg {
+    id: u64,
+    stage: Stage,
     to: usize,
     queued: Instant,
     attempts: u32,
     body: Vec<u8>,
 }
 
-/// Where a client's first queued message is.
+/// Where a queued message is. A client sends at most one message and makes at most one
+/// reservation per round, so several of its messages are on their way at once.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Idle,
@@ -73,6 +76,7 @@ enum Stage {
 /// A message in its slot, waiting for the round's output.
 struct InFlight {
     client: usize,
+    id: u64,
     footprint: u64,
     bytes: Vec<u8>,
 }
@@ -108,8 +112,9 @@ async fn main() -> anyhow::Result<()> {
     let slots = params.slots as usize;
     let overhead = slot_bytes - body_capacity(slot_bytes);
     let mut queues: Vec<VecDeque<Msg>> = (0..args.clients).map(|_| VecDeque::new()).collect();
-    let mut stage = vec![Stage::Idle; args.clients];
-    let mut reserved: BTreeMap<Round, Vec<(usize, u64)>> = BTreeMap::new();
+    let mut next_id = 0u64;
+    // Reservations per round: (client, message id, footprint).
+    let mut reserved: BTreeMap<Round, Vec<(usize, u64, u64)>> = BTreeMap::new();
     let mut in_flight: BTreeMap<Round, Vec<InFlight>> = BTreeMap::new();
     let mut reservations_lost = 0u64;
     let mut layout_wait: (Round, u32) = (0, 0);
@@ -162,25 +167,26 @@ async fn main() -> anyhow::Result<()> {
                 }
                 // Reservations made in r get a slot in r + 2, or reserve again.
                 let laid = layout(&params, output.reservations.as_slice());
-                for (c, fp) in reserved.remove(&r).unwrap_or_default() {
-                    stage[c] = match laid.iter().find(|s| s.footprint == fp) {
+                for (c, id, fp) in reserved.remove(&r).unwrap_or_default() {
+                    let Some(m) = queues[c].iter_mut().find(|m| m.id == id) else { continue };
+                    m.stage = match laid.iter().find(|s| s.footprint == fp) {
                         Some(slot) => Stage::Granted { round: r + 2, slot: *slot },
                         None => {
                             if measuring { reservations_lost += 1; }
-                            if let Some(m) = queues[c].front_mut() { m.attempts += 1; }
+                            m.attempts += 1;
                             Stage::Idle
                         }
                     };
                 }
                 for f in in_flight.remove(&r).unwrap_or_default() {
                     let c = f.client;
-                    stage[c] = Stage::Idle;
-                    let Some(to) = queues[c].front().map(|m| m.to) else { continue };
+                    let Some(pos) = queues[c].iter().position(|m| m.id == f.id) else { continue };
+                    let to = queues[c][pos].to;
                     let slot = output.slot(f.footprint).unwrap_or_default();
                     // The recipient trial-decrypts: only an intact slot opens.
                     let opened = slot == f.bytes.as_slice() && open_slot(slot, ids[to].x25519_secret()).is_ok();
                     if opened {
-                        let Some(msg) = queues[c].pop_front() else { continue };
+                        let Some(msg) = queues[c].remove(pos) else { continue };
                         if measuring {
                             delivered += 1;
                             latencies.push(msg.queued.elapsed().as_secs_f64() * 1000.0);
@@ -192,7 +198,9 @@ async fn main() -> anyhow::Result<()> {
                         if measuring {
                             collisions += 1;
                         }
-                        if let Some(m) = queues[c].front_mut() { m.attempts += 1; }
+                        let m = &mut queues[c][pos];
+                        m.attempts += 1;
+                        m.stage = Stage::Idle;
                     }
                 }
             }
@@ -203,13 +211,13 @@ async fn main() -> anyhow::Result<()> {
                 // Rounds whose output never came (void, abandoned): put their messages back.
                 let stale = |r: &Round| st.recent_void.as_slice().contains(r) || r + 20 < st.open_round;
                 let lost: Vec<Round> = in_flight.keys().chain(reserved.keys()).copied().filter(stale).collect();
+                let mut back: Vec<(usize, u64)> = Vec::new();
                 for r in lost {
-                    for f in in_flight.remove(&r).unwrap_or_default() {
-                        stage[f.client] = Stage::Idle;
-                    }
-                    for (c, _) in reserved.remove(&r).unwrap_or_default() {
-                        stage[c] = Stage::Idle;
-                    }
+                    back.extend(in_flight.remove(&r).unwrap_or_default().into_iter().map(|f| (f.client, f.id)));
+                    back.extend(reserved.remove(&r).unwrap_or_default().into_iter().map(|(c, id, _)| (c, id)));
+                }
+                for (c, id) in back {
+                    if let Some(m) = queues[c].iter_mut().find(|m| m.id == id) { m.stage = Stage::Idle; }
                 }
                 if st.open_round <= submitted_round {
                     continue;
@@ -230,7 +238,8 @@ async fn main() -> anyhow::Result<()> {
                         let mut to = rng.gen_range(0..args.clients - 1);
                         if to >= c { to += 1; }
                         let body: Vec<u8> = (0..64).map(|_| rng.gen()).collect();
-                        q.push_back(Msg { to, queued: Instant::now(), attempts: 0, body });
+                        next_id += 1;
+                        q.push_back(Msg { id: next_id, stage: Stage::Idle, to, queued: Instant::now(), attempts: 0, body });
                     }
                 }
                 // Build every client's submission: a message in its granted slot, a
@@ -240,35 +249,36 @@ async fn main() -> anyhow::Result<()> {
                 let mut reservations = Vec::new();
                 for (c, q) in queues.iter_mut().enumerate() {
                     let mut vector = Vector::zero(&params);
-                    match stage[c] {
-                        Stage::Granted { round: g, slot } if g == round => {
-                            if let Some(msg) = q.front() {
-                                let sm = SlotMessage {
-                                    sender: Sender::Identity(ids[c].public().dh),
-                                    conversation: [0; 16],
-                                    seq: rng.gen(),
-                                    timestamp_ms: 0,
-                                    fragment_index: 0,
-                                    fragment_count: 1,
-                                    body: msg.body.clone(),
-                                };
-                                let bytes = seal_slot(&sm, ids[c].x25519_secret(), &ids[msg.to].public().x25519(), slot.len, &mut rand_core::OsRng).context("seal")?;
-                                vector.write(&slot, &bytes);
-                                flights.push(InFlight { client: c, footprint: slot.footprint, bytes });
-                            }
+                    for m in q.iter_mut() {
+                        if matches!(m.stage, Stage::Granted { round: g, .. } if g < round) {
+                            m.stage = Stage::Idle;
                         }
-                        Stage::Granted { round: g, .. } if g < round => stage[c] = Stage::Idle,
-                        _ => {}
                     }
-                    if stage[c] == Stage::Idle {
-                        if let Some(msg) = q.front() {
-                            let len = (msg.body.len() + overhead).clamp(protocol::slot::MIN_SLOT_BYTES, slot_bytes) as u16;
-                            let fp = loop {
-                                if let Some(fp) = footprint(rng.gen(), len) { break fp; }
-                            };
-                            vector.reserve(rng.gen_range(0..vector.cells()), fp);
-                            reservations.push((c, fp));
-                        }
+                    let granted = q.iter().find_map(|m| match m.stage {
+                        Stage::Granted { round: g, slot } if g == round => Some((m, slot)),
+                        _ => None,
+                    });
+                    if let Some((msg, slot)) = granted {
+                        let sm = SlotMessage {
+                            sender: Sender::Identity(ids[c].public().dh),
+                            conversation: [0; 16],
+                            seq: rng.gen(),
+                            timestamp_ms: 0,
+                            fragment_index: 0,
+                            fragment_count: 1,
+                            body: msg.body.clone(),
+                        };
+                        let bytes = seal_slot(&sm, ids[c].x25519_secret(), &ids[msg.to].public().x25519(), slot.len, &mut rand_core::OsRng).context("seal")?;
+                        vector.write(&slot, &bytes);
+                        flights.push(InFlight { client: c, id: msg.id, footprint: slot.footprint, bytes });
+                    }
+                    if let Some(msg) = q.iter().find(|m| m.stage == Stage::Idle) {
+                        let len = (msg.body.len() + overhead).clamp(protocol::slot::MIN_SLOT_BYTES, slot_bytes) as u16;
+                        let fp = loop {
+                            if let Some(fp) = footprint(rng.gen(), len) { break fp; }
+                        };
+                        vector.reserve(rng.gen_range(0..vector.cells()), fp);
+                        reservations.push((c, msg.id, fp));
                     }
                     let sub = build_submission(&params, round, &vector, &ids[c], &server_dh, &mut rand_core::OsRng)?;
                     // Each server is sent only its own share (round protocol v2).
@@ -302,20 +312,23 @@ async fn main() -> anyhow::Result<()> {
                     held_everywhere += held_by.iter().filter(|h| **h == n).count() as u64;
                     measured_submissions += args.clients as u64;
                 }
+                let mut set_stage = |c: usize, id: u64, stage: Stage| {
+                    if let Some(m) = queues[c].iter_mut().find(|m| m.id == id) { m.stage = stage; }
+                };
                 let mut round_flights = Vec::new();
                 for f in flights {
                     if held_by[f.client] > 0 {
-                        stage[f.client] = Stage::Sent;
+                        set_stage(f.client, f.id, Stage::Sent);
                         round_flights.push(f);
                     } else {
                         if measure_start.is_some() { missed += 1; }
-                        stage[f.client] = Stage::Idle;
+                        set_stage(f.client, f.id, Stage::Idle);
                     }
                 }
                 in_flight.insert(round, round_flights);
-                let held: Vec<(usize, u64)> = reservations.into_iter().filter(|(c, _)| held_by[*c] > 0).collect();
-                for (c, _) in &held {
-                    stage[*c] = Stage::Reserved;
+                let held: Vec<(usize, u64, u64)> = reservations.into_iter().filter(|(c, _, _)| held_by[*c] > 0).collect();
+                for (c, id, _) in &held {
+                    set_stage(*c, *id, Stage::Reserved);
                 }
                 reserved.insert(round, held);
             }
