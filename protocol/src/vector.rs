@@ -172,4 +172,22 @@ mod tests {
         assert_eq!(out.slot(b), Some(&[2u8; 200][..]));
         assert_eq!(out.slot(c), None);
     }
+
+    proptest::proptest! {
+        /// Any sum (even one no honest clients add up to) and any footprints publish an
+        /// output within its bounds, without a panic.
+        #[test]
+        fn any_sum_publishes_a_bounded_output(
+            words in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..400),
+            footprints in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..40),
+        ) {
+            let params = Params::new(3, 1, 4, 200, 1, 4, Admission::Open).expect("params");
+            let sum: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            let out = output(&params, 1, 0, &sum, &footprints);
+            proptest::prop_assert!(out.reservations.len() <= 2 * params.reserve_cells as usize);
+            let used: usize = out.slots.as_slice().iter().map(|s| s.data.len()).sum();
+            proptest::prop_assert!(used <= params.message_bytes());
+            proptest::prop_assert!(out.slots.as_slice().iter().all(|s| s.data.len() <= 200));
+        }
+    }
 }

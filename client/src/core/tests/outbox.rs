@@ -481,3 +481,28 @@ fn an_anonymous_message_resent_after_a_restart_is_the_same_message_and_replies_o
         vec![("bob".to_string(), "who are you?".to_string())]
     );
 }
+
+#[test]
+fn a_lost_reservation_reserves_again_without_counting_a_try() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    let id = sim.send_to_key(&bob, "again");
+    let mut rounds = Rounds::default();
+    // Round 1's cell held three reservations: ours does not decode.
+    let (sub1, _) = rounds.play_with(&c, &mut sim, 1, |out| {
+        out.reservations = BoundedVec::default();
+        out.lost_cells = 1;
+    });
+    // So round 2 reserves again; its reservation gets round 4's slot.
+    let (sub2, out2) = rounds.play(&c, &mut sim, 2);
+    assert_ne!(c.vector_of(&sub1), c.vector_of(&sub2), "a fresh footprint");
+    assert_eq!(out2.reservations.len(), 1);
+    rounds.play(&c, &mut sim, 3);
+    rounds.play(&c, &mut sim, 4);
+    assert_eq!(
+        sim.states(id),
+        vec![Delivery::Queued, Delivery::InRound(4), Delivery::Sent(4)]
+    );
+}
