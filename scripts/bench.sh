@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Round benchmark: 3 release nodes and one load generator running C simulated clients,
-# C in {100, 1000}; 5% of clients start a message each round; 500 ms rounds.
+# C in {100, 1000}; 5% of clients start a message each round; 500 ms rounds (or
+# BENCH_ROUND_MS).
 # Writes docs/bench/rounds.csv, docs/bench/rounds.md and docs/bench/rounds.png.
 #
 #   scripts/bench.sh                  # full run (about 30 s per C)
-#   BENCH_SECONDS=10 BENCH_CLIENTS="10 100" scripts/bench.sh
+#   BENCH_SECONDS=10 BENCH_CLIENTS="10 100" BENCH_ROUND_MS=250 scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${BENCH_SECONDS:-30}
 CLIENTS=${BENCH_CLIENTS:-"100 1000"}
+ROUND_MS=${BENCH_ROUND_MS:-500}
 WORK=$(mktemp -d /tmp/chorus-rounds.XXXXXX)
 PIDS=()
 stop_nodes() {
@@ -37,7 +39,7 @@ for C in $CLIENTS; do
   S=$(( C / 14 )); [ "$S" -lt 16 ] && S=16
   rm -rf "$WORK/c"
   ./target/release/keygen cluster --servers 3 --out "$WORK/c" --base-port 17500 \
-    --round-ms 500 --slots "$S" --slot-bytes 256 --min-anonymity-set 3 >/dev/null
+    --round-ms "$ROUND_MS" --slots "$S" --slot-bytes 256 --min-anonymity-set 3 >/dev/null
   for i in 0 1 2; do
     RUST_LOG=warn ./target/release/node --config "$WORK/c/node-$i.toml" >"$WORK/node-$i.log" 2>&1 &
     PIDS+=($!)
@@ -69,14 +71,14 @@ PY
 done
 
 ./target/release/plot_bench "$CSV" docs/bench/rounds.png "$FONT"
-python3 - "$CSV" "$SECS" >docs/bench/rounds.md <<'PY'
+python3 - "$CSV" "$SECS" "$ROUND_MS" >docs/bench/rounds.md <<'PY'
 import csv, sys, datetime
 rows = list(csv.DictReader(open(sys.argv[1])))
 print("# Round benchmark\n")
 print(f"Command: `scripts/bench.sh` (release build; {sys.argv[2]} s measured per row after 3 warm-up rounds).")
 print("3 servers (n=3, t=1) and one load-generator process running C protocol-complete clients on")
 print("127.0.0.1 of one 2-core machine; every client submits every round; 5% start a 64-byte message")
-print("each round; 500 ms rounds; a message region of S x 256 bytes laid out into reserved slots")
+print(f"each round; {sys.argv[3]} ms rounds; a message region of S x 256 bytes laid out into reserved slots")
 print("(S = C/14, at least 16; 3S reservation cells). Latency is from queueing a message to its")
 print("recipient decrypting it (the reservation two rounds ahead and any retry included). Server CPU is user+system")
 print("seconds over the whole run summed across the 3 nodes; RSS is the largest node's peak.")
