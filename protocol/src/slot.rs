@@ -39,6 +39,14 @@ pub fn body_capacity(slot_bytes: usize) -> usize {
     slot_bytes.saturating_sub(SLOT_OVERHEAD + INNER_HEADER)
 }
 
+/// The slot length (for a reservation) that carries a `body`-byte fragment: at least
+/// [`MIN_SLOT_BYTES`], at most `slot_bytes` (a fragment never needs more).
+pub fn slot_len_for(body: usize, slot_bytes: usize) -> u16 {
+    let overhead = SLOT_OVERHEAD + INNER_HEADER;
+    let len = (body + overhead).clamp(MIN_SLOT_BYTES, slot_bytes.max(MIN_SLOT_BYTES));
+    u16::try_from(len).unwrap_or(u16::MAX)
+}
+
 /// Who the recipient should think sent the message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sender {
@@ -335,6 +343,16 @@ pub fn fragment(body: &[u8], slot_bytes: usize) -> Option<Vec<Vec<u8>>> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_reserved_length_fits_its_fragment_exactly() {
+        for body in [0usize, 1, 64, body_capacity(256)] {
+            let len = usize::from(slot_len_for(body, 256));
+            assert!(len >= MIN_SLOT_BYTES && len <= 256);
+            assert!(body_capacity(len) >= body, "{body} bytes in a {len}-byte slot");
+            assert!(len == MIN_SLOT_BYTES || body_capacity(len - 1) < body);
+        }
+    }
 
     fn msg(sender: Sender, body: &[u8]) -> SlotMessage {
         SlotMessage {

@@ -203,8 +203,8 @@ impl<S: LocalStore> ClientCore<S> {
 
     /// Submit for the open round unless we have, or are: once the output that lays out
     /// its slots (two rounds back) is settled (a fresh client has made no reservation to
-    /// wait for), or after [`LAYOUT_WAIT_POLLS`] status
-    /// answers without it. Every client waits alike, sending or not.
+    /// wait for), or after [`LAYOUT_WAIT_POLLS`] status answers without it. Every client
+    /// waits alike, sending or not.
     pub(super) fn maybe_submit(&mut self, status_answer: bool) {
         let r = self.open_round;
         if r <= self.submitted_round || self.submit_out {

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use protocol::reserve::{footprint, Slot};
-use protocol::slot::{body_capacity, fragment, seal_slot, Sender, SlotMessage};
+use protocol::slot::{body_capacity, fragment, seal_slot, slot_len_for, Sender, SlotMessage};
 use protocol::vector::{layout, Vector};
 use protocol::wire::{Round, RoundOutput};
 use protocol::Params;
@@ -50,8 +50,8 @@ enum Stage {
     Reserved { round: Round, footprint: u64 },
     /// Round `round` lays out `slot` for it.
     Granted { round: Round, slot: Slot },
-    /// The fragment went out in `round` (see [`Outbox::pending_rounds`]).
-    Sent { round: Round },
+    /// The fragment went out (its round is its key in `Outbox::pending`).
+    Sent,
 }
 
 /// One queued message.
@@ -104,12 +104,6 @@ pub struct Outbox {
     items: Vec<Out>,
     pending: BTreeMap<Round, Pending>,
     reply_keys: Vec<StaticSecret>,
-}
-
-/// The slot length a fragment of `body` bytes needs (at least the smallest slot).
-fn needed_len(body: usize, slot_bytes: usize) -> u16 {
-    let overhead = slot_bytes - body_capacity(slot_bytes);
-    (body + overhead).clamp(protocol::slot::MIN_SLOT_BYTES, slot_bytes) as u16
 }
 
 impl Outbox {
@@ -242,7 +236,7 @@ impl Outbox {
             .find(|o| o.stage == Stage::Idle && o.not_before <= round)
             .map(|o| {
                 let body = o.fragments.get(o.next_fragment).map_or(0, Vec::len);
-                (o.id, needed_len(body, slot_bytes))
+                (o.id, slot_len_for(body, slot_bytes))
             });
         let fp = loop {
             let len = wants.map_or(slot_bytes as u16, |(_, len)| len);
@@ -322,7 +316,7 @@ impl Outbox {
         let p = c.sent?;
         let id = p.out_id;
         let o = self.items.iter_mut().find(|o| o.id == id)?;
-        o.stage = Stage::Sent { round: r };
+        o.stage = Stage::Sent;
         self.pending.insert(r, p);
         self.state(id, Delivery::InRound(r))
     }

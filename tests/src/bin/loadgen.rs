@@ -20,7 +20,7 @@ use client::conn::ConnEvent;
 use futures::StreamExt;
 use keys::manifest::{read_manifest, ClusterManifest};
 use protocol::reserve::{footprint, Slot};
-use protocol::slot::{body_capacity, open_slot, seal_slot, Sender, SlotMessage};
+use protocol::slot::{open_slot, seal_slot, slot_len_for, Sender, SlotMessage};
 use protocol::submission::build_submission;
 use protocol::vector::{layout, Vector};
 use protocol::wire::{
@@ -110,7 +110,6 @@ async fn main() -> anyhow::Result<()> {
 
     let slot_bytes = params.slot_bytes as usize;
     let slots = params.slots as usize;
-    let overhead = slot_bytes - body_capacity(slot_bytes);
     let mut queues: Vec<VecDeque<Msg>> = (0..args.clients).map(|_| VecDeque::new()).collect();
     let mut next_id = 0u64;
     // Reservations per round: (client, message id, footprint).
@@ -273,7 +272,7 @@ async fn main() -> anyhow::Result<()> {
                         flights.push(InFlight { client: c, id: msg.id, footprint: slot.footprint, bytes });
                     }
                     if let Some(msg) = q.iter().find(|m| m.stage == Stage::Idle) {
-                        let len = (msg.body.len() + overhead).clamp(protocol::slot::MIN_SLOT_BYTES, slot_bytes) as u16;
+                        let len = slot_len_for(msg.body.len(), slot_bytes);
                         let fp = loop {
                             if let Some(fp) = footprint(rng.gen(), len) { break fp; }
                         };
