@@ -349,7 +349,10 @@ mod tests {
         for body in [0usize, 1, 64, body_capacity(256)] {
             let len = usize::from(slot_len_for(body, 256));
             assert!(len >= MIN_SLOT_BYTES && len <= 256);
-            assert!(body_capacity(len) >= body, "{body} bytes in a {len}-byte slot");
+            assert!(
+                body_capacity(len) >= body,
+                "{body} bytes in a {len}-byte slot"
+            );
             assert!(len == MIN_SLOT_BYTES || body_capacity(len - 1) < body);
         }
     }
