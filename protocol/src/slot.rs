@@ -348,7 +348,7 @@ mod tests {
     fn a_reserved_length_fits_its_fragment_exactly() {
         for body in [0usize, 1, 64, body_capacity(256)] {
             let len = usize::from(slot_len_for(body, 256));
-            assert!(len >= MIN_SLOT_BYTES && len <= 256);
+            assert!((MIN_SLOT_BYTES..=256).contains(&len));
             assert!(
                 body_capacity(len) >= body,
                 "{body} bytes in a {len}-byte slot"
