@@ -16,7 +16,7 @@ use openraft::Raft;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use protocol::bounded::{BoundedVec, Bytes};
-use protocol::seal::open_share;
+use protocol::seal::OpenCache;
 use protocol::submission::share_from_opened;
 use protocol::wire::{
     ClientRequest, ClientResponse, Command, RejectReason, ShareUpload, StatusInfo,
@@ -58,8 +58,9 @@ pub struct ClientApi {
     pub stats: ActorStats,
     /// Refusals by reason (`chorus_commands_rejected_total`).
     pub rejected: Family<ReasonLabel, Counter>,
-    /// Our x25519 secret, to open shares.
-    pub secret: Arc<x25519_dalek::StaticSecret>,
+    /// Our x25519 secret, to open shares, and the secrets it shares with clients'
+    /// recent ephemerals.
+    pub opener: Arc<Mutex<OpenCache>>,
     /// Shares held until their round is decided.
     pub held: SharedHeld,
     /// Shares that did not open (`chorus_share_open_failures_total`).
@@ -124,10 +125,16 @@ impl ClientApi {
             self.count(&r);
             return ClientResponse::Rejected(r);
         }
-        let (params, secret, me) = (self.params.clone(), self.secret.clone(), self.me as u16);
+        let (params, opener, me) = (self.params.clone(), self.opener.clone(), self.me as u16);
         let (round, client, digest) = (up.round, up.client, up.submission_digest());
         let opened = tokio::task::spawn_blocking(move || -> Option<Zeroizing<Vec<u8>>> {
-            let plain = open_share(&up.share, up.round, &up.client, me, &secret).ok()?;
+            // The x25519 step (if this ephemeral is new) under the lock, the rest outside.
+            let key = opener
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .share_key(&up.share, up.round, &up.client, me)
+                .ok()?;
+            let plain = key.open(&up.share, up.round, &up.client, me).ok()?;
             share_from_opened(&params, up.round, &up.client, usize::from(me), &plain)
         })
         .await

@@ -111,11 +111,10 @@ impl HeldShares {
         self.rounds.get(&round).is_some_and(|r| r.closed)
     }
 
-    /// Whether any share of `round` is held (the leader's round clock starts then).
-    pub fn holds_any(&self, round: Round) -> bool {
-        self.rounds
-            .get(&round)
-            .is_some_and(|r| !r.clients.is_empty())
+    /// How many clients' shares of `round` are held (the leader's round clock starts
+    /// with the first and closes once they stop arriving).
+    pub fn count(&self, round: Round) -> usize {
+        self.rounds.get(&round).map_or(0, |r| r.clients.len())
     }
 
     /// The sum of the shares of `included`, or `None` if one of them is not held (lost
@@ -190,7 +189,7 @@ mod tests {
             h.hold(7, client(4), Fixed([4; 16]), share(4, 15)),
             Err(RejectReason::ShareDoesNotOpen)
         );
-        assert!(h.holds_any(7) && !h.holds_any(8));
+        assert_eq!((h.count(7), h.count(8)), (3, 0));
         let list = h.close(7);
         let order: Vec<ClientId> = list.iter().map(|e| e.client).collect();
         assert_eq!(order, vec![client(1), client(2), client(3)]);

@@ -4,7 +4,10 @@
 //! - `Init(params)`, once, if the cluster has no committed parameters yet;
 //! - `Close(r)` when the open round has held shares here for `round_ms` and round
 //!   `r − 1` has its output (which lays out round `r + 1`), or for one more
-//!   [`RoundClock::list_grace`] without it;
+//!   [`RoundClock::list_grace`] without it, and shares have stopped arriving for
+//!   [`RoundClock::quiet`] (or the round has been open [`RoundClock::longest`]): a large
+//!   population whose uploads take longer than `round_ms` to come in is not cut in two,
+//!   and a trickle of late uploads cannot hold a round open for more than `longest`;
 //! - `Decide(r)` when a closed round has had lists of held shares from `n − f` servers
 //!   for [`RoundClock::list_grace`] without all `n` (a server is down or slow), or has
 //!   waited [`RoundClock::give_up`] for them (it is then decided or, with fewer than
@@ -42,6 +45,9 @@ pub struct RoundClock {
     round: Duration,
     seen_round: Round,
     opened_at: Instant,
+    /// Shares of the open round held here at the last tick, and when that count last grew.
+    held_count: usize,
+    last_arrival: Instant,
     closing: Arc<AtomicBool>,
     /// Closed rounds with t+1 reveals and no output yet, since when.
     revealable_since: BTreeMap<Round, Instant>,
@@ -71,6 +77,8 @@ impl RoundClock {
             round,
             seen_round: 0,
             opened_at: Instant::now(),
+            held_count: 0,
+            last_arrival: Instant::now(),
             closing: Arc::new(AtomicBool::new(false)),
             revealable_since: BTreeMap::new(),
             undecided_since: BTreeMap::new(),
@@ -91,6 +99,18 @@ impl RoundClock {
     /// server lists right after `Close`, so this is only ever spent when one is down.
     pub fn list_grace(&self) -> Duration {
         self.round.max(Duration::from_millis(500))
+    }
+
+    /// How long no new share must have arrived before a due round is closed: long
+    /// against the gaps between uploads that are still streaming in, short against a
+    /// round.
+    pub fn quiet(&self) -> Duration {
+        (self.round / 4).max(Duration::from_millis(60))
+    }
+
+    /// The longest a round with shares stays open waiting for arrivals to stop.
+    pub fn longest(&self) -> Duration {
+        self.round * 4
     }
 
     /// How long a closed round waits for n − f lists before it is decided with what is
@@ -131,11 +151,11 @@ impl RoundClock {
                 )
             })
             .unwrap_or((0, true, Vec::new(), Vec::new(), true));
-        let empty = !self
+        let held = self
             .held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .holds_any(open);
+            .count(open);
         let now = Instant::now();
         self.revealable_since.retain(|r, _| revealable.contains(r));
         for r in revealable {
@@ -163,13 +183,20 @@ impl RoundClock {
             // A new round opened: its full time starts now.
             self.seen_round = open;
             self.opened_at = now;
+            self.held_count = held;
+            self.last_arrival = now;
             return;
         }
-        if empty {
+        if held == 0 {
             // An empty round stays open (an idle cluster writes nothing to its log), and
             // its clock starts with the first share we hold for it.
             self.opened_at = now;
+            self.last_arrival = now;
             return;
+        }
+        if held != self.held_count {
+            self.held_count = held;
+            self.last_arrival = now;
         }
         // Closing round r opens r + 1, whose slots are laid out from the reservations of
         // r − 1 if that output is in by then: wait for it up to one more list grace.
@@ -178,7 +205,10 @@ impl RoundClock {
         } else {
             self.round + self.list_grace()
         };
-        if now.duration_since(self.opened_at) < due || self.closing.swap(true, Ordering::AcqRel) {
+        let open_for = now.duration_since(self.opened_at);
+        let settled = now.duration_since(self.last_arrival) >= self.quiet()
+            || open_for >= self.longest().max(due);
+        if open_for < due || !settled || self.closing.swap(true, Ordering::AcqRel) {
             return;
         }
         let (raft, net, closing) = (self.raft.clone(), self.net.clone(), self.closing.clone());

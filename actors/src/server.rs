@@ -334,7 +334,9 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         me: cfg.me,
         stats: gateway_stats.clone(),
         rejected: metrics.rejected_commands.clone(),
-        secret: Arc::new(identity.x25519_secret().clone()),
+        opener: Arc::new(std::sync::Mutex::new(protocol::seal::OpenCache::new(
+            identity.x25519_secret().clone(),
+        ))),
         held: held.clone(),
         open_failures: metrics.keeper.open_failures.clone(),
     };

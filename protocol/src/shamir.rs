@@ -114,23 +114,41 @@ pub fn split_encoded_with_seeds(
     let xs: Vec<Fe> = std::iter::once(fe(0))
         .chain(seeds.iter().map(|(s, _)| x_fe(x_of(*s))))
         .collect();
+    // The interpolated shares, each with its Lagrange coefficients over (0, seeds…).
+    let mut computed: Vec<(usize, Vec<Fe>, Zeroizing<Vec<u8>>)> = (0..n)
+        .filter(|server| !seeds.iter().any(|(s, _)| s == server))
+        .map(|server| {
+            let target = x_fe(x_of(server));
+            let coef = (0..xs.len()).map(|i| lagrange_at(&xs, i, target)).collect();
+            let share = Zeroizing::new(vec![0u8; elements * field::ELEMENT_BYTES]);
+            (server, coef, share)
+        })
+        .collect();
+    // Each input element is read (and converted into the field) once for all shares.
+    let mut inputs = vec![fe(0); 1 + t];
+    for j in 0..elements {
+        inputs[0] = field::element(secret, j);
+        for (slot, e) in inputs[1..].iter_mut().zip(&expanded) {
+            *slot = field::element(e, j);
+        }
+        for (_, coef, share) in computed.iter_mut() {
+            let v = coef
+                .iter()
+                .zip(inputs.iter())
+                .fold(fe(0), |acc, (c, x)| acc + *c * *x);
+            field::put(share, j, v);
+        }
+    }
+    inputs.fill(fe(0));
+    let mut expanded: Vec<Option<Zeroizing<Vec<u8>>>> = expanded.into_iter().map(Some).collect();
+    let mut computed = computed.into_iter();
     let mut shares = Vec::with_capacity(n);
     for server in 0..n {
-        if let Some(k) = seeds.iter().position(|(s, _)| *s == server) {
-            shares.push(expanded[k].clone());
-            continue;
-        }
-        let target = x_fe(x_of(server));
-        let coef: Vec<Fe> = (0..xs.len()).map(|i| lagrange_at(&xs, i, target)).collect();
-        let mut share = Zeroizing::new(vec![0u8; elements * field::ELEMENT_BYTES]);
-        for j in 0..elements {
-            let mut v = coef[0] * field::element(secret, j);
-            for (c, e) in coef[1..].iter().zip(&expanded) {
-                v += *c * field::element(e, j);
-            }
-            field::put(&mut share, j, v);
-        }
-        shares.push(share);
+        let share = match seeds.iter().position(|(s, _)| *s == server) {
+            Some(k) => expanded[k].take(),
+            None => computed.next().map(|(_, _, share)| share),
+        };
+        shares.extend(share);
     }
     Ok(shares)
 }

@@ -15,7 +15,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::bounded::{BoundedVec, Fixed};
 use crate::limits::SEED_BYTES;
 use crate::params::Params;
-use crate::seal::seal_share;
+use crate::seal::Sealer;
 use crate::shamir::{split_encoded_with_seeds, ShamirError};
 use crate::vector::Vector;
 use crate::wire::{ClientId, Round, Submission};
@@ -93,14 +93,28 @@ pub enum BuildError {
     Shamir(#[from] ShamirError),
 }
 
-/// Split `vector`, seal share `i` (or seed `i`) to `server_keys[i]`, and sign as
-/// `identity`.
+/// Split `vector`, seal share `i` (or seed `i`) to `server_keys[i]` under a fresh
+/// ephemeral, and sign as `identity`.
 pub fn build_submission<R: RngCore + CryptoRng>(
     params: &Params,
     round: Round,
     vector: &Vector,
     identity: &keys::Identity,
     server_keys: &[PublicKey],
+    rng: &mut R,
+) -> Result<Submission, BuildError> {
+    let mut sealer = Sealer::new(server_keys, rng);
+    build_submission_sealed(params, round, vector, identity, &mut sealer, rng)
+}
+
+/// Split `vector`, seal share `i` (or seed `i`) to server `i` with `sealer` (which
+/// draws a fresh ephemeral when it must), and sign as `identity`.
+pub fn build_submission_sealed<R: RngCore + CryptoRng>(
+    params: &Params,
+    round: Round,
+    vector: &Vector,
+    identity: &keys::Identity,
+    sealer: &mut Sealer,
     rng: &mut R,
 ) -> Result<Submission, BuildError> {
     let vector = vector.encode();
@@ -111,12 +125,13 @@ pub fn build_submission<R: RngCore + CryptoRng>(
         });
     }
     let n = usize::from(params.servers);
-    if server_keys.len() != n {
+    if sealer.servers() != n {
         return Err(BuildError::WrongServerCount {
             expected: n,
-            got: server_keys.len(),
+            got: sealer.servers(),
         });
     }
+    sealer.start_round(round, rng);
     let client = Fixed(identity.public().sign);
     let mut seeds: Vec<(usize, [u8; SEED_BYTES])> = seed_servers(params, round, &client)
         .into_iter()
@@ -129,14 +144,13 @@ pub fn build_submission<R: RngCore + CryptoRng>(
     let shares = split_encoded_with_seeds(&vector, n, &seeds)?;
     let sealed: Vec<_> = shares
         .iter()
-        .zip(server_keys)
         .enumerate()
-        .map(|(i, (share, key))| {
+        .map(|(i, share)| {
             let plain: &[u8] = match seeds.iter().find(|(s, _)| *s == i) {
                 Some((_, seed)) => seed,
                 None => share,
             };
-            seal_share(plain, round, &client, i as u16, key, rng)
+            sealer.seal(plain, round, &client, i as u16)
         })
         .collect();
     for (_, seed) in seeds.iter_mut() {

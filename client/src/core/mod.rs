@@ -40,7 +40,8 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use protocol::submission::build_submission;
+use protocol::seal::Sealer;
+use protocol::submission::build_submission_sealed;
 use protocol::wire::{ClientRequest, Register, Round, ServerIndex, SignedOutput};
 use protocol::Params;
 use rand::rngs::StdRng;
@@ -133,6 +134,8 @@ pub struct ClientCore<S> {
     cfg: CoreConfig,
     store: S,
     rng: StdRng,
+    /// This run's ephemeral sealing key (drawn anew every few dozen rounds).
+    sealer: Sealer,
     commands: VecDeque<Command>,
     events: VecDeque<Event>,
     in_flight: HashMap<RequestId, InFlight>,
@@ -231,9 +234,11 @@ impl<S: LocalStore> ClientCore<S> {
                 break;
             }
         }
+        let sealer = Sealer::new(&cfg.server_dh, &mut rng);
         Ok(Self {
             cfg,
             store,
+            sealer,
             rng,
             commands: VecDeque::new(),
             events,
@@ -500,12 +505,12 @@ impl<S: LocalStore> ClientCore<S> {
         if let Some(message) = built.error {
             self.events.push_back(Event::Error { message });
         }
-        match build_submission(
+        match build_submission_sealed(
             &self.cfg.params,
             round,
             &built.vector,
             &self.cfg.identity,
-            &self.cfg.server_dh,
+            &mut self.sealer,
             &mut self.rng,
         ) {
             Ok(sub) => {
@@ -519,16 +524,15 @@ impl<S: LocalStore> ClientCore<S> {
                     errors: Vec::new(),
                 });
                 let t = self.ask_timeout_ms();
-                for server in 0..self.cfg.server_dh.len() as ServerIndex {
-                    if let Some(up) = sub.upload_for(server) {
-                        self.send(
-                            server,
-                            ClientRequest::Share(up),
-                            Job::Share { round, tries: 1 },
-                            None,
-                            t,
-                        );
-                    }
+                for up in sub.uploads() {
+                    let server = up.server;
+                    self.send(
+                        server,
+                        ClientRequest::Share(up),
+                        Job::Share { round, tries: 1 },
+                        None,
+                        t,
+                    );
                 }
             }
             Err(e) => self.events.push_back(Event::Error {

@@ -67,16 +67,30 @@ impl Submission {
 
     /// What server `server` is sent: its share, every digest, the signature.
     pub fn upload_for(&self, server: ServerIndex) -> Option<ShareUpload> {
-        let share = self.shares.as_slice().get(usize::from(server))?.clone();
-        Some(ShareUpload {
-            round: self.round,
-            client: self.client,
-            server,
-            share,
-            // As many digests as shares, and shares are bounded by MAX_SERVERS.
-            digests: BoundedVec::new(self.digests()).ok()?,
-            signature: self.signature,
-        })
+        self.uploads().into_iter().nth(usize::from(server))
+    }
+
+    /// What every server is sent, in server order. The digests are computed once for
+    /// all of them: hashing every share again for each server quadrupled a client's
+    /// hashing at three servers.
+    pub fn uploads(&self) -> Vec<ShareUpload> {
+        // As many digests as shares, and shares are bounded by MAX_SERVERS.
+        let Ok(digests) = BoundedVec::new(self.digests()) else {
+            return Vec::new();
+        };
+        self.shares
+            .as_slice()
+            .iter()
+            .enumerate()
+            .map(|(i, share)| ShareUpload {
+                round: self.round,
+                client: self.client,
+                server: i as ServerIndex,
+                share: share.clone(),
+                digests: digests.clone(),
+                signature: self.signature,
+            })
+            .collect()
     }
 }
 

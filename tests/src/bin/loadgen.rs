@@ -20,11 +20,12 @@ use client::conn::ConnEvent;
 use futures::StreamExt;
 use keys::manifest::{read_manifest, ClusterManifest};
 use protocol::reserve::{footprint, Slot};
+use protocol::seal::Sealer;
 use protocol::slot::{open_slot, seal_slot, slot_len_for, Sender, SlotMessage};
-use protocol::submission::build_submission;
+use protocol::submission::build_submission_sealed;
 use protocol::vector::{layout, Vector};
 use protocol::wire::{
-    ClientRequest, ClientResponse, RejectReason, Round, RoundOutput, SignedOutput,
+    ClientRequest, ClientResponse, RejectReason, Round, RoundOutput, ShareUpload, SignedOutput,
 };
 use protocol::Params;
 use rand::{Rng, SeedableRng};
@@ -81,6 +82,9 @@ struct InFlight {
     bytes: Vec<u8>,
 }
 
+/// Threads that build submissions (the machine's cores).
+const BUILDERS: usize = 2;
+
 /// Status polls a round waits for the output that lays it out (50 ms each).
 const LAYOUT_WAIT_POLLS: u32 = 6;
 
@@ -102,10 +106,18 @@ async fn main() -> anyhow::Result<()> {
     let servers = servers_of(&args.cluster)?;
     let needed = (n - 1) / 2 + 1;
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
-    let ids: Vec<keys::Identity> = (0..args.clients)
-        .map(|_| keys::Identity::generate(&mut rng))
-        .collect();
+    let ids: std::sync::Arc<Vec<keys::Identity>> = std::sync::Arc::new(
+        (0..args.clients)
+            .map(|_| keys::Identity::generate(&mut rng))
+            .collect(),
+    );
 
+    // Each client's sealing key, reused over rounds as the client core does.
+    let sealers: std::sync::Arc<Vec<std::sync::Mutex<Sealer>>> = std::sync::Arc::new(
+        (0..args.clients)
+            .map(|_| std::sync::Mutex::new(Sealer::new(&server_dh, &mut rand_core::OsRng)))
+            .collect(),
+    );
     let (conn, mut events) = attach(servers, Duration::from_secs(30)).await?;
 
     let slot_bytes = params.slot_bytes as usize;
@@ -241,9 +253,9 @@ async fn main() -> anyhow::Result<()> {
                         q.push_back(Msg { id: next_id, stage: Stage::Idle, to, queued: Instant::now(), attempts: 0, body });
                     }
                 }
-                // Build every client's submission: a message in its granted slot, a
-                // reservation for the first queued message, or cover.
-                let mut built = Vec::with_capacity(args.clients);
+                // Every client's vector: a message in its granted slot, a reservation for
+                // the first queued message, or cover.
+                let mut vectors = Vec::with_capacity(args.clients);
                 let mut flights = Vec::new();
                 let mut reservations = Vec::new();
                 for (c, q) in queues.iter_mut().enumerate() {
@@ -279,21 +291,43 @@ async fn main() -> anyhow::Result<()> {
                         vector.reserve(rng.gen_range(0..vector.cells()), fp);
                         reservations.push((c, msg.id, fp));
                     }
-                    let sub = build_submission(&params, round, &vector, &ids[c], &server_dh, &mut rand_core::OsRng)?;
-                    // Each server is sent only its own share (round protocol v2).
-                    for i in 0..n as u16 {
-                        if let Some(up) = sub.upload_for(i) {
-                            bytes_up += protocol::encode(&ClientRequest::Share(up.clone())).map(|b| b.len() as u64).unwrap_or(0);
-                            built.push((c, i, up));
-                        }
-                    }
-                    submissions += 1;
+                    vectors.push((c, vector));
                 }
-                let results: Vec<(usize, bool)> = futures::stream::iter(built)
-                    .map(|(c, server, up)| {
+                submissions += args.clients as u64;
+                // Split, seal and sign on every core, and upload each client's shares as
+                // soon as they are built (real clients build theirs in parallel).
+                let (tx, rx) = futures::channel::mpsc::unbounded();
+                let chunk = args.clients.div_ceil(BUILDERS).max(1);
+                let mut builders = Vec::new();
+                let mut vectors = vectors.into_iter();
+                loop {
+                    let part: Vec<(usize, Vector)> = vectors.by_ref().take(chunk).collect();
+                    if part.is_empty() {
+                        break;
+                    }
+                    let (tx, params, ids, sealers) = (tx.clone(), params.clone(), ids.clone(), sealers.clone());
+                    builders.push(tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+                        let mut bytes = 0u64;
+                        for (c, vector) in part {
+                            let mut sealer = sealers[c].lock().unwrap_or_else(|p| p.into_inner());
+                            let sub = build_submission_sealed(&params, round, &vector, &ids[c], &mut sealer, &mut rand_core::OsRng)?;
+                            // Each server is sent only its own share (round protocol v2).
+                            for up in sub.uploads() {
+                                bytes += protocol::encode(&ClientRequest::Share(up.clone())).map(|b| b.len() as u64).unwrap_or(0);
+                                if tx.unbounded_send((c, up)).is_err() {
+                                    return Ok(bytes);
+                                }
+                            }
+                        }
+                        Ok(bytes)
+                    }));
+                }
+                drop(tx);
+                let results: Vec<(usize, bool)> = rx
+                    .map(|(c, up): (usize, ShareUpload)| {
                         let conn = conn.clone();
                         async move {
-                            let r = conn.request(server, ClientRequest::Share(up)).await;
+                            let r = conn.request(up.server, ClientRequest::Share(up)).await;
                             let ok = matches!(r, Ok(ClientResponse::Accepted { .. }) | Ok(ClientResponse::Rejected(RejectReason::DuplicateSubmission { .. })));
                             (c, ok)
                         }
@@ -301,6 +335,9 @@ async fn main() -> anyhow::Result<()> {
                     .buffer_unordered(64)
                     .collect()
                     .await;
+                for b in builders {
+                    bytes_up += b.await.context("builder")??;
+                }
                 // In its round where one server holds it, as the client counts it; in it
                 // for sure where every server does (what `in_round_rate` reports).
                 let mut held_by: Vec<usize> = vec![0; args.clients];
