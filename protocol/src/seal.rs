@@ -153,24 +153,36 @@ impl Sealer {
             None => ([0u8; 32], Zeroizing::new([0u8; 32])),
         };
         let key = derive_key(&shared, &self.public, &server_pub, round, client, server);
-        let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
-        let aad = aad(round, client, server);
-        // Encryption with a valid key cannot fail for inputs under 256 GiB.
-        let ct = cipher
-            .encrypt(
-                Nonce::from_slice(&[0u8; 12]),
-                Payload {
-                    msg: share,
-                    aad: &aad,
-                },
-            )
-            .unwrap_or_default();
-        debug_assert_eq!(ct.len(), share.len() + crate::limits::TAG_BYTES);
-        SealedShare {
-            ephemeral: Fixed(self.public),
-            // The caller passes a vector within MAX_VECTOR_BYTES (checked by RoundParams).
-            ciphertext: Bytes::new(ct).unwrap_or_default(),
-        }
+        seal_under(&key, &self.public, share, round, client, server)
+    }
+}
+
+/// Encrypt `share` under its derived `key`, the ephemeral `public` beside it.
+fn seal_under(
+    key: &[u8; 32],
+    public: &[u8; 32],
+    share: &[u8],
+    round: Round,
+    client: &ClientId,
+    server: ServerIndex,
+) -> SealedShare {
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
+    let aad = aad(round, client, server);
+    // Encryption with a valid key cannot fail for inputs under 256 GiB.
+    let ct = cipher
+        .encrypt(
+            Nonce::from_slice(&[0u8; 12]),
+            Payload {
+                msg: share,
+                aad: &aad,
+            },
+        )
+        .unwrap_or_default();
+    debug_assert_eq!(ct.len(), share.len() + crate::limits::TAG_BYTES);
+    SealedShare {
+        ephemeral: Fixed(*public),
+        // The caller passes a vector within MAX_VECTOR_BYTES (checked by RoundParams).
+        ciphertext: Bytes::new(ct).unwrap_or_default(),
     }
 }
 
@@ -184,11 +196,18 @@ pub fn seal_share<R: RngCore + CryptoRng>(
     server_pub: &PublicKey,
     rng: &mut R,
 ) -> SealedShare {
-    let mut keys = vec![PublicKey::from([0u8; 32]); usize::from(server)];
-    keys.push(*server_pub);
-    let mut sealer = Sealer::new(&keys, rng);
-    sealer.start_round(round, rng);
-    sealer.seal(share, round, client, server)
+    let secret = StaticSecret::random_from_rng(rng);
+    let public = PublicKey::from(&secret).to_bytes();
+    let shared = Zeroizing::new(secret.diffie_hellman(server_pub).to_bytes());
+    let key = derive_key(
+        &shared,
+        &public,
+        server_pub.as_bytes(),
+        round,
+        client,
+        server,
+    );
+    seal_under(&key, &public, share, round, client, server)
 }
 
 /// A server's key and the secrets it shares with recent ephemerals: two generations,

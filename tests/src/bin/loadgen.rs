@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use client::conn::ConnEvent;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use keys::manifest::{read_manifest, ClusterManifest};
 use protocol::reserve::{footprint, Slot};
 use protocol::seal::Sealer;
@@ -84,6 +84,9 @@ struct InFlight {
 
 /// Threads that build submissions (the machine's cores).
 const BUILDERS: usize = 2;
+
+/// Built uploads waiting to be sent, at most (the builders wait beyond it).
+const UPLOAD_QUEUE: usize = 256;
 
 /// Status polls a round waits for the output that lays it out (50 ms each).
 const LAYOUT_WAIT_POLLS: u32 = 6;
@@ -296,7 +299,7 @@ async fn main() -> anyhow::Result<()> {
                 submissions += args.clients as u64;
                 // Split, seal and sign on every core, and upload each client's shares as
                 // soon as they are built (real clients build theirs in parallel).
-                let (tx, rx) = futures::channel::mpsc::unbounded();
+                let (tx, rx) = futures::channel::mpsc::channel(UPLOAD_QUEUE);
                 let chunk = args.clients.div_ceil(BUILDERS).max(1);
                 let mut builders = Vec::new();
                 let mut vectors = vectors.into_iter();
@@ -305,7 +308,7 @@ async fn main() -> anyhow::Result<()> {
                     if part.is_empty() {
                         break;
                     }
-                    let (tx, params, ids, sealers) = (tx.clone(), params.clone(), ids.clone(), sealers.clone());
+                    let (mut tx, params, ids, sealers) = (tx.clone(), params.clone(), ids.clone(), sealers.clone());
                     builders.push(tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
                         let mut bytes = 0u64;
                         for (c, vector) in part {
@@ -314,7 +317,8 @@ async fn main() -> anyhow::Result<()> {
                             // Each server is sent only its own share (round protocol v2).
                             for up in sub.uploads() {
                                 bytes += protocol::encode(&ClientRequest::Share(up.clone())).map(|b| b.len() as u64).unwrap_or(0);
-                                if tx.unbounded_send((c, up)).is_err() {
+                                // Builders wait here while the uploads lag behind.
+                                if futures::executor::block_on(tx.send((c, up))).is_err() {
                                     return Ok(bytes);
                                 }
                             }
