@@ -1,6 +1,6 @@
 //! Identity = ed25519 signing key + x25519 static key, generated together.
 
-use ed25519_dalek::{Signer, Verifier};
+use ed25519_dalek::Signer;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
@@ -128,13 +128,15 @@ impl std::fmt::Debug for PublicIdentity {
 }
 
 /// Verify an ed25519 signature over `msg` by the key `public`. Uses strict verification so
-/// that a signature has exactly one valid encoding (no malleability-based replays).
+/// that a signature has exactly one valid encoding (no malleability-based replays): it
+/// refuses small-order keys and `R`, then checks the same equation as plain `verify`, so
+/// checking both (as this once did) only doubled the cost of every signature.
 pub fn verify_ed25519(public: &[u8; 32], msg: &[u8], signature: &[u8; 64]) -> bool {
     let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public) else {
         return false;
     };
     let sig = ed25519_dalek::Signature::from_bytes(signature);
-    key.verify_strict(msg, &sig).is_ok() && key.verify(msg, &sig).is_ok()
+    key.verify_strict(msg, &sig).is_ok()
 }
 
 /// Verify an XEdDSA signature over `msg` by the x25519 key `public` (see
@@ -164,6 +166,34 @@ mod tests {
         let sig = id.sign(b"hello");
         assert!(id.public().verify(b"hello", &sig));
         assert!(!id.public().verify(b"hellp", &sig));
+    }
+
+    #[test]
+    fn forgeries_that_plain_verification_would_take_are_refused() {
+        // The identity point as key and as R, with s = 0: [0]B - [k]A = R for every
+        // message, so plain verification accepts it; a key of small order is refused.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut forged = [0u8; 64];
+        forged[..32].copy_from_slice(&identity);
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&identity).expect("decodes");
+        let sig = ed25519_dalek::Signature::from_bytes(&forged);
+        assert!(ed25519_dalek::Verifier::verify(&key, b"any", &sig).is_ok());
+        assert!(!verify_ed25519(&identity, b"any", &forged));
+        // s + l (the group order) is the same signature in another encoding: refused.
+        let id = Identity::generate(&mut rand_core::OsRng);
+        let mut sig = id.sign(b"once");
+        let l: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut carry = 0u16;
+        for (b, add) in sig[32..].iter_mut().zip(l) {
+            let v = u16::from(*b) + u16::from(add) + carry;
+            *b = v as u8;
+            carry = v >> 8;
+        }
+        assert!(!id.public().verify(b"once", &sig));
     }
 
     #[test]
