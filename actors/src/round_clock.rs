@@ -2,12 +2,15 @@
 //! acts only on the leader. Time enters the replicated state only through what it commits:
 //!
 //! - `Init(params)`, once, if the cluster has no committed parameters yet;
-//! - `Close(r)` when the open round has held shares here for `round_ms` and round
-//!   `r − 1` has its output (which lays out round `r + 1`), or for one more
-//!   [`RoundClock::list_grace`] without it, and shares have stopped arriving for
-//!   [`RoundClock::quiet`] (or the round has been open [`RoundClock::longest`]): a large
-//!   population whose uploads take longer than `round_ms` to come in is not cut in two,
-//!   and a trickle of late uploads cannot hold a round open for more than `longest`;
+//! - `Close(r)` when the open round has been open `round_ms` and has held shares here
+//!   for at least half of it, and shares have stopped arriving for
+//!   [`RoundClock::quiet`] (or the round has been open [`RoundClock::longest`]): clients
+//!   submit to round `r` once they hold the output of `r − 1`, which lays it out, so the
+//!   round's time runs while that output is summed and published; a large population
+//!   whose uploads take longer than `round_ms` to come in is not cut in two (once as
+//!   many shares are in as the last round closed with, a shorter quiet will do), and a
+//!   trickle of late uploads cannot hold a round open for more than `longest` after
+//!   its first share;
 //! - `Decide(r)` when a closed round has had lists of held shares from `n − f` servers
 //!   for [`RoundClock::list_grace`] without all `n` (a server is down or slow), or has
 //!   waited [`RoundClock::give_up`] for them (it is then decided or, with fewer than
@@ -16,9 +19,9 @@
 //!   without reaching an output (a server is down or slow): the state machine then
 //!   decides with the reveals that are in.
 //!
-//! An empty round stays open (an idle cluster writes nothing to its log) and its clock
-//! starts with the first share the leader holds for it; after a leader change the new
-//! leader waits a full round.
+//! An empty round stays open (an idle cluster writes nothing to its log); a round that
+//! was empty for long closes half a round after its first share. After a leader change
+//! the new leader waits a full round.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,8 +48,13 @@ pub struct RoundClock {
     round: Duration,
     seen_round: Round,
     opened_at: Instant,
+    /// When the leader first held a share of the open round.
+    first_share: Option<Instant>,
     /// Shares of the open round held here at the last tick, and when that count last grew.
     held_count: usize,
+    /// Shares held when the leader last closed a round: once as many are in, the round
+    /// waits only [`RoundClock::quiet_when_all_in`] for more.
+    expected: usize,
     last_arrival: Instant,
     closing: Arc<AtomicBool>,
     /// Closed rounds with t+1 reveals and no output yet, since when.
@@ -77,7 +85,9 @@ impl RoundClock {
             round,
             seen_round: 0,
             opened_at: Instant::now(),
+            first_share: None,
             held_count: 0,
+            expected: 0,
             last_arrival: Instant::now(),
             closing: Arc::new(AtomicBool::new(false)),
             revealable_since: BTreeMap::new(),
@@ -108,7 +118,15 @@ impl RoundClock {
         (self.round / 4).max(Duration::from_millis(60))
     }
 
-    /// The longest a round with shares stays open waiting for arrivals to stop.
+    /// How long no new share must have arrived before a due round that holds as many
+    /// shares as the last round closed with is closed: short, since everyone who was in
+    /// is in, but not zero, so a growing population keeps growing.
+    pub fn quiet_when_all_in(&self) -> Duration {
+        self.quiet() / 4
+    }
+
+    /// The longest a round stays open after its first share, waiting for arrivals to
+    /// stop.
     pub fn longest(&self) -> Duration {
         self.round * 4
     }
@@ -124,12 +142,11 @@ impl RoundClock {
         let leader = self.raft.metrics().borrow().state.is_leader();
         let needed = self.params.reveals_needed();
         let quorum = (usize::from(self.params.servers) - self.params.f()).max(needed);
-        let (open, initialised, revealable, undecided, previous_out) = self
+        let (open, initialised, revealable, undecided) = self
             .sm
             .read()
             .map(|d| {
                 let s = d.machine.state();
-                let previous_out = !s.awaiting.contains_key(&s.open_round.saturating_sub(1));
                 let revealable: Vec<Round> = s
                     .awaiting
                     .iter()
@@ -142,15 +159,9 @@ impl RoundClock {
                     .filter(|(_, c)| c.decided.is_none())
                     .map(|(r, c)| (*r, c.haves.len() >= quorum))
                     .collect();
-                (
-                    s.open_round,
-                    s.genesis.is_some(),
-                    revealable,
-                    undecided,
-                    previous_out,
-                )
+                (s.open_round, s.genesis.is_some(), revealable, undecided)
             })
-            .unwrap_or((0, true, Vec::new(), Vec::new(), true));
+            .unwrap_or((0, true, Vec::new(), Vec::new()));
         let held = self
             .held
             .lock()
@@ -172,6 +183,7 @@ impl RoundClock {
         if !leader {
             self.seen_round = open;
             self.opened_at = now;
+            self.first_share = None;
             return;
         }
         if !initialised {
@@ -183,34 +195,30 @@ impl RoundClock {
             // A new round opened: its full time starts now.
             self.seen_round = open;
             self.opened_at = now;
-            self.held_count = held;
-            self.last_arrival = now;
-            return;
+            self.first_share = None;
+            self.held_count = 0;
         }
         if held == 0 {
-            // An empty round stays open (an idle cluster writes nothing to its log), and
-            // its clock starts with the first share we hold for it.
-            self.opened_at = now;
-            self.last_arrival = now;
+            // An empty round stays open: an idle cluster writes nothing to its log.
             return;
         }
+        let first = *self.first_share.get_or_insert(now);
         if held != self.held_count {
             self.held_count = held;
             self.last_arrival = now;
         }
-        // Closing round r opens r + 1, whose slots are laid out from the reservations of
-        // r − 1 if that output is in by then: wait for it up to one more list grace.
-        let due = if previous_out {
-            self.round
-        } else {
-            self.round + self.list_grace()
-        };
         let open_for = now.duration_since(self.opened_at);
-        let settled = now.duration_since(self.last_arrival) >= self.quiet()
-            || open_for >= self.longest().max(due);
-        if open_for < due || !settled || self.closing.swap(true, Ordering::AcqRel) {
+        let holding_for = now.duration_since(first);
+        let due = open_for >= self.round && holding_for >= self.round / 2;
+        let silent = now.duration_since(self.last_arrival);
+        let all_in = self.expected > 0 && held >= self.expected;
+        let settled = silent >= self.quiet()
+            || (all_in && silent >= self.quiet_when_all_in())
+            || holding_for >= self.longest();
+        if !due || !settled || self.closing.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.expected = held;
         let (raft, net, closing) = (self.raft.clone(), self.net.clone(), self.closing.clone());
         tokio::spawn(async move {
             if let Err(e) = write(&raft, &net, Command::Close { round: open }).await {

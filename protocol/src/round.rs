@@ -73,8 +73,9 @@ pub struct State {
     /// The round accepting submissions (servers hold its shares; the log holds none).
     pub open_round: Round,
     /// The footprints the open round's message region is laid out from: the
-    /// reservations of round `open_round − 2` if its output was in when the round
-    /// opened, else none (those senders reserve again).
+    /// reservations of round `open_round − 1` ([`crate::vector::RESERVE_AHEAD`]), set
+    /// when that output is applied; none if the round closes first or `open_round − 1`
+    /// is void (those senders reserve again).
     pub open_layout: Vec<u64>,
     /// Closed rounds awaiting lists, a decision or sums.
     pub awaiting: BTreeMap<Round, ClosedRound>,
@@ -374,15 +375,8 @@ impl RoundMachine {
         }
         self.state.open_round += 1;
         self.state.registered_this_round = 0;
-        // The next round is laid out from the reservations of the round before this one,
-        // if that output is in (the leader waits a little for it before closing).
-        let next_layout = self
-            .state
-            .outputs
-            .get(&round.saturating_sub(1))
-            .map(|o| o.reservations.as_slice().to_vec())
-            .unwrap_or_default();
-        let laid_out = std::mem::replace(&mut self.state.open_layout, next_layout);
+        // The next round is laid out when this one's output is applied (see `publish`).
+        let laid_out = std::mem::take(&mut self.state.open_layout);
         self.state.awaiting.insert(
             round,
             ClosedRound {

@@ -76,6 +76,13 @@ impl Vector {
     }
 }
 
+/// Rounds from a reservation to the round whose message region it lays out: the
+/// footprints decoded from round `r`'s output lay out round `r + 1`. Round `r + 1` opens
+/// when `r` closes, and every client waits for `r`'s output before submitting to it, so
+/// a message takes two rounds (reserve, send) and the summing of one round overlaps
+/// nothing but the wait for it.
+pub const RESERVE_AHEAD: Round = 1;
+
 /// The message region laid out from an earlier round's decoded footprints: every slot is
 /// at least [`MIN_SLOT_BYTES`] (so it can hold a sealed payload) and at most `L`.
 pub fn layout(params: &Params, footprints: &[u64]) -> Vec<Slot> {

@@ -365,12 +365,12 @@ fn init_fixes_the_parameters_and_a_differing_node_learns_which_field() {
 }
 
 #[test]
-fn a_round_opened_before_the_output_that_would_lay_it_out_has_no_slots() {
+fn a_round_that_closes_before_the_output_that_would_lay_it_out_has_no_slots() {
     let mut w = World::new(3, 1, 1, Admission::Open);
     let a = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(31));
     let mut m = RoundMachine::new(w.params.clone());
     // Round 1 carries a reservation; it is decided but not yet revealed when round 2
-    // closes (opening round 3).
+    // closes (a client that did not wait for the output got a share in early).
     let mut v = Vector::zero(&w.params);
     assert!(v.reserve(0, w.layout[0].footprint));
     w.submit(1, &a, &v);
@@ -379,13 +379,12 @@ fn a_round_opened_before_the_output_that_would_lay_it_out_has_no_slots() {
         Effect::Decided { .. }
     ));
     let reveals = w.reveals(&m, 1);
+    assert!(m.state().open_layout.is_empty(), "round 1 is not out yet");
+    let early = w.vector(&a, &a, 0, b"too early");
+    w.submit(2, &a, &early);
     assert_eq!(
         m.apply(&Command::Close { round: 2 }),
         Effect::Closed { round: 2 }
-    );
-    assert!(
-        m.state().open_layout.is_empty(),
-        "round 1's output was not in"
     );
     let mut out = None;
     for rev in &reveals {
@@ -397,21 +396,19 @@ fn a_round_opened_before_the_output_that_would_lay_it_out_has_no_slots() {
         out.expect("round 1 outputs").reservations.as_slice(),
         &[w.layout[0].footprint]
     );
-    // Round 3 stays unlaid-out: its output has no slot for the footprint.
-    let early = w.vector(&a, &a, 0, b"too early");
-    w.submit(3, &a, &early);
-    assert_eq!(
-        m.apply(&Command::Close { round: 3 }),
-        Effect::Closed { round: 3 }
+    assert!(
+        m.state().open_layout.is_empty(),
+        "round 3 is not laid out from round 1"
     );
-    for have in w.haves(3) {
+    // Round 2 stays unlaid-out: its output has no slot for the footprint.
+    for have in w.haves(2) {
         m.apply(&have);
     }
-    let mut out3 = None;
-    for rev in w.reveals(&m, 3) {
+    let mut out2 = None;
+    for rev in w.reveals(&m, 2) {
         if let Effect::Output(o) = m.apply(&rev) {
-            out3 = Some(o);
+            out2 = Some(o);
         }
     }
-    assert!(out3.expect("round 3 outputs").slots.is_empty());
+    assert!(out2.expect("round 2 outputs").slots.is_empty());
 }

@@ -11,8 +11,14 @@ use super::{Answer, ClientCore, Failure, InFlight, Job, LocalStore, RequestId, R
 use crate::event::Event;
 
 /// Status answers a submission waits for the output that lays out its round, at most
-/// (answers come every quarter round).
+/// (while it waits, answers come every quarter round).
 pub const LAYOUT_WAIT_POLLS: u8 = 2;
+/// Round lengths between status requests while outputs keep arriving: each output
+/// opens the next round, so status is only a check (void rounds, a lagging server).
+pub const STATUS_EVERY_ROUNDS: u64 = 8;
+/// Round lengths without a new output from gossip after which status is asked every
+/// tick (a void round, lost gossip, an idle or unreachable cluster).
+pub const OUTPUT_OVERDUE_ROUNDS: u64 = 3;
 
 impl<S: LocalStore> ClientCore<S> {
     /// The answer to request `id`, or why there was none.
@@ -178,6 +184,10 @@ impl<S: LocalStore> ClientCore<S> {
             .outbox
             .take_stale(&void, self.open_round, &mut reserved_void);
         self.events.extend(reserved_void);
+        // A void round lays nothing out: the round after it need not wait for its output.
+        if void.contains(&self.open_round.saturating_sub(outbox::RESERVE_AHEAD)) {
+            self.layout_wait = (self.open_round, LAYOUT_WAIT_POLLS);
+        }
         for (r, p, why) in stale {
             let ev = self
                 .outbox
@@ -202,7 +212,7 @@ impl<S: LocalStore> ClientCore<S> {
     }
 
     /// Submit for the open round unless we have, or are: once the output that lays out
-    /// its slots (two rounds back) is settled (a fresh client has made no reservation to
+    /// its slots (the round before) is settled (a fresh client has made no reservation to
     /// wait for), or after [`LAYOUT_WAIT_POLLS`] status answers without it. Every client
     /// waits alike, sending or not.
     pub(super) fn maybe_submit(&mut self, status_answer: bool) {
@@ -217,7 +227,7 @@ impl<S: LocalStore> ClientCore<S> {
             self.layout_wait = (r, 0);
         }
         if status_answer {
-            self.layout_wait.1 += 1;
+            self.layout_wait.1 = self.layout_wait.1.saturating_add(1);
         }
         if known || self.layout_wait.1 > LAYOUT_WAIT_POLLS {
             self.submit(r);
@@ -276,6 +286,17 @@ impl<S: LocalStore> ClientCore<S> {
 }
 
 impl<S: LocalStore> ClientCore<S> {
+    /// Whether a tick should ask for status: until f+1 servers have answered, when no
+    /// output has come for [`OUTPUT_OVERDUE_ROUNDS`], and every
+    /// [`STATUS_EVERY_ROUNDS`] otherwise. Every client follows the same rule, so when a
+    /// client asks says only how its outputs arrive, never whether it is sending.
+    pub(super) fn status_due(&self, now_ms: u64) -> bool {
+        let round = self.cfg.round_ms.max(1);
+        self.reports.len() <= self.cfg.params.f()
+            || now_ms.saturating_sub(self.last_live_output_ms) >= OUTPUT_OVERDUE_ROUNDS * round
+            || now_ms.saturating_sub(self.last_status_ms) >= STATUS_EVERY_ROUNDS * round
+    }
+
     /// The value f+1 servers have reached, by their latest reports (with fewer reports,
     /// the lowest one): `pick` selects open round or last revealed round.
     fn agreed(&self, pick: impl Fn((Round, Round)) -> Round) -> Round {

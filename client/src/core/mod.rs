@@ -169,6 +169,9 @@ pub struct ClientCore<S> {
     /// No catch-up step starts before this time (after a step nobody answered).
     catch_up_not_before: u64,
     status_out: bool,
+    /// When we last asked for status, and last accepted an output from gossip.
+    last_status_ms: u64,
+    last_live_output_ms: u64,
     submit_out: bool,
     /// Our submission whose shares are out: what the servers said so far.
     shares_out: Option<SharesOut>,
@@ -263,6 +266,8 @@ impl<S: LocalStore> ClientCore<S> {
             reports: BTreeMap::new(),
             catch_up_not_before: 0,
             status_out: false,
+            last_status_ms: 0,
+            last_live_output_ms: 0,
             submit_out: false,
             shares_out: None,
             connected: BTreeSet::new(),
@@ -333,15 +338,16 @@ impl<S: LocalStore> ClientCore<S> {
     }
 
     /// The periodic tick: a catch-up step if rounds above the watermark are unsettled,
-    /// a directory sync step when one is due, and a status request (whose answer drives
-    /// submissions, retries and catch-up).
+    /// a directory sync step when one is due, and a status request when one is due
+    /// (whose answer drives submissions, retries and catch-up when outputs do not).
     pub fn handle_tick(&mut self, now_ms: u64) {
         self.expire_deferred(now_ms);
         self.maybe_catch_up(now_ms);
         self.expire_parked(now_ms);
         self.maybe_sync(now_ms);
-        if !self.status_out {
+        if !self.status_out && self.status_due(now_ms) {
             self.status_out = true;
+            self.last_status_ms = now_ms;
             self.ask(Job::Status, ClientRequest::Status);
         }
     }

@@ -2,11 +2,12 @@
 //!
 //! A fragment first reserves: the client writes a random footprint (asking for the
 //! length the fragment needs) into a random reservation cell of its next submission. If
-//! that round's output decodes the footprint and the layout fits it, round `r + 2` has a
-//! slot for it ([`protocol::vector::layout`]), and the client's submission for `r + 2`
-//! carries the sealed fragment there. The output of `r + 2` shows it intact (sent),
-//! garbled (collision), empty or missing (excluded), or never comes (void or lost):
-//! the fragment reserves again, and a message fails after [`MAX_ATTEMPTS`] sends. A
+//! that round's output decodes the footprint and the layout fits it, round `r + 1` has a
+//! slot for it ([`protocol::vector::layout`], [`RESERVE_AHEAD`]), and the client's
+//! submission for `r + 1` carries the sealed fragment there. The output of `r + 1` shows
+//! it intact (sent), garbled (collision), empty or missing (excluded), or never comes
+//! (void or lost): the fragment reserves again, and a message fails after
+//! [`MAX_ATTEMPTS`] sends. A
 //! reservation that was lost (three in a cell, or no room left) only reserves again.
 //! Every round carries at most one reservation and one fragment; several messages are
 //! in flight at once, one fragment each.
@@ -38,8 +39,7 @@ pub const MAX_ATTEMPTS: u32 = 8;
 pub const LOST_AFTER_ROUNDS: u64 = 20;
 /// One-time reply keys remembered (to open replies to anonymous messages).
 pub const MAX_REPLY_KEYS: usize = crate::store::MAX_REPLY_KEYS;
-/// Rounds from a reservation to the round whose slot it gets.
-pub const RESERVE_AHEAD: u64 = 2;
+pub use protocol::vector::RESERVE_AHEAD;
 
 /// Where a message's next fragment is on its way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -322,7 +322,7 @@ impl Outbox {
     }
 
     /// Round `r`'s output was accepted: a reservation made in `r` either has a slot in
-    /// round `r + 2` (the layout of `r`'s decoded footprints fits it) or reserves again.
+    /// round `r + 1` (the layout of `r`'s decoded footprints fits it) or reserves again.
     /// Called at once, before the next submission is built.
     pub fn on_reservations(&mut self, output: &RoundOutput, params: &Params) {
         let r = output.round;

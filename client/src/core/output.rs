@@ -29,6 +29,12 @@ impl<S: LocalStore> ClientCore<S> {
     /// it now or, if `defer`, after the next submission.
     pub(super) fn accept(&mut self, output: RoundOutput, now_ms: u64, defer: bool) {
         let r = output.round;
+        if defer {
+            // f+1 servers published round r, so they closed it: round r + 1 is open, and
+            // this output lays it out. No status request is needed to submit to it.
+            self.open_round = self.open_round.max(r + 1);
+            self.last_live_output_ms = now_ms;
+        }
         // Reservations are settled at once: the next submission may use their slots.
         self.outbox.on_reservations(&output, &self.cfg.params);
         self.deferred.push_back((output, now_ms));

@@ -180,6 +180,12 @@ impl RoundMachine {
             &decoded.data,
             &closed.laid_out,
         );
+        if self.state.open_round == round + crate::vector::RESERVE_AHEAD {
+            // The open round is laid out from this output's reservations. Clients wait
+            // for the output before submitting to it, so the layout is fixed before any
+            // honest share is built on it.
+            self.state.open_layout = output.reservations.as_slice().to_vec();
+        }
         self.state.outputs.insert(round, output.clone());
         let keep_from = round.saturating_sub(self.params.retention_rounds - 1);
         while let Some((&oldest, _)) = self.state.outputs.first_key_value() {

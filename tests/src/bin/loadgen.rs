@@ -1,8 +1,9 @@
 //! Round benchmark load generator: C simulated clients in one process, sharing one
 //! connection to the cluster. Every round each client submits exactly one fixed-size
 //! submission; a fraction of them start a message to a random other client, which
-//! reserves a slot (a footprint in a random cell), and sends in the slot two rounds
-//! later, as the client core does. Reports
+//! reserves a slot (a footprint in a random cell), and sends in the slot the next round,
+//! as the client core does: each round is submitted to as soon as the output that opens
+//! and lays it out is accepted. Reports
 //! end-to-end latency (queued → revealed and opened by the recipient), delivered
 //! messages per second, rounds per second, first-try success and bytes uploaded.
 //!
@@ -151,6 +152,9 @@ async fn main() -> anyhow::Result<()> {
                 break;
             }
         }
+        // The round to submit to: the one an output just opened (each output opens the
+        // next round and lays it out), or the one status reports.
+        let want: Round;
         tokio::select! {
             ev = events.recv() => {
                 let Some(ConnEvent::Gossip { data, .. }) = ev else { continue };
@@ -179,12 +183,13 @@ async fn main() -> anyhow::Result<()> {
                         measure_start = Some(Instant::now());
                     }
                 }
-                // Reservations made in r get a slot in r + 2, or reserve again.
+                want = r + 1;
+                // Reservations made in r get a slot in r + 1, or reserve again.
                 let laid = layout(&params, output.reservations.as_slice());
                 for (c, id, fp) in reserved.remove(&r).unwrap_or_default() {
                     let Some(m) = queues[c].iter_mut().find(|m| m.id == id) else { continue };
                     m.stage = match laid.iter().find(|s| s.footprint == fp) {
-                        Some(slot) => Stage::Granted { round: r + 2, slot: *slot },
+                        Some(slot) => Stage::Granted { round: r + protocol::vector::RESERVE_AHEAD, slot: *slot },
                         None => {
                             if measuring { reservations_lost += 1; }
                             m.attempts += 1;
@@ -242,137 +247,190 @@ async fn main() -> anyhow::Result<()> {
                     layout_wait = (round, 0);
                 }
                 layout_wait.1 += 1;
-                if round > 2 && !accepted.contains(&(round - 2)) && layout_wait.1 <= LAYOUT_WAIT_POLLS {
+                if round > 1 && !accepted.contains(&(round - 1)) && layout_wait.1 <= LAYOUT_WAIT_POLLS {
                     continue;
                 }
-                submitted_round = round;
-                // New messages this round.
-                for (c, q) in queues.iter_mut().enumerate() {
-                    if rng.gen_bool(args.send_fraction.clamp(0.0, 1.0)) {
-                        let mut to = rng.gen_range(0..args.clients - 1);
-                        if to >= c { to += 1; }
-                        let body: Vec<u8> = (0..64).map(|_| rng.gen()).collect();
-                        next_id += 1;
-                        q.push_back(Msg { id: next_id, stage: Stage::Idle, to, queued: Instant::now(), attempts: 0, body });
-                    }
-                }
-                // Every client's vector: a message in its granted slot, a reservation for
-                // the first queued message, or cover.
-                let mut vectors = Vec::with_capacity(args.clients);
-                let mut flights = Vec::new();
-                let mut reservations = Vec::new();
-                for (c, q) in queues.iter_mut().enumerate() {
-                    let mut vector = Vector::zero(&params);
-                    for m in q.iter_mut() {
-                        if matches!(m.stage, Stage::Granted { round: g, .. } if g < round) {
-                            m.stage = Stage::Idle;
-                        }
-                    }
-                    let granted = q.iter().find_map(|m| match m.stage {
-                        Stage::Granted { round: g, slot } if g == round => Some((m, slot)),
-                        _ => None,
-                    });
-                    if let Some((msg, slot)) = granted {
-                        let sm = SlotMessage {
-                            sender: Sender::Identity(ids[c].public().dh),
-                            conversation: [0; 16],
-                            seq: rng.gen(),
-                            timestamp_ms: 0,
-                            fragment_index: 0,
-                            fragment_count: 1,
-                            body: msg.body.clone(),
-                        };
-                        let bytes = seal_slot(&sm, ids[c].x25519_secret(), &ids[msg.to].public().x25519(), slot.len, &mut rand_core::OsRng).context("seal")?;
-                        vector.write(&slot, &bytes);
-                        flights.push(InFlight { client: c, id: msg.id, footprint: slot.footprint, bytes });
-                    }
-                    if let Some(msg) = q.iter().find(|m| m.stage == Stage::Idle) {
-                        let len = slot_len_for(msg.body.len(), slot_bytes);
-                        let fp = loop {
-                            if let Some(fp) = footprint(rng.gen(), len) { break fp; }
-                        };
-                        vector.reserve(rng.gen_range(0..vector.cells()), fp);
-                        reservations.push((c, msg.id, fp));
-                    }
-                    vectors.push((c, vector));
-                }
-                submissions += args.clients as u64;
-                // Split, seal and sign on every core, and upload each client's shares as
-                // soon as they are built (real clients build theirs in parallel).
-                let (tx, rx) = futures::channel::mpsc::channel(UPLOAD_QUEUE);
-                let chunk = args.clients.div_ceil(BUILDERS).max(1);
-                let mut builders = Vec::new();
-                let mut vectors = vectors.into_iter();
-                loop {
-                    let part: Vec<(usize, Vector)> = vectors.by_ref().take(chunk).collect();
-                    if part.is_empty() {
-                        break;
-                    }
-                    let (mut tx, params, ids, sealers) = (tx.clone(), params.clone(), ids.clone(), sealers.clone());
-                    builders.push(tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
-                        let mut bytes = 0u64;
-                        for (c, vector) in part {
-                            let mut sealer = sealers[c].lock().unwrap_or_else(|p| p.into_inner());
-                            let sub = build_submission_sealed(&params, round, &vector, &ids[c], &mut sealer, &mut rand_core::OsRng)?;
-                            // Each server is sent only its own share (round protocol v2).
-                            for up in sub.uploads() {
-                                bytes += protocol::encode(&ClientRequest::Share(up.clone())).map(|b| b.len() as u64).unwrap_or(0);
-                                // Builders wait here while the uploads lag behind.
-                                if futures::executor::block_on(tx.send((c, up))).is_err() {
-                                    return Ok(bytes);
-                                }
-                            }
-                        }
-                        Ok(bytes)
-                    }));
-                }
-                drop(tx);
-                let results: Vec<(usize, bool)> = rx
-                    .map(|(c, up): (usize, ShareUpload)| {
-                        let conn = conn.clone();
-                        async move {
-                            let r = conn.request(up.server, ClientRequest::Share(up)).await;
-                            let ok = matches!(r, Ok(ClientResponse::Accepted { .. }) | Ok(ClientResponse::Rejected(RejectReason::DuplicateSubmission { .. })));
-                            (c, ok)
-                        }
-                    })
-                    .buffer_unordered(64)
-                    .collect()
-                    .await;
-                for b in builders {
-                    bytes_up += b.await.context("builder")??;
-                }
-                // In its round where one server holds it, as the client counts it; in it
-                // for sure where every server does (what `in_round_rate` reports).
-                let mut held_by: Vec<usize> = vec![0; args.clients];
-                for (c, ok) in &results {
-                    held_by[*c] += usize::from(*ok);
-                }
-                if measure_start.is_some() {
-                    held_everywhere += held_by.iter().filter(|h| **h == n).count() as u64;
-                    measured_submissions += args.clients as u64;
-                }
-                let mut set_stage = |c: usize, id: u64, stage: Stage| {
-                    if let Some(m) = queues[c].iter_mut().find(|m| m.id == id) { m.stage = stage; }
-                };
-                let mut round_flights = Vec::new();
-                for f in flights {
-                    if held_by[f.client] > 0 {
-                        set_stage(f.client, f.id, Stage::Sent);
-                        round_flights.push(f);
-                    } else {
-                        if measure_start.is_some() { missed += 1; }
-                        set_stage(f.client, f.id, Stage::Idle);
-                    }
-                }
-                in_flight.insert(round, round_flights);
-                let held: Vec<(usize, u64, u64)> = reservations.into_iter().filter(|(c, _, _)| held_by[*c] > 0).collect();
-                for (c, id, _) in &held {
-                    set_stage(*c, *id, Stage::Reserved);
-                }
-                reserved.insert(round, held);
+                want = round;
             }
         }
+        if want <= submitted_round {
+            continue;
+        }
+        let round = want;
+        submitted_round = round;
+        // New messages this round.
+        for (c, q) in queues.iter_mut().enumerate() {
+            if rng.gen_bool(args.send_fraction.clamp(0.0, 1.0)) {
+                let mut to = rng.gen_range(0..args.clients - 1);
+                if to >= c {
+                    to += 1;
+                }
+                let body: Vec<u8> = (0..64).map(|_| rng.gen()).collect();
+                next_id += 1;
+                q.push_back(Msg {
+                    id: next_id,
+                    stage: Stage::Idle,
+                    to,
+                    queued: Instant::now(),
+                    attempts: 0,
+                    body,
+                });
+            }
+        }
+        // Every client's vector: a message in its granted slot, a reservation for
+        // the first queued message, or cover.
+        let mut vectors = Vec::with_capacity(args.clients);
+        let mut flights = Vec::new();
+        let mut reservations = Vec::new();
+        for (c, q) in queues.iter_mut().enumerate() {
+            let mut vector = Vector::zero(&params);
+            for m in q.iter_mut() {
+                if matches!(m.stage, Stage::Granted { round: g, .. } if g < round) {
+                    m.stage = Stage::Idle;
+                }
+            }
+            let granted = q.iter().find_map(|m| match m.stage {
+                Stage::Granted { round: g, slot } if g == round => Some((m, slot)),
+                _ => None,
+            });
+            if let Some((msg, slot)) = granted {
+                let sm = SlotMessage {
+                    sender: Sender::Identity(ids[c].public().dh),
+                    conversation: [0; 16],
+                    seq: rng.gen(),
+                    timestamp_ms: 0,
+                    fragment_index: 0,
+                    fragment_count: 1,
+                    body: msg.body.clone(),
+                };
+                let bytes = seal_slot(
+                    &sm,
+                    ids[c].x25519_secret(),
+                    &ids[msg.to].public().x25519(),
+                    slot.len,
+                    &mut rand_core::OsRng,
+                )
+                .context("seal")?;
+                vector.write(&slot, &bytes);
+                flights.push(InFlight {
+                    client: c,
+                    id: msg.id,
+                    footprint: slot.footprint,
+                    bytes,
+                });
+            }
+            if let Some(msg) = q.iter().find(|m| m.stage == Stage::Idle) {
+                let len = slot_len_for(msg.body.len(), slot_bytes);
+                let fp = loop {
+                    if let Some(fp) = footprint(rng.gen(), len) {
+                        break fp;
+                    }
+                };
+                vector.reserve(rng.gen_range(0..vector.cells()), fp);
+                reservations.push((c, msg.id, fp));
+            }
+            vectors.push((c, vector));
+        }
+        submissions += args.clients as u64;
+        // Split, seal and sign on every core, and upload each client's shares as
+        // soon as they are built (real clients build theirs in parallel).
+        let (tx, rx) = futures::channel::mpsc::channel(UPLOAD_QUEUE);
+        let chunk = args.clients.div_ceil(BUILDERS).max(1);
+        let mut builders = Vec::new();
+        let mut vectors = vectors.into_iter();
+        loop {
+            let part: Vec<(usize, Vector)> = vectors.by_ref().take(chunk).collect();
+            if part.is_empty() {
+                break;
+            }
+            let (mut tx, params, ids, sealers) =
+                (tx.clone(), params.clone(), ids.clone(), sealers.clone());
+            builders.push(tokio::task::spawn_blocking(
+                move || -> anyhow::Result<u64> {
+                    let mut bytes = 0u64;
+                    for (c, vector) in part {
+                        let mut sealer = sealers[c].lock().unwrap_or_else(|p| p.into_inner());
+                        let sub = build_submission_sealed(
+                            &params,
+                            round,
+                            &vector,
+                            &ids[c],
+                            &mut sealer,
+                            &mut rand_core::OsRng,
+                        )?;
+                        // Each server is sent only its own share (round protocol v2).
+                        for up in sub.uploads() {
+                            bytes += protocol::encode(&ClientRequest::Share(up.clone()))
+                                .map(|b| b.len() as u64)
+                                .unwrap_or(0);
+                            // Builders wait here while the uploads lag behind.
+                            if futures::executor::block_on(tx.send((c, up))).is_err() {
+                                return Ok(bytes);
+                            }
+                        }
+                    }
+                    Ok(bytes)
+                },
+            ));
+        }
+        drop(tx);
+        let results: Vec<(usize, bool)> = rx
+            .map(|(c, up): (usize, ShareUpload)| {
+                let conn = conn.clone();
+                async move {
+                    let r = conn.request(up.server, ClientRequest::Share(up)).await;
+                    let ok = matches!(
+                        r,
+                        Ok(ClientResponse::Accepted { .. })
+                            | Ok(ClientResponse::Rejected(
+                                RejectReason::DuplicateSubmission { .. }
+                            ))
+                    );
+                    (c, ok)
+                }
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        for b in builders {
+            bytes_up += b.await.context("builder")??;
+        }
+        // In its round where one server holds it, as the client counts it; in it
+        // for sure where every server does (what `in_round_rate` reports).
+        let mut held_by: Vec<usize> = vec![0; args.clients];
+        for (c, ok) in &results {
+            held_by[*c] += usize::from(*ok);
+        }
+        if measure_start.is_some() {
+            held_everywhere += held_by.iter().filter(|h| **h == n).count() as u64;
+            measured_submissions += args.clients as u64;
+        }
+        let mut set_stage = |c: usize, id: u64, stage: Stage| {
+            if let Some(m) = queues[c].iter_mut().find(|m| m.id == id) {
+                m.stage = stage;
+            }
+        };
+        let mut round_flights = Vec::new();
+        for f in flights {
+            if held_by[f.client] > 0 {
+                set_stage(f.client, f.id, Stage::Sent);
+                round_flights.push(f);
+            } else {
+                if measure_start.is_some() {
+                    missed += 1;
+                }
+                set_stage(f.client, f.id, Stage::Idle);
+            }
+        }
+        in_flight.insert(round, round_flights);
+        let held: Vec<(usize, u64, u64)> = reservations
+            .into_iter()
+            .filter(|(c, _, _)| held_by[*c] > 0)
+            .collect();
+        for (c, id, _) in &held {
+            set_stage(*c, *id, Stage::Reserved);
+        }
+        reserved.insert(round, held);
     }
     let secs = measure_start
         .map(|s| s.elapsed().as_secs_f64())

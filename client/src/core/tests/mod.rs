@@ -444,7 +444,7 @@ impl Sim {
 }
 
 /// Plays the servers round by round: each round's output is what its submissions add
-/// up to, its message region laid out from the reservations of two rounds back.
+/// up to, its message region laid out from the reservations of the round before.
 #[derive(Default)]
 pub struct Rounds {
     reservations: std::collections::BTreeMap<Round, Vec<u64>>,
@@ -455,7 +455,7 @@ impl Rounds {
     pub fn publish(&mut self, c: &Cluster, r: Round, subs: &[&Submission]) -> RoundOutput {
         let laid_out = self
             .reservations
-            .get(&r.saturating_sub(2))
+            .get(&r.saturating_sub(protocol::vector::RESERVE_AHEAD))
             .cloned()
             .unwrap_or_default();
         let out = c.round_output(r, subs, &laid_out);

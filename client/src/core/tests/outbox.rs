@@ -72,22 +72,21 @@ fn a_message_goes_queued_in_round_sent_and_the_store_follows() {
     let id = sim.send_to_key(&bob, "hello bob");
     assert_eq!(sim.core.store().outbox.len(), 1);
     assert_eq!(sim.core.store().history[&id].state, "queued");
-    // Round 3 carries its reservation, and lays out round 5, which carries the message.
+    // Round 3 carries its reservation, and lays out round 4, which carries the message.
     let mut rounds = Rounds::default();
     let (_, out3) = rounds.play(&c, &mut sim, 3);
     assert_eq!(out3.reservations.len(), 1);
     assert!(out3.slots.is_empty());
-    rounds.play(&c, &mut sim, 4);
     assert_eq!(sim.states(id), vec![Delivery::Queued]);
-    let (_, out5) = rounds.play(&c, &mut sim, 5);
-    assert_eq!(out5.slots.len(), 1);
+    let (_, out4) = rounds.play(&c, &mut sim, 4);
+    assert_eq!(out4.slots.len(), 1);
     assert_eq!(
         sim.states(id),
-        vec![Delivery::Queued, Delivery::InRound(5), Delivery::Sent(5)]
+        vec![Delivery::Queued, Delivery::InRound(4), Delivery::Sent(4)]
     );
     assert!(sim.core.store().outbox.is_empty());
     assert_eq!(sim.core.store().history[&id].state, "sent");
-    assert_eq!(sim.core.store().history[&id].round, 5);
+    assert_eq!(sim.core.store().history[&id].round, 4);
 }
 
 #[test]
@@ -106,8 +105,8 @@ fn a_garbled_slot_reserves_again_and_eight_failures_fail_the_message() {
         round += 1;
         assert!(round < 100, "the message never got a slot");
     }
-    // A reservation, a round, the send: every failure reserves again at once.
-    assert_eq!(round, 1 + 3 * u64::from(MAX_ATTEMPTS));
+    // A reservation, then the send: every failure reserves again at once.
+    assert_eq!(round, 1 + 2 * u64::from(MAX_ATTEMPTS));
     let states = sim.states(id);
     let retries = states
         .iter()
@@ -153,7 +152,6 @@ fn a_void_round_sends_the_fragment_back_to_the_outbox() {
     let mut sim = c.sim(me, MemStore::default(), 1);
     let id = sim.send_to_key(&bob, "not yet");
     let mut rounds = Rounds::default();
-    rounds.play(&c, &mut sim, 2);
     rounds.play(&c, &mut sim, 3);
     submit_round(&mut sim, 4);
     assert_eq!(sim.states(id).last(), Some(&Delivery::InRound(4)));
@@ -176,7 +174,6 @@ fn a_round_with_no_output_for_twenty_rounds_counts_as_lost() {
     let mut sim = c.sim(me, MemStore::default(), 1);
     let id = sim.send_to_key(&bob, "into the void");
     let mut rounds = Rounds::default();
-    rounds.play(&c, &mut sim, 1);
     rounds.play(&c, &mut sim, 2);
     submit_round(&mut sim, 3);
     sim.status(status(3 + LOST_AFTER_ROUNDS, None, &[]));
@@ -234,8 +231,7 @@ fn a_stale_round_answer_moves_on_only_as_far_as_f_plus_one_servers_agree() {
     let out = rounds.publish(&c, 9, &[&sub]);
     sim.vouched(&c, &out, &[0, 1]);
     rounds.play(&c, &mut sim, 10);
-    rounds.play(&c, &mut sim, 11);
-    assert_eq!(sim.states(id).last(), Some(&Delivery::Sent(11)));
+    assert_eq!(sim.states(id).last(), Some(&Delivery::Sent(10)));
 }
 
 #[test]
@@ -302,10 +298,10 @@ fn the_outbox_is_restored_after_a_restart() {
     let mut sim = c.sim(me, store, 1);
     assert_eq!(sim.states(id), vec![Delivery::Queued], "announced at start");
     let mut rounds = Rounds::default();
-    for r in 1..=3 {
+    for r in 1..=2 {
         rounds.play(&c, &mut sim, r);
     }
-    assert_eq!(sim.states(id).last(), Some(&Delivery::Sent(3)));
+    assert_eq!(sim.states(id).last(), Some(&Delivery::Sent(2)));
     assert!(sim.core.store().outbox.is_empty());
 }
 
@@ -392,8 +388,7 @@ fn a_recipient_holding_every_registered_key_cannot_tell_who_sent_anonymously() {
     send_anonymous(&mut sim, &bob, "guess who");
     let mut rounds = Rounds::default();
     rounds.play(&c, &mut sim, 2);
-    rounds.play(&c, &mut sim, 3);
-    let (_, out) = rounds.play(&c, &mut sim, 4);
+    let (_, out) = rounds.play(&c, &mut sim, 3);
     let opened = crate::core::inbox::open_slots(&out, std::iter::once(bob.x25519_secret()));
     assert_eq!(opened.len(), 1, "bob opens it");
     let msg = &opened[0];
@@ -429,7 +424,6 @@ fn an_anonymous_message_resent_after_a_restart_is_the_same_message_and_replies_o
     let mut sim = c.sim(alice, MemStore::default(), 1);
     send_anonymous(&mut sim, &bob, "same after restart");
     let mut rounds = Rounds::default();
-    rounds.play(&c, &mut sim, 2);
     rounds.play(&c, &mut sim, 3);
     let first = submit_round(&mut sim, 4);
     // Alice's client restarts before round 4's output: the outbox comes back from the
@@ -439,10 +433,8 @@ fn an_anonymous_message_resent_after_a_restart_is_the_same_message_and_replies_o
     let mut sim = c.sim(Identity::from_secret_bytes(&seed, &x), store, 2);
     let first = rounds.publish(&c, 4, &[&first]);
     sim.vouched(&c, &first, &[0, 1]);
-    for r in 5..=6 {
-        rounds.play(&c, &mut sim, r);
-    }
-    let (_, again) = rounds.play(&c, &mut sim, 7);
+    rounds.play(&c, &mut sim, 5);
+    let (_, again) = rounds.play(&c, &mut sim, 6);
     let open = |out: &RoundOutput| {
         crate::core::inbox::open_slots(out, std::iter::once(bob.x25519_secret())).remove(0)
     };
@@ -495,14 +487,13 @@ fn a_lost_reservation_reserves_again_without_counting_a_try() {
         out.reservations = BoundedVec::default();
         out.lost_cells = 1;
     });
-    // So round 2 reserves again; its reservation gets round 4's slot.
+    // So round 2 reserves again; its reservation gets round 3's slot.
     let (sub2, out2) = rounds.play(&c, &mut sim, 2);
     assert_ne!(c.vector_of(&sub1), c.vector_of(&sub2), "a fresh footprint");
     assert_eq!(out2.reservations.len(), 1);
     rounds.play(&c, &mut sim, 3);
-    rounds.play(&c, &mut sim, 4);
     assert_eq!(
         sim.states(id),
-        vec![Delivery::Queued, Delivery::InRound(4), Delivery::Sent(4)]
+        vec![Delivery::Queued, Delivery::InRound(3), Delivery::Sent(3)]
     );
 }

@@ -15,7 +15,7 @@ struct Between {
 }
 
 /// Run one client through round 1 (idle, sending to bob, or receiving from bob), then
-/// deliver round 1's output on gossip and open round 3. Returns what happened in
+/// deliver round 1's output on gossip, which opens round 2. Returns what happened in
 /// between, and the sim after `handle_sent`.
 fn run(role: &str) -> (Between, Sim) {
     let mut c = Cluster::new(4);
@@ -29,10 +29,8 @@ fn run(role: &str) -> (Between, Sim) {
     }
     sim.status(status(1, None, &[]));
     let sub1 = sim.accept_submit();
-    sim.status(status(2, None, &[]));
-    sim.accept_submit();
     let output = match role {
-        // Round 1 decodes our reservation: round 3 carries the message.
+        // Round 1 decodes our reservation: round 2 carries the message.
         "sending" => c.round_output(1, &[&sub1], &[]),
         "receiving" => {
             let slot = c.slot(&bob, &me, 1, 0, 1, b"hi", T0);
@@ -48,7 +46,7 @@ fn run(role: &str) -> (Between, Sim) {
         sim.pump();
     }
     assert_eq!(sim.core.last_processed(), Some(1), "settled at once");
-    sim.status(status(3, Some(1), &[]));
+    // The output opened round 2 and laid it out: its submission went out at once.
     let between = Between {
         requests: sim.reqs.iter().map(|(_, _, r)| r.kind()).collect(),
         writes: sim.core.store().writes - writes,
@@ -57,11 +55,12 @@ fn run(role: &str) -> (Between, Sim) {
     assert!(sim.core.handle_sent(sim.now), "deferred work runs now");
     sim.pump();
     if role == "sending" {
-        // Round 3 carries the message, in the slot round 1's reservation laid out.
-        let (_, sub3) = sim.take_submit().expect("round 3's submission");
-        let out3 = c.round_output(3, &[&sub3], output.reservations.as_slice());
-        assert_eq!(out3.slots.len(), 1);
-        let opened = crate::core::inbox::open_slots(&out3, std::iter::once(bob.x25519_secret()));
+        // Round 2 carries the message, in the slot round 1's reservation laid out.
+        let (_, sub2) = sim.take_submit().expect("round 2's submission");
+        assert_eq!(sub2.round, 2);
+        let out2 = c.round_output(2, &[&sub2], output.reservations.as_slice());
+        assert_eq!(out2.slots.len(), 1);
+        let opened = crate::core::inbox::open_slots(&out2, std::iter::once(bob.x25519_secret()));
         assert_eq!(opened[0].body, b"hello bob");
     }
     (between, sim)
@@ -87,7 +86,7 @@ fn idle_sending_and_receiving_clients_do_the_same_before_the_next_submission() {
     assert_eq!(receiving_sim.messages(), vec![("bob".into(), "hi".into())]);
     assert!(
         sending_sim.reqs.is_empty(),
-        "round 3's shares were taken in run()"
+        "round 2's shares were taken in run()"
     );
     assert_eq!(
         idle_sim.core.store().last_round,
