@@ -122,3 +122,52 @@ fn a_client_that_is_not_submitting_processes_a_deferred_output_after_two_rounds(
     assert_eq!(sim.messages(), vec![("bob".into(), "hi".into())]);
     assert_eq!(sim.core.store().last_round, Some(1));
 }
+
+/// Status requests the client made in `ticks` quarter-round ticks, answering each.
+fn status_asks(sim: &mut Sim, ticks: u32, open: Round) -> usize {
+    let mut asks = 0;
+    for _ in 0..ticks {
+        sim.now += 250;
+        sim.tick();
+        while let Some((id, _, _)) = sim.take(|r| matches!(r, ClientRequest::Status)) {
+            asks += 1;
+            sim.reply(id, status(open, open.checked_sub(1), &[]));
+        }
+    }
+    asks
+}
+
+#[test]
+fn outputs_open_rounds_and_status_is_asked_only_when_they_stop() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    // Until f+1 servers have answered, every tick asks.
+    assert_eq!(status_asks(&mut sim, 2, 1), 2);
+    let mut sub = sim.accept_submit();
+    assert_eq!(sub.round, 1);
+    // Twenty rounds whose outputs come on gossip: each opens the next round, and the
+    // client submits to it on the output alone.
+    let mut asks = 0;
+    let mut rounds = Rounds::default();
+    for r in 1..=20 {
+        let out = rounds.publish(&c, r, &[&sub]);
+        for i in [0, 1] {
+            let bytes = protocol::encode(&c.vouch(&out, i)).unwrap();
+            sim.core.handle_gossip(&bytes, sim.now);
+        }
+        sim.pump();
+        sub = sim.accept_submit();
+        assert_eq!(sub.round, r + 1, "submitted on the output");
+        asks += status_asks(&mut sim, 4, r + 1);
+    }
+    // Twenty rounds of 1 s: one status every 8 s.
+    assert!(
+        (2..=3).contains(&asks),
+        "{asks} status requests in 20 rounds"
+    );
+    // The outputs stop (a void round, lost gossip): 3 rounds after the last one, every
+    // tick asks (before that, at most the periodic one).
+    assert!(status_asks(&mut sim, 7, 21) <= 1);
+    assert_eq!(status_asks(&mut sim, 8, 21), 8);
+}
