@@ -80,7 +80,7 @@ print("3 servers (n=3, t=1) and one load-generator process running C protocol-co
 print("127.0.0.1 of one 2-core machine; every client submits every round; 5% start a 64-byte message")
 print(f"each round; {sys.argv[3]} ms rounds; a message region of S x 256 bytes laid out into reserved slots")
 print("(S = C/14, at least 16; 3S reservation cells). Latency is from queueing a message to its")
-print("recipient decrypting it (the reservation two rounds ahead and any retry included). Server CPU is user+system")
+print("recipient decrypting it (the reservation a round ahead and any retry included). Server CPU is user+system")
 print("seconds over the whole run summed across the 3 nodes; RSS is the largest node's peak.")
 print("In-round is the share of submissions every server held (so the round included them);")
 print("bytes/client/round is what a client uploads to all servers together.\n")

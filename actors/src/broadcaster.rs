@@ -96,7 +96,9 @@ impl Handler<Committed> for Broadcaster {
     type Result = ();
     fn handle(&mut self, msg: Committed, ctx: &mut Self::Context) {
         self.stats.dequeued();
-        let Effect::Output(output) = msg.0.effect else {
+        // A void round is published too: f+1 servers' word that it was void opens the
+        // next round for clients as an output does.
+        let (Effect::Output(output) | Effect::Void { output, .. }) = msg.0.effect else {
             return;
         };
         let signer = self.signer.clone();

@@ -172,6 +172,8 @@ pub enum Effect {
         round: Round,
         /// Participants.
         participants: u32,
+        /// What it publishes: that it was void (signed and gossiped like an output).
+        output: RoundOutput,
     },
     /// A reveal was recorded; more are needed.
     RevealRecorded {
@@ -386,7 +388,7 @@ impl RoundMachine {
         );
         while self.state.awaiting.len() > MAX_AWAITING_REVEAL {
             if let Some((abandoned, _)) = self.state.awaiting.pop_first() {
-                self.note_void(abandoned);
+                self.note_void(abandoned, 0);
             }
         }
         Ok(Effect::Closed { round })
@@ -468,10 +470,11 @@ impl RoundMachine {
         self.state.last_closed = Some((round, participants));
         if servers.len() < needed || included.len() < k {
             self.state.awaiting.remove(&round);
-            self.note_void(round);
+            let output = self.note_void(round, participants);
             return Effect::Void {
                 round,
                 participants,
+                output,
             };
         }
         if let Some(closed) = self.state.awaiting.get_mut(&round) {
@@ -487,12 +490,16 @@ impl RoundMachine {
         }
     }
 
-    fn note_void(&mut self, round: Round) {
+    /// Count a void round and retain what it publishes (that it was void).
+    fn note_void(&mut self, round: Round, participants: u32) -> RoundOutput {
         self.state.void_rounds += 1;
         self.state.recent_void.push_back(round);
         while self.state.recent_void.len() > RECENT_VOID {
             self.state.recent_void.pop_front();
         }
+        let output = RoundOutput::void(round, participants);
+        self.keep_output(output.clone());
+        output
     }
 
     /// Refusals of a registration from the applied state, before it costs a log entry:

@@ -133,6 +133,7 @@ pub fn output(
         reservations: BoundedVec::new(reservations).unwrap_or_default(),
         lost_cells,
         slots: BoundedVec::new(slots).unwrap_or_default(),
+        void: false,
     }
 }
 

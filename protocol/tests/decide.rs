@@ -245,15 +245,23 @@ fn round_below_min_anonymity_set_is_void_and_reveals_nothing() {
         w.close_and_decide(&mut m, 1),
         Effect::Void {
             round: 1,
-            participants: 1
+            participants: 1,
+            output: protocol::wire::RoundOutput::void(1, 1),
         }
     );
     assert!(m.state().awaiting.is_empty(), "a void round is forgotten");
+    // What it publishes says so, and lays out nothing in the round after it.
+    let out = &m.state().outputs[&1];
+    assert!(out.void && out.slots.is_empty() && out.reservations.is_empty());
+    assert!(m.state().open_layout.is_empty());
     assert_eq!(
         m.apply(&reveals[0]),
         Effect::Rejected(RejectReason::NotAwaitingReveal { round: 1 })
     );
-    assert!(m.state().outputs.is_empty());
+    assert!(
+        m.state().outputs.values().all(|o| o.void),
+        "nothing of it is revealed"
+    );
     assert_eq!(
         m.state().recent_void.iter().copied().collect::<Vec<_>>(),
         vec![1],

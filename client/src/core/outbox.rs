@@ -398,6 +398,9 @@ impl Outbox {
     ) -> Option<Event> {
         let r = output.round;
         let p = self.pending.remove(&r)?;
+        if output.void {
+            return self.retry(p.out_id, r, RetryReason::Void, open_round, store);
+        }
         match output.slot(p.footprint) {
             Some(slot) if slot == p.bytes.as_slice() => self.fragment_sent(p, r, store),
             Some(slot) if slot.iter().any(|b| *b != 0) => {

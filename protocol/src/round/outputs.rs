@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{Effect, RoundMachine};
 use crate::robust::{decode, Decoded};
 use crate::shamir::{interpolate_at, x_of};
-use crate::wire::{RejectReason, Reveal, Round, ServerIndex};
+use crate::wire::{RejectReason, Reveal, Round, RoundOutput, ServerIndex};
 
 /// A server's record of reveals that disagreed with the others.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,24 +180,38 @@ impl RoundMachine {
             &decoded.data,
             &closed.laid_out,
         );
+        self.keep_output(output.clone());
+        Effect::Output(output)
+    }
+
+    /// Retain an output (a void one too) within the retention window; if it is the
+    /// round before the open one, it lays the open round out.
+    pub(super) fn keep_output(&mut self, output: RoundOutput) {
+        let round = output.round;
         if self.state.open_round == round + crate::vector::RESERVE_AHEAD {
             // The open round is laid out from this output's reservations. Clients wait
             // for the output before submitting to it, so the layout is fixed before any
             // honest share is built on it.
             self.state.open_layout = output.reservations.as_slice().to_vec();
         }
-        self.state.outputs.insert(round, output.clone());
-        let keep_from = round.saturating_sub(self.params.retention_rounds - 1);
+        self.state.outputs.insert(round, output);
+        let newest = self
+            .state
+            .outputs
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(round);
+        let keep_from = newest.saturating_sub(self.params.retention_rounds - 1);
         while let Some((&oldest, _)) = self.state.outputs.first_key_value() {
             if oldest >= keep_from {
                 break;
             }
             self.state.outputs.pop_first();
         }
-        Effect::Output(output)
     }
 
-    /// The reveals disagree beyond correction: nothing is published, the senders retry.
+    /// The reveals disagree beyond correction: nothing is revealed, the senders retry.
     fn void_inconsistent(&mut self, round: Round) -> Effect {
         let participants = self
             .state
@@ -206,10 +220,11 @@ impl RoundMachine {
             .and_then(|c| c.decided)
             .map_or(0, |d| d.included.len() as u32);
         self.state.inconsistent_rounds += 1;
-        self.note_void(round);
+        let output = self.note_void(round, participants);
         Effect::Void {
             round,
             participants,
+            output,
         }
     }
 }

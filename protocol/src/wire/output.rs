@@ -33,13 +33,18 @@ pub struct RoundOutput {
     pub lost_cells: u32,
     /// This round's message slots, in layout (footprint) order.
     pub slots: BoundedVec<OutputSlot, MAX_OUTPUT_SLOTS>,
+    /// The round was void (too few clients or lists, or sums that disagreed): nothing
+    /// of it is revealed and its senders retry. Published like an output, so that f+1
+    /// servers' word opens the next round and settles this one without a status poll.
+    pub void: bool,
 }
 
 impl RoundOutput {
     /// SHA-256 over the canonical encoding; what servers sign and clients compare.
     pub fn hash(&self) -> [u8; 32] {
         let mut h = Sha256::new();
-        h.update(b"chorus/output/v2");
+        h.update(b"chorus/output/v3");
+        h.update([u8::from(self.void)]);
         h.update(self.round.to_le_bytes());
         h.update(self.participants.to_le_bytes());
         h.update((self.reservations.len() as u64).to_le_bytes());
@@ -73,6 +78,15 @@ impl RoundOutput {
             reservations: BoundedVec::default(),
             lost_cells: 0,
             slots: BoundedVec::default(),
+            void: false,
+        }
+    }
+
+    /// What a void round publishes: that it was void, and how many clients it had.
+    pub fn void(round: Round, participants: u32) -> Self {
+        Self {
+            void: true,
+            ..Self::empty(round, participants)
         }
     }
 }

@@ -199,6 +199,11 @@ async fn main() -> anyhow::Result<()> {
                 }
                 for f in in_flight.remove(&r).unwrap_or_default() {
                     let c = f.client;
+                    if output.void {
+                        // Nothing of a void round was revealed: its senders retry.
+                        if let Some(m) = queues[c].iter_mut().find(|m| m.id == f.id) { m.stage = Stage::Idle; }
+                        continue;
+                    }
                     let Some(pos) = queues[c].iter().position(|m| m.id == f.id) else { continue };
                     let to = queues[c][pos].to;
                     let slot = output.slot(f.footprint).unwrap_or_default();

@@ -167,6 +167,43 @@ fn a_void_round_sends_the_fragment_back_to_the_outbox() {
 }
 
 #[test]
+fn a_void_round_f_plus_one_servers_publish_retries_and_opens_the_next_round() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    let id = sim.send_to_key(&bob, "not this round");
+    let mut rounds = Rounds::default();
+    rounds.play(&c, &mut sim, 3);
+    let sent = submit_round(&mut sim, 4);
+    assert!(
+        c.vector_of(&sent).iter().any(|b| *b != 0),
+        "the message went out"
+    );
+    assert_eq!(sim.states(id).last(), Some(&Delivery::InRound(4)));
+    // One server's word is not enough; f+1 servers' is, with no status request.
+    let void = RoundOutput::void(4, 1);
+    for i in [0u16, 1] {
+        assert!(sim.take_submit().is_none(), "nothing opened round 5 yet");
+        let bytes = protocol::encode(&c.vouch(&void, i)).unwrap();
+        sim.core.handle_gossip(&bytes, sim.now);
+        sim.pump();
+    }
+    let sub = sim.accept_submit();
+    assert_eq!(sub.round, 5, "the void round opened the next one");
+    assert!(sim.core.handle_sent(sim.now));
+    sim.pump();
+    assert!(sim.states(id).contains(&Delivery::Retrying {
+        round: 4,
+        reason: RetryReason::Void
+    }));
+    assert!(sim
+        .reqs
+        .iter()
+        .all(|(_, _, r)| !matches!(r, ClientRequest::Status)));
+}
+
+#[test]
 fn a_round_with_no_output_for_twenty_rounds_counts_as_lost() {
     let mut c = Cluster::new(4);
     let me = c.identity();
