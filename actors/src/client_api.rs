@@ -19,7 +19,7 @@ use protocol::bounded::{BoundedVec, Bytes};
 use protocol::seal::OpenCache;
 use protocol::submission::share_from_opened;
 use protocol::wire::{
-    ClientRequest, ClientResponse, Command, RejectReason, ShareUpload, StatusInfo,
+    ClientRequest, ClientResponse, Command, RejectReason, ShareUpload, StatusInfo, SubmissionDigest,
 };
 use protocol::Params;
 use zeroize::Zeroizing;
@@ -27,6 +27,7 @@ use zeroize::Zeroizing;
 use crate::held::HeldShares;
 use crate::metrics::{ActorStats, ReasonLabel};
 use crate::net::NetHandle;
+use crate::open_pool::PoolError;
 use crate::store::SharedSm;
 use crate::types::{Applied, NodeId, TypeConfig};
 use crate::write::write;
@@ -40,6 +41,9 @@ pub fn text<const N: usize>(s: &str) -> Bytes<N> {
     let cut: Vec<u8> = s.as_bytes().iter().copied().take(N).collect();
     Bytes::new(cut).unwrap_or_default()
 }
+
+/// A share that passed its checks: its submission's digest, and the share if it opened.
+type Checked = (SubmissionDigest, Option<Zeroizing<Vec<u8>>>);
 
 /// Everything needed to answer a client (cheap to clone: handles only).
 #[derive(Clone)]
@@ -61,6 +65,8 @@ pub struct ClientApi {
     /// Our x25519 secret, to open shares, and the secrets it shares with clients'
     /// recent ephemerals.
     pub opener: Arc<Mutex<OpenCache>>,
+    /// The threads that check and open shares.
+    pub pool: Arc<crate::open_pool::OpenPool>,
     /// Shares held until their round is decided.
     pub held: SharedHeld,
     /// Shares that did not open (`chorus_share_open_failures_total`).
@@ -111,35 +117,47 @@ impl ClientApi {
     }
 
     /// Check, open and hold one share. Cheap refusals come first; the signature before
-    /// anything that tells whether this client already submitted.
+    /// anything that tells whether this client already submitted. The digest, the
+    /// signature and the decryption run on the share-opening threads.
     async fn take_share(&self, up: ShareUpload) -> ClientResponse {
-        let checked =
-            protocol::round::check_upload(&self.params, &up, self.me as u16).and_then(|()| {
-                self.sm
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .machine
-                    .precheck_share(up.round)
-            });
-        if let Err(r) = checked {
+        let open = self
+            .sm
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .machine
+            .precheck_share(up.round);
+        if let Err(r) = open {
             self.count(&r);
             return ClientResponse::Rejected(r);
         }
         let (params, opener, me) = (self.params.clone(), self.opener.clone(), self.me as u16);
-        let (round, client, digest) = (up.round, up.client, up.submission_digest());
-        let opened = tokio::task::spawn_blocking(move || -> Option<Zeroizing<Vec<u8>>> {
+        let (round, client) = (up.round, up.client);
+        let job = move || -> Result<Checked, RejectReason> {
+            protocol::round::check_upload(&params, &up, me)?;
             // The x25519 step (if this ephemeral is new) under the lock, the rest outside.
             let key = opener
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .share_key(&up.share, up.round, &up.client, me)
-                .ok()?;
-            let plain = key.open(&up.share, up.round, &up.client, me).ok()?;
-            share_from_opened(&params, up.round, &up.client, usize::from(me), &plain)
-        })
-        .await
-        .ok()
-        .flatten();
+                .share_key(&up.share, up.round, &up.client, me);
+            let share = key
+                .ok()
+                .and_then(|key| key.open(&up.share, up.round, &up.client, me).ok())
+                .and_then(|plain| {
+                    share_from_opened(&params, up.round, &up.client, usize::from(me), &plain)
+                });
+            Ok((up.submission_digest(), share))
+        };
+        let (digest, opened) = match self.pool.run(job).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(r)) => {
+                self.count(&r);
+                return ClientResponse::Rejected(r);
+            }
+            Err(PoolError::Busy) => {
+                return ClientResponse::Unavailable(text("busy opening shares; send it again"))
+            }
+            Err(PoolError::Stopped) => return ClientResponse::Unavailable(text("stopping")),
+        };
         let Some(share) = opened else {
             // Only we can open our share; the client hears it at once, and the share
             // never counts (v1 had to add such shares as zero and garble the round).

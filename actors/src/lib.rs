@@ -30,6 +30,7 @@ pub mod held;
 pub mod messages;
 pub mod metrics;
 pub mod net;
+pub mod open_pool;
 pub mod peer_connection;
 pub mod quota;
 pub mod raft_net;

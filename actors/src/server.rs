@@ -337,6 +337,12 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         opener: Arc::new(std::sync::Mutex::new(protocol::seal::OpenCache::new(
             identity.x25519_secret().clone(),
         ))),
+        pool: Arc::new(
+            crate::open_pool::OpenPool::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )
+            .map_err(|e| anyhow::anyhow!("starting the share-opening threads: {e}"))?,
+        ),
         held: held.clone(),
         open_failures: metrics.keeper.open_failures.clone(),
     };

@@ -89,8 +89,12 @@ const BUILDERS: usize = 2;
 /// Built uploads waiting to be sent, at most (the builders wait beyond it).
 const UPLOAD_QUEUE: usize = 256;
 
-/// Status polls a round waits for the output that lays it out (50 ms each).
-const LAYOUT_WAIT_POLLS: u32 = 6;
+/// Round lengths a round waits for the output that lays it out before it is submitted
+/// to without it, as clients do (a void round publishes a void output, so this is
+/// spent only when gossip is lost or a round is abandoned unpublished).
+const LAYOUT_WAIT_ROUNDS: u64 = 3;
+/// Status polls, one every this many milliseconds.
+const POLL_MS: u64 = 50;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -145,7 +149,8 @@ async fn main() -> anyhow::Result<()> {
     let mut measure_start: Option<Instant> = None;
     let mut outputs_measured = 0u64;
     let mut next_server = 0usize;
-    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    let mut poll = tokio::time::interval(Duration::from_millis(POLL_MS));
+    let layout_wait_polls = (LAYOUT_WAIT_ROUNDS * m.round.round_ms / POLL_MS).max(1) as u32;
     loop {
         if let Some(start) = measure_start {
             if start.elapsed() >= Duration::from_secs(args.seconds) {
@@ -252,7 +257,7 @@ async fn main() -> anyhow::Result<()> {
                     layout_wait = (round, 0);
                 }
                 layout_wait.1 += 1;
-                if round > 1 && !accepted.contains(&(round - 1)) && layout_wait.1 <= LAYOUT_WAIT_POLLS {
+                if round > 1 && !accepted.contains(&(round - 1)) && layout_wait.1 <= layout_wait_polls {
                     continue;
                 }
                 want = round;
