@@ -51,7 +51,7 @@ print("|---|---|---|---|---|---|---|")
 print("| original design (one process) | 5.8 | 0.3–0.4 | | | | 2.9 GB in all |")
 print(f'| Chorus | {r["msgs_per_sec"]:.1f} | {r["rounds_per_sec"]:.2f} | {r["p50_ms"]:.0f} | {r["p99_ms"]:.0f} | {r["first_try_rate"]:.2f} | {rss:.0f} MB |')
 print(f'\n{r["msgs_per_sec"] / 5.8:.1f}× the original\'s throughput. Latency is from queueing to delivery')
-print("(queue, a reservation, two rounds later the message in its reserved slot, the reveal:")
-print("about three rounds); reserved slots never collide. Run on " + str(datetime.date.today()) + ".")
+print("(queue, a reservation, the next round the message in its reserved slot, the reveal:")
+print("about two rounds); reserved slots never collide. Run on " + str(datetime.date.today()) + ".")
 PY
 cat docs/bench/seed.md
