@@ -104,6 +104,9 @@ pub struct Outbox {
     items: Vec<Out>,
     pending: BTreeMap<Round, Pending>,
     reply_keys: Vec<StaticSecret>,
+    /// Reservations whose round was published void, to report once the output is
+    /// processed (after the next submission, like every other event).
+    void_reserved: Vec<(u64, Round)>,
 }
 
 impl Outbox {
@@ -343,7 +346,22 @@ impl Outbox {
                 },
                 None => Stage::Idle,
             };
+            if output.void {
+                self.void_reserved.push((o.id, r));
+            }
         }
+    }
+
+    /// The reservations round `round` took before it was published void, reported.
+    pub fn reservations_voided(&mut self, round: Round) -> Vec<Event> {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.void_reserved)
+            .into_iter()
+            .partition(|(_, r)| *r == round);
+        self.void_reserved = later;
+        let reason = RetryReason::Void;
+        now.into_iter()
+            .filter_map(|(id, round)| self.state(id, Delivery::Retrying { round, reason }))
+            .collect()
     }
 
     /// Fragments whose round the servers voided, or that waited more than

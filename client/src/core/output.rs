@@ -128,6 +128,8 @@ impl<S: LocalStore> ClientCore<S> {
             .outbox
             .on_output(&output, &mut self.store, self.open_round);
         self.events.extend(ev);
+        let voided = self.outbox.reservations_voided(r);
+        self.events.extend(voided);
         self.flush_inbound(now_ms);
     }
 

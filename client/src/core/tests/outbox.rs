@@ -204,6 +204,26 @@ fn a_void_round_f_plus_one_servers_publish_retries_and_opens_the_next_round() {
 }
 
 #[test]
+fn a_reservation_in_a_void_round_is_reported_and_reserves_again() {
+    let mut c = Cluster::new(4);
+    let me = c.identity();
+    let bob = c.identity();
+    let mut sim = c.sim(me, MemStore::default(), 1);
+    let id = sim.send_to_key(&bob, "k not reached");
+    let first = submit_round(&mut sim, 2);
+    let void = RoundOutput::void(2, 2);
+    sim.vouched(&c, &void, &[0, 1]);
+    assert!(sim.states(id).contains(&Delivery::Retrying {
+        round: 2,
+        reason: RetryReason::Void
+    }));
+    // It reserves again, with a fresh footprint.
+    let again = submit_round(&mut sim, 3);
+    assert!(c.vector_of(&again).iter().any(|b| *b != 0));
+    assert_ne!(c.vector_of(&first), c.vector_of(&again));
+}
+
+#[test]
 fn a_round_with_no_output_for_twenty_rounds_counts_as_lost() {
     let mut c = Cluster::new(4);
     let me = c.identity();
