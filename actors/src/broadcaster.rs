@@ -1,9 +1,10 @@
 //! The broadcaster actor: signs each round output this node computes and publishes it on
-//! gossipsub; answers clients' history requests with signed pages of retained outputs.
+//! gossipsub; answers clients' history requests with signed pages of retained outputs,
+//! read from disk ([`crate::archive`]).
 //!
 //! ```text
 //!  dispatcher ─Committed(Output r)─► Broadcaster ─sign (blocking pool)─► Publish ─► PeerConnection
-//!  dispatcher ─HandleHistory──────► Broadcaster ─read page, sign (blocking pool)─► reply
+//!  dispatcher ─HandleHistory──────► Broadcaster ─read page from disk, sign (blocking pool)─► reply
 //!  dispatcher ─Gossip─────────────► Broadcaster (counted only: we compute outputs ourselves)
 //! ```
 //! Each retained output is hashed and signed once (when it is made, or on the first
@@ -21,6 +22,7 @@ use protocol::wire::{ClientResponse, OutputVouch, Round, RoundOutput, SignedOutp
 use protocol::Effect;
 use tokio::sync::oneshot;
 
+use crate::archive::OutputArchive;
 use crate::client_api::text;
 use crate::messages::{Committed, Publish};
 use crate::metrics::ActorStats;
@@ -59,6 +61,7 @@ pub struct Broadcaster {
     peer_conn: Addr<PeerConnection>,
     peer_stats: ActorStats,
     sm: SharedSm,
+    archive: OutputArchive,
     /// Our vouch for each retained output, computed once per round (not per history
     /// request); pruned with the outputs, so bounded by retention.
     vouches: BTreeMap<Round, OutputVouch>,
@@ -70,6 +73,7 @@ impl Broadcaster {
         me: NodeId,
         identity: Arc<keys::Identity>,
         sm: SharedSm,
+        archive: OutputArchive,
         peer_conn: Addr<PeerConnection>,
         stats: ActorStats,
         peer_stats: ActorStats,
@@ -80,6 +84,7 @@ impl Broadcaster {
             peer_conn,
             peer_stats,
             sm,
+            archive,
             vouches: BTreeMap::new(),
         }
     }
@@ -143,40 +148,52 @@ impl Handler<HandleHistory> for Broadcaster {
     type Result = ();
     fn handle(&mut self, msg: HandleHistory, ctx: &mut Self::Context) {
         self.stats.dequeued();
-        let (page, oldest_kept, settled_through) = {
+        // Rounds below the oldest still awaiting reveals (or below the open one) are
+        // revealed or void.
+        let settled_through = {
             let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
             let state = d.machine.state();
-            let outs = &state.outputs;
-            // Rounds below the oldest still awaiting reveals (or below the open one) are
-            // revealed or void.
-            let settled_through = state
+            state
                 .awaiting
                 .keys()
                 .next()
                 .copied()
                 .unwrap_or(state.open_round)
-                .checked_sub(1);
-            let page: Vec<(RoundOutput, Option<OutputVouch>)> = outs
-                .range(msg.from_round..)
-                .take(protocol::limits::MAX_HISTORY_OUTPUTS)
-                .map(|(r, o)| (o.clone(), self.vouches.get(r).cloned()))
-                .collect();
-            (page, outs.keys().next().copied(), settled_through)
+                .checked_sub(1)
         };
-        // Forget vouches for outputs the state no longer keeps.
-        if let Some(oldest) = oldest_kept {
-            self.vouches = self.vouches.split_off(&oldest);
-        }
+        let vouches: BTreeMap<Round, OutputVouch> = self
+            .vouches
+            .range(msg.from_round..)
+            .take(protocol::limits::MAX_HISTORY_OUTPUTS)
+            .map(|(r, v)| (*r, v.clone()))
+            .collect();
+        let archive = self.archive.clone();
         let signer = self.signer.clone();
         // Signing is the expensive part, and only outputs we have not vouched for yet
         // (after a restart) need it: that runs on the blocking pool, one page at a time
         // (the actor waits, so its bounded mailbox is the only queue of history requests).
         let answer = tokio::task::spawn_blocking(move || {
+            let page = match archive.page(msg.from_round, protocol::limits::MAX_HISTORY_OUTPUTS) {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read retained outputs");
+                    let _ = msg.reply.send(ClientResponse::Unavailable(text(
+                        "retained outputs unreadable here",
+                    )));
+                    return (Vec::new(), None);
+                }
+            };
+            let oldest_kept = page.oldest_kept;
+            // An output is applied to the state just before it is written to disk: never
+            // call a round settled that this page could not yet hold, or a client would
+            // count it void.
+            let settled_through = settled_through.zip(page.newest).map(|(s, n)| s.min(n));
             let mut fresh = Vec::new();
             let signed: Vec<SignedOutput> = page
+                .outputs
                 .into_iter()
-                .map(|(output, cached)| {
-                    let vouch = cached.unwrap_or_else(|| {
+                .map(|output| {
+                    let vouch = vouches.get(&output.round).cloned().unwrap_or_else(|| {
                         let v = signer.vouch(&output);
                         fresh.push(v.clone());
                         v
@@ -193,10 +210,16 @@ impl Handler<HandleHistory> for Broadcaster {
                 Err(_) => ClientResponse::Unavailable(text("history page too large")),
             };
             let _ = msg.reply.send(resp);
-            fresh
+            (fresh, oldest_kept)
         });
         ctx.wait(answer.into_actor(self).map(|res, act, _| match res {
-            Ok(fresh) => act.vouches.extend(fresh.into_iter().map(|v| (v.round, v))),
+            Ok((fresh, oldest_kept)) => {
+                act.vouches.extend(fresh.into_iter().map(|v| (v.round, v)));
+                // Forget vouches for outputs no longer retained.
+                if let Some(oldest) = oldest_kept {
+                    act.vouches = act.vouches.split_off(&oldest);
+                }
+            }
             Err(_) => act.stats.failed(),
         }));
     }

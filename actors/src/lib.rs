@@ -21,6 +21,7 @@
 //! - [`dispatch`]: the tasks that route network events and applied entries to actors.
 //! - [`status`], [`server`]: `/status`, and the wiring that starts everything.
 
+pub mod archive;
 pub mod broadcaster;
 pub mod client_api;
 pub mod consensus;

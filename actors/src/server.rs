@@ -253,6 +253,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
     let (applied_tx, applied_rx) = tokio::sync::mpsc::channel(crate::MAILBOX_CAPACITY * 4);
     let sm = StateMachine::open(db.clone(), cfg.params.clone(), Some(applied_tx))?;
     let shared = sm.shared();
+    let archive = sm.archive();
     let mismatch = shared
         .read()
         .unwrap_or_else(|p| p.into_inner())
@@ -382,6 +383,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
             cfg.me,
             identity,
             shared.clone(),
+            archive,
             peer_conn.clone(),
             broadcaster_stats.clone(),
             peer_stats.clone(),

@@ -4,6 +4,7 @@
 //! ```text
 //!  openraft core ──append/truncate/purge/vote──► LogStore ──► redb (Durability::Immediate)
 //!  openraft sm worker ──apply──► StateMachine (RoundMachine in memory) ──effects──► consensus actor
+//!                      │                        └─outputs──► redb "outputs" (crate::archive)
 //!                      └─build/install snapshot──► redb "snapshot" table
 //! ```
 //! The state machine lives in memory and is rebuilt at start-up from the last snapshot
@@ -58,6 +59,7 @@ pub fn open_db(path: &std::path::Path) -> Result<Arc<Database>, std::io::Error> 
         w.open_table(LOGS).map_err(io_err)?;
         w.open_table(META).map_err(io_err)?;
         w.open_table(SNAPSHOT).map_err(io_err)?;
+        w.open_table(crate::archive::OUTPUTS).map_err(io_err)?;
     }
     w.commit().map_err(io_err)?;
     Ok(Arc::new(db))
@@ -278,6 +280,7 @@ pub type SharedSm = Arc<RwLock<SmData>>;
 pub struct StateMachine {
     db: Arc<Database>,
     data: SharedSm,
+    archive: crate::archive::OutputArchive,
     params: Params,
     applied_tx: Option<mpsc::Sender<AppliedEntry>>,
     snapshot_seq: u64,
@@ -300,6 +303,7 @@ impl StateMachine {
             membership = meta.last_membership;
         }
         Ok(Self {
+            archive: crate::archive::OutputArchive::new(db.clone(), params.retention_rounds),
             db,
             data: Arc::new(RwLock::new(SmData {
                 machine,
@@ -315,6 +319,11 @@ impl StateMachine {
     /// A handle for readers.
     pub fn shared(&self) -> SharedSm {
         self.data.clone()
+    }
+
+    /// The retained outputs on disk.
+    pub fn archive(&self) -> crate::archive::OutputArchive {
+        self.archive.clone()
     }
 }
 
@@ -422,6 +431,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 }
             }
+        }
+        // Outputs go to disk before anything is told of them (and before a snapshot can
+        // cover them). A failed write costs this server those rounds' history only:
+        // clients take them from the others.
+        let outputs: Vec<protocol::wire::RoundOutput> = out
+            .iter()
+            .filter_map(|a| match &a.effect {
+                Effect::Output(o) | Effect::Void { output: o, .. } => Some(o.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = self.archive.keep(&outputs) {
+            tracing::warn!(error = %e, "could not archive round outputs");
         }
         if let Some(tx) = &self.applied_tx {
             for a in out {

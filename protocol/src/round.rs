@@ -41,6 +41,10 @@ pub use outputs::Dissent;
 /// cluster that cannot reveal does not grow without bound.
 pub const MAX_AWAITING_REVEAL: usize = 16;
 
+/// Outputs the replicated state keeps in memory (the newest, at most; the node archives
+/// every retained output on disk, so memory does not grow with retention).
+pub const RECENT_OUTPUTS: u64 = 8;
+
 /// Void rounds remembered for clients asking "did my round happen?".
 pub const RECENT_VOID: usize = 32;
 
@@ -79,7 +83,8 @@ pub struct State {
     pub open_layout: Vec<u64>,
     /// Closed rounds awaiting lists, a decision or sums.
     pub awaiting: BTreeMap<Round, ClosedRound>,
-    /// Revealed outputs within the retention window.
+    /// The newest outputs (void ones too), at most [`RECENT_OUTPUTS`] and within the
+    /// retention window; servers archive every retained output on disk.
     pub outputs: BTreeMap<Round, RoundOutput>,
     /// Last decided round and its participants (included clients; void or not).
     pub last_closed: Option<(Round, u32)>,

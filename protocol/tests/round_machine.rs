@@ -117,6 +117,25 @@ fn outputs_beyond_retention_are_dropped() {
 }
 
 #[test]
+fn memory_holds_the_newest_outputs_only_whatever_the_retention() {
+    let mut w = World::new(3, 1, 1, Admission::Open);
+    w.params.retention_rounds = 10_000;
+    let a = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(2));
+    let mut m = RoundMachine::new(w.params.clone());
+    let v = Vector::zero(&w.params);
+    for r in 1..=30u64 {
+        w.submit(r, &a, &v);
+        w.close_and_decide(&mut m, r);
+        for rev in w.reveals(&m, r).iter() {
+            m.apply(rev);
+        }
+    }
+    let kept: Vec<u64> = m.state().outputs.keys().copied().collect();
+    let window = protocol::round::RECENT_OUTPUTS;
+    assert_eq!(kept, ((31 - window)..=30).collect::<Vec<_>>());
+}
+
+#[test]
 fn directory_names_are_unique_and_signed() {
     let w = World::new(3, 1, 1, Admission::Open);
     let mut rng = rand::rngs::StdRng::seed_from_u64(4);

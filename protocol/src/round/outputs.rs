@@ -184,8 +184,8 @@ impl RoundMachine {
         Effect::Output(output)
     }
 
-    /// Retain an output (a void one too) within the retention window; if it is the
-    /// round before the open one, it lays the open round out.
+    /// Keep an output (a void one too) among the recent ones; if it is the round before
+    /// the open one, it lays the open round out.
     pub(super) fn keep_output(&mut self, output: RoundOutput) {
         let round = output.round;
         if self.state.open_round == round + crate::vector::RESERVE_AHEAD {
@@ -202,7 +202,8 @@ impl RoundMachine {
             .next_back()
             .copied()
             .unwrap_or(round);
-        let keep_from = newest.saturating_sub(self.params.retention_rounds - 1);
+        let window = self.params.retention_rounds.min(super::RECENT_OUTPUTS);
+        let keep_from = newest.saturating_sub(window.saturating_sub(1));
         while let Some((&oldest, _)) = self.state.outputs.first_key_value() {
             if oldest >= keep_from {
                 break;
