@@ -54,6 +54,11 @@ impl OutputArchive {
         }
     }
 
+    /// Rounds retained.
+    pub fn retention(&self) -> u64 {
+        self.retention
+    }
+
     /// Write `outputs` and drop rounds beyond retention, in one durable commit: once a
     /// snapshot covers an output, the output is on disk.
     pub fn keep(&self, outputs: &[RoundOutput]) -> std::io::Result<()> {

@@ -63,7 +63,7 @@ pub struct Broadcaster {
     sm: SharedSm,
     archive: OutputArchive,
     /// Our vouch for each retained output, computed once per round (not per history
-    /// request); pruned with the outputs, so bounded by retention.
+    /// request); pruned to the retention window as outputs are made, so bounded by it.
     vouches: BTreeMap<Round, OutputVouch>,
 }
 
@@ -127,7 +127,16 @@ impl Handler<Committed> for Broadcaster {
         };
         ctx.wait(publish.into_actor(self).map(|res, act, _| match res {
             Ok(vouch) => {
+                // Vouches are kept as long as their outputs are, whether or not anyone
+                // asks for history.
+                let keep_from = vouch.round.saturating_sub(act.archive.retention() - 1);
                 act.vouches.insert(vouch.round, vouch);
+                while let Some(oldest) = act.vouches.first_entry() {
+                    if *oldest.key() >= keep_from {
+                        break;
+                    }
+                    oldest.remove();
+                }
             }
             Err(()) => act.stats.failed(),
         }));

@@ -4,7 +4,7 @@
 //! - `Init(params)`, once, if the cluster has no committed parameters yet;
 //! - `Close(r)` when the open round has been open `round_ms` and has held shares here
 //!   for at least half of it, and shares have stopped arriving for
-//!   [`RoundClock::quiet`] (or the round has been open [`RoundClock::longest`]): clients
+//!   [`RoundClock::quiet`] (or it has held shares for [`RoundClock::longest`]): clients
 //!   submit to round `r` once they hold the output of `r − 1`, which lays it out, so the
 //!   round's time runs while that output is summed and published; a large population
 //!   whose uploads take longer than `round_ms` to come in is not cut in two (once as
