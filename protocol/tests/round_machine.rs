@@ -99,19 +99,25 @@ fn message_reaches_only_its_recipient_through_a_full_round() {
     assert!(m.state().awaiting.is_empty());
 }
 
-#[test]
-fn outputs_beyond_retention_are_dropped() {
-    let mut w = World::new(3, 1, 1, Admission::Open);
+/// A fresh machine run through rounds `1..=rounds`, each with one client's cover.
+fn cover_rounds(w: &mut World, rounds: u64) -> RoundMachine {
     let a = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(1));
     let mut m = RoundMachine::new(w.params.clone());
     let v = Vector::zero(&w.params);
-    for r in 1..=10u64 {
+    for r in 1..=rounds {
         w.submit(r, &a, &v);
         w.close_and_decide(&mut m, r);
         for rev in w.reveals(&m, r).iter() {
             m.apply(rev);
         }
     }
+    m
+}
+
+#[test]
+fn outputs_beyond_retention_are_dropped() {
+    let mut w = World::new(3, 1, 1, Admission::Open);
+    let m = cover_rounds(&mut w, 10);
     let kept: Vec<u64> = m.state().outputs.keys().copied().collect();
     assert_eq!(kept, vec![7, 8, 9, 10], "retention_rounds = 4");
 }
@@ -120,16 +126,7 @@ fn outputs_beyond_retention_are_dropped() {
 fn memory_holds_the_newest_outputs_only_whatever_the_retention() {
     let mut w = World::new(3, 1, 1, Admission::Open);
     w.params.retention_rounds = 10_000;
-    let a = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(2));
-    let mut m = RoundMachine::new(w.params.clone());
-    let v = Vector::zero(&w.params);
-    for r in 1..=30u64 {
-        w.submit(r, &a, &v);
-        w.close_and_decide(&mut m, r);
-        for rev in w.reveals(&m, r).iter() {
-            m.apply(rev);
-        }
-    }
+    let m = cover_rounds(&mut w, 30);
     let kept: Vec<u64> = m.state().outputs.keys().copied().collect();
     let window = protocol::round::RECENT_OUTPUTS;
     assert_eq!(kept, ((31 - window)..=30).collect::<Vec<_>>());
