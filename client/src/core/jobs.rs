@@ -14,10 +14,11 @@ use crate::event::Event;
 /// (while it waits, answers come every quarter round).
 pub const LAYOUT_WAIT_POLLS: u8 = 2;
 /// Round lengths between status requests while outputs keep arriving: each output
-/// opens the next round, so status is only a check (void rounds, a lagging server).
+/// (a void one too) opens the next round, so status is only a check (a lagging server,
+/// a round abandoned unpublished).
 pub const STATUS_EVERY_ROUNDS: u64 = 8;
 /// Round lengths without a new output from gossip after which status is asked every
-/// tick (a void round, lost gossip, an idle or unreachable cluster).
+/// tick (lost gossip, a round abandoned unpublished, an idle or unreachable cluster).
 pub const OUTPUT_OVERDUE_ROUNDS: u64 = 3;
 
 impl<S: LocalStore> ClientCore<S> {
