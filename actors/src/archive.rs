@@ -61,7 +61,7 @@ impl OutputArchive {
 
     /// Write `outputs` and drop rounds beyond retention, in one durable commit: once a
     /// snapshot covers an output, the output is on disk.
-    pub fn keep(&self, outputs: &[RoundOutput]) -> std::io::Result<()> {
+    pub fn keep(&self, outputs: &[&RoundOutput]) -> std::io::Result<()> {
         if outputs.is_empty() {
             return Ok(());
         }
@@ -121,7 +121,7 @@ mod tests {
     fn keeps_retention_rounds_and_serves_them_in_pages() {
         let (_dir, a) = archive(100);
         for r in 1..=250u64 {
-            a.keep(&[RoundOutput::empty(r, 3)]).expect("keep");
+            a.keep(&[&RoundOutput::empty(r, 3)]).expect("keep");
         }
         let all = a.page(0, usize::MAX).expect("page");
         assert_eq!(all.oldest_kept, Some(151));
@@ -140,9 +140,8 @@ mod tests {
         {
             let a = OutputArchive::new(crate::store::open_db(&path).expect("db"), 10);
             let void = RoundOutput::void(7, 1);
-            a.keep(&[RoundOutput::empty(6, 3), void.clone()])
-                .expect("keep");
-            a.keep(std::slice::from_ref(&void)).expect("replay");
+            a.keep(&[&RoundOutput::empty(6, 3), &void]).expect("keep");
+            a.keep(&[&void]).expect("replay");
         }
         let a = OutputArchive::new(crate::store::open_db(&path).expect("db"), 10);
         let page = a.page(0, 16).expect("page");

@@ -189,7 +189,7 @@ impl Handler<HandleHistory> for Broadcaster {
                     let _ = msg.reply.send(ClientResponse::Unavailable(text(
                         "retained outputs unreadable here",
                     )));
-                    return (Vec::new(), None);
+                    return Vec::new();
                 }
             };
             let oldest_kept = page.oldest_kept;
@@ -219,16 +219,12 @@ impl Handler<HandleHistory> for Broadcaster {
                 Err(_) => ClientResponse::Unavailable(text("history page too large")),
             };
             let _ = msg.reply.send(resp);
-            (fresh, oldest_kept)
+            fresh
         });
+        // Vouches signed here are for retained outputs; the window prunes them as new
+        // outputs are made.
         ctx.wait(answer.into_actor(self).map(|res, act, _| match res {
-            Ok((fresh, oldest_kept)) => {
-                act.vouches.extend(fresh.into_iter().map(|v| (v.round, v)));
-                // Forget vouches for outputs no longer retained.
-                if let Some(oldest) = oldest_kept {
-                    act.vouches = act.vouches.split_off(&oldest);
-                }
-            }
+            Ok(fresh) => act.vouches.extend(fresh.into_iter().map(|v| (v.round, v))),
             Err(_) => act.stats.failed(),
         }));
     }

@@ -73,7 +73,11 @@ fn work(rx: &Mutex<Receiver<Job>>) {
         // One thread waits in `recv` holding the lock; the others wait for the lock.
         let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
         match job {
-            Ok(job) => job(),
+            // A job that panics loses only its own answer (the caller hears `Stopped`);
+            // the thread goes on serving the queue.
+            Ok(job) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
             Err(_) => return, // every sender is gone
         }
     }
@@ -82,6 +86,14 @@ fn work(rx: &Mutex<Receiver<Job>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_job_loses_its_answer_and_the_thread_serves_on() {
+        let pool = OpenPool::new(1).expect("thread");
+        let panicked: Result<(), PoolError> = pool.run(|| panic!("a bad share")).await;
+        assert_eq!(panicked, Err(PoolError::Stopped));
+        assert_eq!(pool.run(|| 7).await, Ok(7));
+    }
 
     #[tokio::test]
     async fn jobs_run_on_the_pool_and_a_full_queue_refuses() {

@@ -435,10 +435,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Outputs go to disk before anything is told of them (and before a snapshot can
         // cover them). A failed write costs this server those rounds' history only:
         // clients take them from the others.
-        let outputs: Vec<protocol::wire::RoundOutput> = out
+        let outputs: Vec<&protocol::wire::RoundOutput> = out
             .iter()
             .filter_map(|a| match &a.effect {
-                Effect::Output(o) | Effect::Void { output: o, .. } => Some(o.clone()),
+                Effect::Output(o) | Effect::Void { output: o, .. } => Some(o),
                 _ => None,
             })
             .collect();
