@@ -13,7 +13,7 @@
 //! - [`slot`]: what is inside a slot (sealed to the recipient), and fragmentation;
 //!   [`reserve`]: reservation cells, their two-way decoding and the slot layout;
 //!   [`vector`]: a round's vector (cells, then the message region) and what its sum
-//!   publishes.
+//!   publishes; [`validity`]: the proof that a vector garbles at most its own slot.
 //! - [`params`], [`round`], [`robust`], [`names`]: the replicated round state machine,
 //!   robust reconstruction of outputs, and the rule for registered names.
 
@@ -30,6 +30,7 @@ pub mod seal;
 pub mod shamir;
 pub mod slot;
 pub mod submission;
+pub mod validity;
 pub mod vector;
 pub mod wire;
 

@@ -258,12 +258,13 @@ impl Params {
                 ),
             );
         }
-        if slots * slot_bytes > MAX_VECTOR_BYTES {
+        let region = slots * slot_bytes.next_multiple_of(crate::field::PACK);
+        if region > MAX_VECTOR_BYTES {
             return err(
                 "slots",
                 format!(
-                    "slots × slot_bytes = {} exceeds {MAX_VECTOR_BYTES}",
-                    slots * slot_bytes
+                    "slots × slot_bytes (each slot on whole 7-byte elements) = {region} exceeds \
+                     {MAX_VECTOR_BYTES}"
                 ),
             );
         }
@@ -302,9 +303,10 @@ impl Params {
         Ok(self)
     }
 
-    /// The message region: `S × L` bytes.
+    /// The message region: `S × L` bytes, `L` rounded up to whole 7-byte field elements
+    /// (every slot starts on an element, so `S` slots of `L` bytes always fit).
     pub fn message_bytes(&self) -> usize {
-        self.slots as usize * self.slot_bytes as usize
+        self.slots as usize * (self.slot_bytes as usize).next_multiple_of(crate::field::PACK)
     }
 
     /// Field elements in a vector: three per reservation cell, then the message region

@@ -138,8 +138,10 @@ pub struct Slot {
 
 /// Lay out the message region from decoded footprints: in footprint order, each gets
 /// the length it asked for (at least `min_len`, at most `max_len`), until `region` bytes
-/// are used; the rest are not laid out and reserve again. Every client that decoded the
-/// same output computes the same layout.
+/// are used; the rest are not laid out and reserve again. Every slot starts on a field
+/// element (a multiple of [`crate::field::PACK`] bytes), so no element holds bytes of two
+/// slots and the validity circuit ([`crate::validity`]) can tell slots apart. Every
+/// client that decoded the same output computes the same layout.
 pub fn layout(footprints: &[u64], region: usize, min_len: usize, max_len: usize) -> Vec<Slot> {
     let mut sorted = footprints.to_vec();
     sorted.sort_unstable();
@@ -156,7 +158,7 @@ pub fn layout(footprints: &[u64], region: usize, min_len: usize, max_len: usize)
             offset,
             len,
         });
-        offset += len;
+        offset = (offset + len).next_multiple_of(crate::field::PACK);
     }
     out
 }
@@ -271,11 +273,12 @@ mod tests {
             .collect();
         let slots = layout(&fps, 600, 1, 256);
         let order: Vec<u64> = slots.iter().map(|s| s.footprint >> LENGTH_BITS).collect();
-        // 1 (50) + 3 (200) + 5 (300 → 256) = 506; 9 (100) would pass 600.
+        // 1 (50) + 3 (200) + 5 (300 → 256), each starting on a 7-byte element: ends at
+        // 518; 9 (100) would pass 600.
         assert_eq!(order, vec![1, 3, 5]);
         assert_eq!(
             slots.iter().map(|s| (s.offset, s.len)).collect::<Vec<_>>(),
-            vec![(0, 50), (50, 200), (250, 256)]
+            vec![(0, 50), (56, 200), (259, 256)]
         );
         let mut shuffled = fps.clone();
         shuffled.reverse();
