@@ -196,6 +196,8 @@ pub fn write_cluster<R: RngCore + CryptoRng>(
             slot_bytes: spec.slot_bytes,
             retention_rounds: spec.retention_rounds,
             reserve_cells: None,
+            exclusions_before_cooling: None,
+            cooling_rounds: None,
         },
         admission: AdmissionSection {
             policy: spec.policy,

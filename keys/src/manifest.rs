@@ -30,6 +30,14 @@ pub struct RoundSection {
     /// reservations decoded at the first try when every slot is wanted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserve_cells: Option<u32>,
+    /// Exclusions for a bad validity proof, inconsistent shares or two different
+    /// submissions in one round before a client is refused for `cooling_rounds`
+    /// (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusions_before_cooling: Option<u32>,
+    /// Rounds a client excluded that often is refused for (default 1200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooling_rounds: Option<u64>,
 }
 
 /// Client admission policy.

@@ -23,10 +23,13 @@ pub const MAX_SHARE_BYTES: usize = crate::field::share_bytes(MAX_VECTOR_BYTES)
 pub const TAG_BYTES: usize = 16;
 /// Most bytes of one sealed share's ciphertext.
 pub const MAX_SEALED_SHARE_BYTES: usize = MAX_SHARE_BYTES + TAG_BYTES;
+/// Bytes of one sealed proof share: the tags' masks and the proofs, and the AEAD tag.
+pub const MAX_PROOF_SEALED_BYTES: usize =
+    crate::validity::EXTRA_ELEMENTS * crate::field::ELEMENT_BYTES + TAG_BYTES;
 /// Bytes of a share seed (see [`crate::shamir`]).
 pub const SEED_BYTES: usize = 32;
-/// Most clients one round can include (and one `Have` list can name: 48 bytes each,
-/// under 1 MiB).
+/// Most clients one round can include (and one `Have` list can name: 128 bytes each,
+/// 2 MiB).
 pub const MAX_ROUND_CLIENTS: usize = 16_384;
 /// Longest registered name, in bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 64;

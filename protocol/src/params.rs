@@ -42,7 +42,17 @@ pub struct Params {
     pub registrations_per_round: u32,
     /// Under the `open` policy: names in the directory, at most.
     pub max_names: u64,
+    /// Exclusions for a bad proof, inconsistent shares or two different submissions
+    /// (within [`Params::cooling_rounds`] of each other) before a client cools off.
+    pub exclusions_before_cooling: u32,
+    /// Rounds a client that was excluded too often is refused for.
+    pub cooling_rounds: u64,
 }
+
+/// Default exclusions before a client cools off.
+pub const DEFAULT_EXCLUSIONS_BEFORE_COOLING: u32 = 3;
+/// Default cooling-off period, in rounds (ten minutes of 500 ms rounds).
+pub const DEFAULT_COOLING_ROUNDS: u64 = 1200;
 
 /// Default cap on registrations per round under the `open` policy.
 pub const DEFAULT_REGISTRATIONS_PER_ROUND: u32 = 32;
@@ -112,6 +122,18 @@ impl Params {
         .with_server_keys(keys)?;
         if let Some(cells) = round.reserve_cells {
             p = p.with_reserve_cells(cells as usize)?;
+        }
+        if let Some(strikes) = round.exclusions_before_cooling {
+            if strikes < 1 {
+                return Err(ParamsError {
+                    field: "round.exclusions_before_cooling".into(),
+                    problem: "must be at least 1".into(),
+                });
+            }
+            p.exclusions_before_cooling = strikes;
+        }
+        if let Some(rounds) = round.cooling_rounds {
+            p.cooling_rounds = rounds;
         }
         if let Some(cap) = admission_caps.0 {
             if cap < 1 {
@@ -210,6 +232,20 @@ impl Params {
                     &other.max_names,
                 )
             })
+            .or_else(|| {
+                differ(
+                    "round.exclusions_before_cooling",
+                    &self.exclusions_before_cooling,
+                    &other.exclusions_before_cooling,
+                )
+            })
+            .or_else(|| {
+                differ(
+                    "round.cooling_rounds",
+                    &self.cooling_rounds,
+                    &other.cooling_rounds,
+                )
+            })
     }
 
     /// Check and build.
@@ -286,6 +322,8 @@ impl Params {
             server_keys: Vec::new(),
             registrations_per_round: DEFAULT_REGISTRATIONS_PER_ROUND,
             max_names: DEFAULT_MAX_NAMES,
+            exclusions_before_cooling: DEFAULT_EXCLUSIONS_BEFORE_COOLING,
+            cooling_rounds: DEFAULT_COOLING_ROUNDS,
         }
         .with_reserve_cells(slots * RESERVE_CELLS_PER_SLOT)
     }

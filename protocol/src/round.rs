@@ -31,10 +31,14 @@ use crate::limits::MAX_NAME_BYTES;
 use crate::params::{Admission, Params};
 use crate::wire::{
     ClientId, Command, Have, HeldEntry, PublicKeys, Register, RejectReason, Round, RoundOutput,
-    ServerIndex, ShareUpload,
+    ServerIndex,
 };
 
+mod checks;
+mod include;
 mod outputs;
+pub use checks::{check_name, check_register, check_share_round, check_upload};
+pub use include::{Conduct, Exclusions, Strikes};
 pub use outputs::Dissent;
 
 /// Closed rounds that may wait for lists or sums at once; older ones are abandoned so a
@@ -116,6 +120,9 @@ pub struct State {
     pub inconsistent_rounds: u64,
     /// Outputs decoded from exactly t+1 reveals (nothing to check them against).
     pub unchecked_outputs: u64,
+    /// Clients left out of rounds by reason, strikes and cooling-off.
+    #[serde(default)]
+    pub conduct: Conduct,
 }
 
 impl Default for State {
@@ -139,6 +146,7 @@ impl Default for State {
             dissent: BTreeMap::new(),
             inconsistent_rounds: 0,
             unchecked_outputs: 0,
+            conduct: Conduct::default(),
         }
     }
 }
@@ -209,86 +217,6 @@ pub enum Effect {
 /// Rounds ahead of a server's applied open round that it still forwards to the log (it
 /// may be a close or two behind the leader).
 pub const FUTURE_WINDOW: Round = 2;
-
-/// Checks on a registration that need no state: the name's form, admission and the
-/// signature. Servers run these before forwarding, so under the `listed` policy no
-/// stranger's registration costs a log entry; the state machine runs them again on apply.
-pub fn check_register(params: &Params, reg: &Register) -> Result<(), RejectReason> {
-    check_name(reg.name.as_slice())?;
-    if let Admission::Listed(allowed) = &params.admission {
-        if !allowed.contains(&reg.keys.sign) {
-            return Err(RejectReason::UnknownClient);
-        }
-    }
-    if !reg.signature_valid() {
-        return Err(RejectReason::BadSignature);
-    }
-    if !reg.dh_proof_valid() {
-        return Err(RejectReason::BadKeyProof);
-    }
-    Ok(())
-}
-
-/// Checks server `me` makes on an upload with no state: addressed to it, admission,
-/// one digest per server, the share's size (a seed or a whole share, as the rotation
-/// says) and digest, and the signature. What is refused here never costs more work.
-pub fn check_upload(
-    params: &Params,
-    up: &ShareUpload,
-    me: ServerIndex,
-) -> Result<(), RejectReason> {
-    if up.server != me {
-        return Err(RejectReason::WrongServer(up.server));
-    }
-    if let Admission::Listed(allowed) = &params.admission {
-        if !allowed.contains(&up.client) {
-            return Err(RejectReason::UnknownClient);
-        }
-    }
-    if up.digests.len() != usize::from(params.servers) {
-        return Err(RejectReason::WrongDigestCount {
-            expected: u32::from(params.servers),
-            got: up.digests.len() as u32,
-        });
-    }
-    let expected = params.sealed_bytes_for(up.round, &up.client, usize::from(me));
-    if up.share.ciphertext.len() != expected {
-        return Err(RejectReason::WrongShareSize {
-            expected: expected as u32,
-            got: up.share.ciphertext.len() as u32,
-        });
-    }
-    if up.digests.as_slice().get(usize::from(me)).map(|d| d.0)
-        != Some(crate::wire::share_digest(&up.share))
-    {
-        return Err(RejectReason::DigestMismatch);
-    }
-    if !up.signature_valid() {
-        return Err(RejectReason::BadSignature);
-    }
-    Ok(())
-}
-
-/// Whether a share for `round` may be held while `open` is the open round: not for a
-/// closed round, nor more than [`FUTURE_WINDOW`] ahead (this server may be a close or
-/// two behind the leader).
-pub fn check_share_round(round: Round, open: Round) -> Result<(), RejectReason> {
-    if round < open {
-        return Err(RejectReason::StaleRound { got: round, open });
-    }
-    if round > open.saturating_add(FUTURE_WINDOW) {
-        return Err(RejectReason::FutureRound { got: round, open });
-    }
-    Ok(())
-}
-
-/// Check a name for registration: the rule in [`crate::names`], in normal form.
-pub fn check_name(name: &[u8]) -> Result<&str, RejectReason> {
-    let text =
-        std::str::from_utf8(name).map_err(|_| RejectReason::InvalidName("not UTF-8".into()))?;
-    crate::names::check(text).map_err(|e| RejectReason::InvalidName(e.to_string()))?;
-    Ok(text)
-}
 
 /// Parameters plus state.
 #[derive(Clone, Debug)]
@@ -382,6 +310,9 @@ impl RoundMachine {
         }
         self.state.open_round += 1;
         self.state.registered_this_round = 0;
+        if round % 64 == 0 {
+            self.state.conduct.forget_before(&self.params, round);
+        }
         // The next round is laid out when this one's output is applied (see `publish`).
         let laid_out = std::mem::take(&mut self.state.open_layout);
         self.state.awaiting.insert(
@@ -463,13 +394,10 @@ impl RoundMachine {
             None => return Effect::Rejected(RejectReason::NotAwaitingHaves { round }),
         };
         let servers: Vec<ServerIndex> = haves.keys().copied().collect();
-        let included: Vec<ClientId> = match haves.values().next() {
-            Some(first) if servers.len() >= needed => first
-                .iter()
-                .filter(|e| haves.values().all(|l| l.binary_search(e).is_ok()))
-                .map(|e| e.client)
-                .collect(),
-            _ => Vec::new(),
+        let included: Vec<ClientId> = if servers.len() >= needed {
+            self.state.conduct.include(&self.params, round, &haves)
+        } else {
+            Vec::new()
         };
         let participants = included.len() as u32;
         self.state.last_closed = Some((round, participants));

@@ -153,9 +153,49 @@ impl Sealer {
             None => ([0u8; 32], Zeroizing::new([0u8; 32])),
         };
         let key = derive_key(&shared, &self.public, &server_pub, round, client, server);
-        seal_under(&key, &self.public, share, round, client, server)
+        seal_under(
+            &key,
+            &self.public,
+            share,
+            round,
+            client,
+            server,
+            SHARE_NONCE,
+        )
+    }
+
+    /// Seal `proof` for server `server` in `round` under the same key as its share, with
+    /// the proof's own nonce: the ciphertext only (the ephemeral is the share's).
+    pub fn seal_proof(
+        &self,
+        proof: &[u8],
+        round: Round,
+        client: &ClientId,
+        server: ServerIndex,
+    ) -> Vec<u8> {
+        let (server_pub, shared) = match self.servers.get(usize::from(server)) {
+            Some((k, s)) => (*k, s.clone()),
+            None => ([0u8; 32], Zeroizing::new([0u8; 32])),
+        };
+        let key = derive_key(&shared, &self.public, &server_pub, round, client, server);
+        seal_under(
+            &key,
+            &self.public,
+            proof,
+            round,
+            client,
+            server,
+            PROOF_NONCE,
+        )
+        .ciphertext
+        .into_vec()
     }
 }
+
+/// The nonce of a share under its key.
+const SHARE_NONCE: [u8; 12] = [0; 12];
+/// The nonce of the proof share sealed under the same key.
+const PROOF_NONCE: [u8; 12] = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
 /// Encrypt `share` under its derived `key`, the ephemeral `public` beside it.
 fn seal_under(
@@ -165,13 +205,14 @@ fn seal_under(
     round: Round,
     client: &ClientId,
     server: ServerIndex,
+    nonce: [u8; 12],
 ) -> SealedShare {
     let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
     let aad = aad(round, client, server);
     // Encryption with a valid key cannot fail for inputs under 256 GiB.
     let ct = cipher
         .encrypt(
-            Nonce::from_slice(&[0u8; 12]),
+            Nonce::from_slice(&nonce),
             Payload {
                 msg: share,
                 aad: &aad,
@@ -207,7 +248,7 @@ pub fn seal_share<R: RngCore + CryptoRng>(
         client,
         server,
     );
-    seal_under(&key, &public, share, round, client, server)
+    seal_under(&key, &public, share, round, client, server, SHARE_NONCE)
 }
 
 /// A server's key and the secrets it shares with recent ephemerals: two generations,
@@ -298,16 +339,45 @@ impl ShareKey {
         client: &ClientId,
         server: ServerIndex,
     ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-        if sealed.ciphertext.len() < crate::limits::TAG_BYTES {
+        self.decrypt(
+            sealed.ciphertext.as_slice(),
+            round,
+            client,
+            server,
+            SHARE_NONCE,
+        )
+    }
+
+    /// Decrypt and authenticate the proof share sealed beside the share (see
+    /// [`Sealer::seal_proof`]).
+    pub fn open_proof(
+        &self,
+        ciphertext: &[u8],
+        round: Round,
+        client: &ClientId,
+        server: ServerIndex,
+    ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        self.decrypt(ciphertext, round, client, server, PROOF_NONCE)
+    }
+
+    fn decrypt(
+        &self,
+        ciphertext: &[u8],
+        round: Round,
+        client: &ClientId,
+        server: ServerIndex,
+        nonce: [u8; 12],
+    ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        if ciphertext.len() < crate::limits::TAG_BYTES {
             return Err(OpenError::TooShort);
         }
         let cipher = ChaCha20Poly1305::new(Key::from_slice(self.0.as_ref()));
         let aad = aad(round, client, server);
         cipher
             .decrypt(
-                Nonce::from_slice(&[0u8; 12]),
+                Nonce::from_slice(&nonce),
                 Payload {
-                    msg: sealed.ciphertext.as_slice(),
+                    msg: ciphertext,
                     aad: &aad,
                 },
             )

@@ -12,13 +12,14 @@ use sha2::{Digest, Sha256};
 use x25519_dalek::PublicKey;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::bounded::{BoundedVec, Fixed};
+use crate::bounded::{BoundedVec, Bytes, Fixed};
 use crate::limits::SEED_BYTES;
 use crate::params::Params;
 use crate::seal::Sealer;
 use crate::shamir::{split_encoded_with_seeds, ShamirError};
+use crate::validity::{self, Validity, EXTRA_ELEMENTS};
 use crate::vector::Vector;
-use crate::wire::{ClientId, Round, Submission};
+use crate::wire::{ClientId, Round, SealedProof, Submission};
 
 /// The first of the `t` consecutive seed servers (mod n) of `client` in `round`.
 fn rotation_start(round: Round, client: &ClientId, n: usize) -> usize {
@@ -69,6 +70,63 @@ pub fn share_from_opened(
     }
 }
 
+/// The seed a seed server's proof share grows from: its share seed, hashed apart.
+fn proof_seed(seed: &[u8; SEED_BYTES]) -> Zeroizing<[u8; SEED_BYTES]> {
+    let mut h = Sha256::new();
+    h.update(b"chorus/proof-seed/v1");
+    h.update(seed);
+    Zeroizing::new(h.finalize().into())
+}
+
+/// A server's proof share (the tags' masks and the proofs, encoded): a seed server's
+/// grows from the seed it opened (`opened_share`), any other's is what it opened from
+/// the sealed proof (`opened_proof`). None for garbage.
+pub fn proof_from_opened(
+    params: &Params,
+    round: Round,
+    client: &ClientId,
+    server: usize,
+    opened_share: &[u8],
+    opened_proof: Option<&[u8]>,
+) -> Option<Zeroizing<Vec<u8>>> {
+    if is_seed_server(params, round, client, server) {
+        let seed: [u8; SEED_BYTES] = opened_share.try_into().ok()?;
+        Some(crate::field::expand_seed(
+            &proof_seed(&seed),
+            EXTRA_ELEMENTS,
+        ))
+    } else {
+        let proof = opened_proof?;
+        (proof.len() == EXTRA_ELEMENTS * crate::field::ELEMENT_BYTES
+            && crate::field::check(proof).is_ok())
+        .then(|| Zeroizing::new(proof.to_vec()))
+    }
+}
+
+/// Open server `server`'s upload with its share key: its share of the vector and its
+/// proof share, both encoded; None if either does not open or is garbage.
+pub fn open_upload(
+    params: &Params,
+    key: &crate::seal::ShareKey,
+    up: &crate::wire::ShareUpload,
+    server: usize,
+) -> Option<(Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>)> {
+    let (round, client, me) = (up.round, &up.client, server as u16);
+    let plain = key.open(&up.share, round, client, me).ok()?;
+    let share = share_from_opened(params, round, client, server, &plain)?;
+    let opened_proof = if up.proof.is_empty() {
+        None
+    } else {
+        Some(
+            key.open_proof(up.proof.as_slice(), round, client, me)
+                .ok()?,
+        )
+    };
+    let opened_proof = opened_proof.as_ref().map(|p| p.as_slice());
+    let proof = proof_from_opened(params, round, client, server, &plain, opened_proof)?;
+    Some((share, proof))
+}
+
 /// Why a submission could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
@@ -91,6 +149,9 @@ pub enum BuildError {
     /// Sharing failed.
     #[error(transparent)]
     Shamir(#[from] ShamirError),
+    /// The validity proof could not be made (the vector is not the round's size).
+    #[error("validity proof: {0}")]
+    Proof(String),
 }
 
 /// Split `vector`, seal share `i` (or seed `i`) to `server_keys[i]` under a fresh
@@ -107,8 +168,9 @@ pub fn build_submission<R: RngCore + CryptoRng>(
     build_submission_sealed(params, round, vector, identity, &mut sealer, rng)
 }
 
-/// Split `vector`, seal share `i` (or seed `i`) to server `i` with `sealer` (which
-/// draws a fresh ephemeral when it must), and sign as `identity`.
+/// Split `vector`, prove it valid for its layout, seal share `i` (or seed `i`) and proof
+/// share `i` to server `i` with `sealer` (which draws a fresh ephemeral when it must),
+/// and sign as `identity`.
 pub fn build_submission_sealed<R: RngCore + CryptoRng>(
     params: &Params,
     round: Round,
@@ -117,11 +179,11 @@ pub fn build_submission_sealed<R: RngCore + CryptoRng>(
     sealer: &mut Sealer,
     rng: &mut R,
 ) -> Result<Submission, BuildError> {
-    let vector = vector.encode();
-    if vector.len() != params.share_bytes() {
+    let encoded = vector.encode();
+    if encoded.len() != params.share_bytes() {
         return Err(BuildError::WrongVectorSize {
             expected: params.share_bytes(),
-            got: vector.len(),
+            got: encoded.len(),
         });
     }
     let n = usize::from(params.servers);
@@ -141,7 +203,7 @@ pub fn build_submission_sealed<R: RngCore + CryptoRng>(
             (s, seed)
         })
         .collect();
-    let shares = split_encoded_with_seeds(&vector, n, &seeds)?;
+    let shares = split_encoded_with_seeds(&encoded, n, &seeds)?;
     let sealed: Vec<_> = shares
         .iter()
         .enumerate()
@@ -153,19 +215,52 @@ pub fn build_submission_sealed<R: RngCore + CryptoRng>(
             sealer.seal(plain, round, &client, i as u16)
         })
         .collect();
-    for (_, seed) in seeds.iter_mut() {
-        seed.zeroize();
-    }
     let digests: Vec<_> = sealed
         .iter()
         .map(|s| Fixed(crate::wire::share_digest(s)))
         .collect();
-    let signature = Fixed(identity.sign(&Submission::signed_bytes(round, &client, &digests)));
+    // The proof, under joint randomness bound to the sealed vector shares, is shared
+    // like the vector: a seed server's share grows from its seed.
+    let circuit = Validity::for_round(params, vector.layout());
+    let joint = validity::joint_rand(round, &client, &digests);
+    let extra = validity::prove(&circuit, &encoded, &joint, rng)
+        .map_err(|e| BuildError::Proof(e.to_string()))?;
+    let proof_seeds: Vec<(usize, [u8; SEED_BYTES])> = seeds
+        .iter()
+        .map(|(s, seed)| (*s, *proof_seed(seed)))
+        .collect();
+    let proof_shares = split_encoded_with_seeds(&extra, n, &proof_seeds)?;
+    let proofs: Vec<SealedProof> = proof_shares
+        .iter()
+        .enumerate()
+        .map(|(i, share)| {
+            if seeds.iter().any(|(s, _)| *s == i) {
+                SealedProof::default()
+            } else {
+                // A sealed proof share is EXTRA_ELEMENTS elements and a tag: in bounds.
+                Bytes::new(sealer.seal_proof(share, round, &client, i as u16)).unwrap_or_default()
+            }
+        })
+        .collect();
+    for (_, seed) in seeds.iter_mut() {
+        seed.zeroize();
+    }
+    let proof_digests: Vec<_> = proofs
+        .iter()
+        .map(|p| Fixed(crate::wire::proof_digest(p.as_slice())))
+        .collect();
+    let signature = Fixed(identity.sign(&Submission::signed_bytes(
+        round,
+        &client,
+        &digests,
+        &proof_digests,
+    )));
     Ok(Submission {
         round,
         client,
         // n <= MAX_SERVERS is guaranteed by Params.
         shares: BoundedVec::new(sealed).unwrap_or_else(|_| unreachable!("n <= MAX_SERVERS")),
+        proofs: BoundedVec::new(proofs).unwrap_or_else(|_| unreachable!("n <= MAX_SERVERS")),
         signature,
     })
 }

@@ -18,6 +18,9 @@ use crate::wire::{OutputSlot, Round, RoundOutput};
 
 /// One client's vector for one round, before sharing.
 pub struct Vector {
+    /// The footprints its message region is laid out from (the validity proof is made
+    /// for that layout, which must be the round's).
+    laid_out: Vec<u64>,
     cells: usize,
     /// The reservation cells, encoded (`3R` elements).
     reservations: Zeroizing<Vec<u8>>,
@@ -28,12 +31,24 @@ pub struct Vector {
 impl Vector {
     /// All zero: a client with nothing to reserve or send.
     pub fn zero(params: &Params) -> Self {
+        Self::laid_out(params, &[])
+    }
+
+    /// All zero, in a round whose message region is laid out from `footprints` (the
+    /// reservations of the round before, as its output published them).
+    pub fn laid_out(params: &Params, footprints: &[u64]) -> Self {
         let cells = params.reserve_cells as usize;
         Self {
+            laid_out: footprints.to_vec(),
             cells,
             reservations: Zeroizing::new(vec![0u8; 3 * cells * ELEMENT_BYTES]),
             message: Zeroizing::new(vec![0u8; params.message_bytes()]),
         }
+    }
+
+    /// The footprints its message region is laid out from.
+    pub fn layout(&self) -> &[u64] {
+        &self.laid_out
     }
 
     /// Reservation cells.

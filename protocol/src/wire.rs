@@ -17,8 +17,8 @@ mod output;
 mod shares;
 pub use output::{OutputSlot, RoundOutput};
 pub use shares::{
-    share_digest, Have, HeldEntry, ShareUpload, Submission, SubmissionDigest,
-    SUBMISSION_DIGEST_BYTES,
+    proof_digest, share_digest, Have, HeldEntry, ProofCheck, SealedProof, ShareUpload, Submission,
+    SubmissionDigest, SUBMISSION_DIGEST_BYTES,
 };
 
 /// A round number. Rounds start at 1 and only grow.
@@ -453,6 +453,20 @@ pub enum RejectReason {
         /// The server.
         server: ServerIndex,
     },
+    /// A sealed proof share of the wrong length (none from a seed server's client).
+    #[error("wrong proof size: expected {expected} bytes, got {got}")]
+    WrongProofSize {
+        /// Expected ciphertext bytes.
+        expected: u32,
+        /// Actual.
+        got: u32,
+    },
+    /// The client was excluded for bad proofs or inconsistent shares too often lately.
+    #[error("cooling off after repeated invalid submissions: refused until round {until}")]
+    CoolingOff {
+        /// The first round it may submit to again.
+        until: Round,
+    },
 }
 
 impl RejectReason {
@@ -488,6 +502,8 @@ impl RejectReason {
             Self::UnorderedHave => "unordered_have",
             Self::NotServing { .. } => "not_serving",
             Self::RoundFull { .. } => "round_full",
+            Self::WrongProofSize { .. } => "wrong_proof_size",
+            Self::CoolingOff { .. } => "cooling_off",
         }
     }
 }

@@ -268,3 +268,72 @@ fn round_below_min_anonymity_set_is_void_and_reveals_nothing() {
         "senders learn the round was void"
     );
 }
+
+/// Jammers in a round with honest clients: a vector with two message slots and one with
+/// a malformed reservation are left out by name, the honest message comes through, and
+/// a client excluded `exclusions_before_cooling` times is refused for `cooling_rounds`.
+#[test]
+fn jammers_are_left_out_by_name_and_cool_off_while_honest_messages_come_through() {
+    let mut w = World::new(3, 1, 1, Admission::Open);
+    let mut m = RoundMachine::new(w.params.clone());
+    let mut r = w.warm(&mut m);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    let (alice, bob) = (Identity::generate(&mut rng), Identity::generate(&mut rng));
+    let jammer = Identity::generate(&mut rng);
+    let strikes = w.params.exclusions_before_cooling as u64;
+    for attempt in 0..strikes {
+        let honest = w.vector(&alice, &bob, 2, b"through the jam");
+        w.submit(r, &alice, &honest);
+        // Two slots written (the test layout's 3 and 4).
+        let mut two = w.vector(&jammer, &bob, 3, b"x");
+        let slot = w.layout[4].clone();
+        assert!(two.write(&slot, &vec![9u8; slot.len]));
+        w.submit(r, &jammer, &two);
+        match w.close_and_decide(&mut m, r) {
+            Effect::Decided { included, .. } => {
+                assert_eq!(included, vec![Fixed(alice.public().sign)]);
+            }
+            other => panic!("round {r}: {other:?}"),
+        }
+        let mut out = None;
+        for rev in w.reveals(&m, r) {
+            if let Effect::Output(o) = m.apply(&rev) {
+                out = Some(o);
+            }
+        }
+        let out = out.expect("output");
+        let sealed = w.slot(&out, 2).expect("slot 2");
+        let opened = open_slot(sealed, bob.x25519_secret()).expect("alice's message opens");
+        assert_eq!(opened.body, b"through the jam");
+        assert_eq!(m.state().conduct.excluded.bad_proof, attempt + 1);
+        // Keep the test layout for the next round.
+        r = m.state().open_round;
+        w.laid_out_rounds.push(r);
+        m = RoundMachine::from_state(w.params.clone(), {
+            let mut s = m.state().clone();
+            s.open_layout = w.footprints.clone();
+            s
+        });
+    }
+    let open = m.state().open_round;
+    let until = m
+        .state()
+        .conduct
+        .cooling_until(&Fixed(jammer.public().sign), open)
+        .expect("the jammer cools off");
+    assert_eq!(until, open - 1 + 1 + w.params.cooling_rounds);
+    assert!(m
+        .state()
+        .conduct
+        .cooling_until(&Fixed(alice.public().sign), open)
+        .is_none());
+    // While it cools off, even a well-formed submission of its is left out.
+    w.submit(r, &alice, &w.laid_out_vector());
+    w.submit(r, &bob, &w.laid_out_vector());
+    w.submit(r, &jammer, &w.laid_out_vector());
+    match w.close_and_decide(&mut m, r) {
+        Effect::Decided { included, .. } => assert_eq!(included.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(m.state().conduct.excluded.cooling, 1);
+}

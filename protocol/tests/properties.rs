@@ -194,7 +194,7 @@ proptest! {
                     // Server `op` lists the clients it holds (the first `op + 1` of them).
                     let list = clients[..=op as usize]
                         .iter()
-                        .map(|c| HeldEntry { client: Fixed(c.public().sign), digest: Fixed([op; 16]) })
+                        .map(|c| HeldEntry { client: Fixed(c.public().sign), digest: Fixed([op; 16]), check: Fixed([op; protocol::validity::CHECK_BYTES]) })
                         .collect();
                     Command::Have(Have::new(round.saturating_sub(1), u16::from(op), list, &servers[op as usize]).expect("fits"))
                 }

@@ -6,8 +6,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{ClientId, Round, SealedShare, ServerIndex};
-use crate::bounded::{BoundedVec, Fixed, Key32, Sig64};
-use crate::limits::{MAX_ROUND_CLIENTS, MAX_SERVERS};
+use crate::bounded::{BoundedVec, Bytes, Fixed, Key32, Sig64};
+use crate::limits::{MAX_PROOF_SEALED_BYTES, MAX_ROUND_CLIENTS, MAX_SERVERS};
+use crate::validity::CHECK_BYTES;
+
+/// A proof share sealed to its server (under its share's key, nonce 1): the tags' masks
+/// and the validity proofs ([`crate::validity`]); empty for the round's seed servers,
+/// whose proof shares grow from their seeds.
+pub type SealedProof = Bytes<MAX_PROOF_SEALED_BYTES>;
 
 /// A client's contribution to one round as it builds it: one sealed share per server,
 /// signed over their digests. It never travels whole: server `i` is sent only
@@ -20,8 +26,10 @@ pub struct Submission {
     pub client: ClientId,
     /// Share `i` is sealed to server `i`.
     pub shares: BoundedVec<SealedShare, MAX_SERVERS>,
+    /// Proof share `i` is sealed to server `i` (empty for seed servers).
+    pub proofs: BoundedVec<SealedProof, MAX_SERVERS>,
     /// ed25519 signature by `client` over [`Submission::signed_bytes`] of the shares'
-    /// digests.
+    /// and the proofs' digests.
     pub signature: Sig64,
 }
 
@@ -35,6 +43,15 @@ pub fn share_digest(share: &SealedShare) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// SHA-256 of one sealed proof share, as listed in every upload of its submission.
+pub fn proof_digest(proof: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"chorus/proof-digest/v1");
+    h.update((proof.len() as u64).to_le_bytes());
+    h.update(proof);
+    h.finalize().into()
+}
+
 /// Bytes of the digest of a whole submission as servers list it in `Have`.
 pub const SUBMISSION_DIGEST_BYTES: usize = 16;
 /// The digest of a whole submission: equal at every server that got a share of the same
@@ -42,16 +59,23 @@ pub const SUBMISSION_DIGEST_BYTES: usize = 16;
 pub type SubmissionDigest = Fixed<SUBMISSION_DIGEST_BYTES>;
 
 impl Submission {
-    /// The bytes the client signs: domain, round, client, and every share's digest in
-    /// server order.
-    pub fn signed_bytes(round: Round, client: &ClientId, digests: &[Key32]) -> Vec<u8> {
+    /// The bytes the client signs: domain, round, client, every share's digest and every
+    /// proof's digest, in server order.
+    pub fn signed_bytes(
+        round: Round,
+        client: &ClientId,
+        digests: &[Key32],
+        proofs: &[Key32],
+    ) -> Vec<u8> {
         let mut h = Sha256::new();
-        h.update(b"chorus/submission/v2");
+        h.update(b"chorus/submission/v3");
         h.update(round.to_le_bytes());
         h.update(client.0);
-        h.update((digests.len() as u64).to_le_bytes());
-        for d in digests {
-            h.update(d.0);
+        for list in [digests, proofs] {
+            h.update((list.len() as u64).to_le_bytes());
+            for d in list {
+                h.update(d.0);
+            }
         }
         h.finalize().to_vec()
     }
@@ -74,20 +98,32 @@ impl Submission {
     /// all of them: hashing every share again for each server quadrupled a client's
     /// hashing at three servers.
     pub fn uploads(&self) -> Vec<ShareUpload> {
-        // As many digests as shares, and shares are bounded by MAX_SERVERS.
+        // As many digests as shares (or proofs), bounded by MAX_SERVERS.
         let Ok(digests) = BoundedVec::new(self.digests()) else {
+            return Vec::new();
+        };
+        let Ok(proof_digests) = BoundedVec::new(
+            self.proofs
+                .as_slice()
+                .iter()
+                .map(|p| Fixed(proof_digest(p.as_slice())))
+                .collect(),
+        ) else {
             return Vec::new();
         };
         self.shares
             .as_slice()
             .iter()
+            .zip(self.proofs.as_slice())
             .enumerate()
-            .map(|(i, share)| ShareUpload {
+            .map(|(i, (share, proof))| ShareUpload {
                 round: self.round,
                 client: self.client,
                 server: i as ServerIndex,
                 share: share.clone(),
+                proof: proof.clone(),
                 digests: digests.clone(),
+                proof_digests: proof_digests.clone(),
                 signature: self.signature,
             })
             .collect()
@@ -105,8 +141,12 @@ pub struct ShareUpload {
     pub server: ServerIndex,
     /// Its share (or seed), sealed to that server.
     pub share: SealedShare,
+    /// Its proof share, sealed under the same key (empty from a seed server's client).
+    pub proof: SealedProof,
     /// [`share_digest`] of every server's share, in server order.
     pub digests: BoundedVec<Key32, MAX_SERVERS>,
+    /// [`proof_digest`] of every server's proof share, in server order.
+    pub proof_digests: BoundedVec<Key32, MAX_SERVERS>,
     /// ed25519 signature by `client` over [`Submission::signed_bytes`].
     pub signature: Sig64,
 }
@@ -114,18 +154,30 @@ pub struct ShareUpload {
 impl ShareUpload {
     /// Check the signature against the client key.
     pub fn signature_valid(&self) -> bool {
-        let msg = Submission::signed_bytes(self.round, &self.client, self.digests.as_slice());
-        keys::identity::verify_ed25519(&self.client.0, &msg, &self.signature.0)
+        keys::identity::verify_ed25519(&self.client.0, &self.signed_bytes(), &self.signature.0)
+    }
+
+    fn signed_bytes(&self) -> Vec<u8> {
+        Submission::signed_bytes(
+            self.round,
+            &self.client,
+            self.digests.as_slice(),
+            self.proof_digests.as_slice(),
+        )
     }
 
     /// The digest of the whole submission, which servers compare in `Have` lists.
     pub fn submission_digest(&self) -> SubmissionDigest {
-        let full = Submission::signed_bytes(self.round, &self.client, self.digests.as_slice());
+        let full = self.signed_bytes();
         let mut d = [0u8; SUBMISSION_DIGEST_BYTES];
         d.copy_from_slice(&full[..SUBMISSION_DIGEST_BYTES]);
         Fixed(d)
     }
 }
+
+/// What a server reports of a client's validity proof: its verifier shares and
+/// consistency tags ([`crate::validity::query`]).
+pub type ProofCheck = Fixed<CHECK_BYTES>;
 
 /// One client in a server's `Have` list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -134,6 +186,8 @@ pub struct HeldEntry {
     pub client: ClientId,
     /// [`ShareUpload::submission_digest`] of the submission whose share the server holds.
     pub digest: SubmissionDigest,
+    /// This server's check of the client's proof.
+    pub check: ProofCheck,
 }
 
 /// A server's statement, after `Close(round)`: the clients whose share of `round` it
@@ -154,13 +208,14 @@ impl Have {
     /// The bytes a server signs: domain, round, server and a hash of the list.
     pub fn signed_bytes(round: Round, server: ServerIndex, clients: &[HeldEntry]) -> Vec<u8> {
         let mut h = Sha256::new();
-        h.update(b"chorus/have/v1");
+        h.update(b"chorus/have/v2");
         h.update(round.to_le_bytes());
         h.update(server.to_le_bytes());
         h.update((clients.len() as u64).to_le_bytes());
         for e in clients {
             h.update(e.client.0);
             h.update(e.digest.0);
+            h.update(e.check.0);
         }
         h.finalize().to_vec()
     }

@@ -9,10 +9,11 @@ use keys::Identity;
 use protocol::bounded::{Bytes, Fixed};
 use protocol::reserve::Slot;
 use protocol::round::check_upload;
-use protocol::seal::open_share;
+use protocol::seal::OpenCache;
 use protocol::shamir::add_into;
 use protocol::slot::{seal_slot, Sender, SlotMessage};
-use protocol::submission::{build_submission, share_from_opened};
+use protocol::submission::{build_submission, open_upload};
+use protocol::validity::{Validity, ValidityKey};
 use protocol::vector::{layout, Vector};
 use protocol::wire::{ClientId, Have, HeldEntry, Reveal, RoundOutput, Submission};
 use protocol::{Admission, Command, Effect, Params, RoundMachine};
@@ -22,6 +23,9 @@ use x25519_dalek::PublicKey;
 /// One server's held shares of one round: client → (its list entry, opened share).
 type ServerHeld = BTreeMap<ClientId, (HeldEntry, Vec<u8>)>;
 
+/// The servers' validity key in these tests.
+pub const VALIDITY_KEY: [u8; 32] = [42; 32];
+
 pub struct World {
     pub params: Params,
     pub servers: Vec<Identity>,
@@ -29,8 +33,12 @@ pub struct World {
     rng: rand::rngs::StdRng,
     /// What each server holds: round → server → client → (digest, opened share).
     held: BTreeMap<u64, Vec<ServerHeld>>,
-    /// The test layout: eight 256-byte slots, reserved by [`World::warm`].
+    /// The test layout: eight slots of 252 bytes, reserved by [`World::warm`].
     pub layout: Vec<Slot>,
+    /// The footprints of the test layout.
+    pub footprints: Vec<u64>,
+    /// Rounds laid out as the test layout (the round [`World::warm`] opens).
+    pub laid_out_rounds: Vec<u64>,
 }
 
 impl World {
@@ -43,7 +51,7 @@ impl World {
                 p.with_server_keys(servers.iter().map(|s| Fixed(s.public().sign)).collect())
             })
             .expect("params");
-        let footprints: Vec<u64> = (1..=8u64).map(|i| (i << 40) | 256).collect();
+        let footprints: Vec<u64> = (1..=8u64).map(|i| (i << 40) | 252).collect();
         let layout = layout(&params, &footprints);
         assert_eq!(layout.len(), 8);
         Self {
@@ -53,24 +61,24 @@ impl World {
             rng,
             held: BTreeMap::new(),
             layout,
+            footprints,
+            laid_out_rounds: Vec::new(),
         }
     }
 
     /// Run a fresh machine through a round in which the test layout's footprints are
-    /// reserved (one vector writes them all, which a real client never does) so that the
-    /// round returned, now open, is laid out as [`World::layout`].
+    /// reserved (by eight clients, one each) so that the round returned, now open, is
+    /// laid out as [`World::layout`].
     pub fn warm(&mut self, m: &mut RoundMachine) -> u64 {
         let first = m.state().open_round;
-        let k = self.params.min_anonymity_set as usize;
+        let k = (self.params.min_anonymity_set as usize).max(self.layout.len());
         let mut rng = rand::rngs::StdRng::seed_from_u64(first);
         let fillers: Vec<Identity> = (0..k).map(|_| Identity::generate(&mut rng)).collect();
         for r in [first] {
             for (j, who) in fillers.iter().enumerate() {
                 let mut v = Vector::zero(&self.params);
-                if j == 0 {
-                    for (cell, slot) in self.layout.clone().iter().enumerate() {
-                        assert!(v.reserve(cell, slot.footprint));
-                    }
+                if let Some(slot) = self.layout.get(j) {
+                    assert!(v.reserve(j, slot.footprint));
                 }
                 self.submit(r, who, &v);
             }
@@ -89,7 +97,13 @@ impl World {
         }
         let open = m.state().open_round;
         assert_eq!(open, first + protocol::vector::RESERVE_AHEAD);
+        self.laid_out_rounds.push(open);
         open
+    }
+
+    /// A zero vector laid out as the test layout.
+    pub fn laid_out_vector(&self) -> Vector {
+        Vector::laid_out(&self.params, &self.footprints)
     }
 
     /// Slot `slot` of the test layout in `out`.
@@ -112,11 +126,11 @@ impl World {
             &msg,
             from.x25519_secret(),
             &to.public().x25519(),
-            256,
+            self.layout[slot].len,
             &mut self.rng,
         )
         .expect("seal slot");
-        let mut v = Vector::zero(&self.params);
+        let mut v = self.laid_out_vector();
         assert!(v.write(&self.layout[slot], &sealed));
         v
     }
@@ -131,19 +145,26 @@ impl World {
     pub fn deliver(&mut self, sub: &Submission, i: usize) {
         let up = sub.upload_for(i as u16).expect("upload");
         check_upload(&self.params, &up, i as u16).expect("a valid upload");
-        let opened = open_share(
-            &up.share,
+        let key = OpenCache::new(self.servers[i].x25519_secret().clone())
+            .share_key(&up.share, up.round, &up.client, i as u16)
+            .expect("key");
+        let (share, proof) = open_upload(&self.params, &key, &up, i).expect("a well-formed share");
+        let laid_out: &[u64] = if self.laid_out_rounds.contains(&up.round) {
+            &self.footprints
+        } else {
+            &[]
+        };
+        let circuit = Validity::for_round(&self.params, laid_out);
+        let challenge = ValidityKey::from_bytes(VALIDITY_KEY).challenge(
             up.round,
             &up.client,
-            i as u16,
-            self.servers[i].x25519_secret(),
-        )
-        .expect("open own share");
-        let share = share_from_opened(&self.params, up.round, &up.client, i, &opened)
-            .expect("a well-formed share");
+            up.digests.as_slice(),
+        );
+        let check = protocol::validity::query(&circuit, &share, &proof, &challenge).expect("query");
         let entry = HeldEntry {
             client: up.client,
             digest: up.submission_digest(),
+            check: Fixed(check),
         };
         let n = self.servers.len();
         let held = self
