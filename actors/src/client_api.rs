@@ -17,14 +17,16 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use protocol::bounded::{BoundedVec, Bytes};
 use protocol::seal::OpenCache;
-use protocol::submission::share_from_opened;
+use protocol::submission::open_upload;
+use protocol::validity::{Validity, ValidityKey};
 use protocol::wire::{
-    ClientRequest, ClientResponse, Command, RejectReason, ShareUpload, StatusInfo, SubmissionDigest,
+    ClientRequest, ClientResponse, Command, RejectReason, Round, ShareUpload, StatusInfo,
+    SubmissionDigest,
 };
 use protocol::Params;
 use zeroize::Zeroizing;
 
-use crate::held::HeldShares;
+use crate::held::{HeldProof, HeldShares};
 use crate::metrics::{ActorStats, ReasonLabel};
 use crate::net::NetHandle;
 use crate::open_pool::PoolError;
@@ -42,8 +44,13 @@ pub fn text<const N: usize>(s: &str) -> Bytes<N> {
     Bytes::new(cut).unwrap_or_default()
 }
 
-/// A share that passed its checks: its submission's digest, and the share if it opened.
-type Checked = (SubmissionDigest, Option<Zeroizing<Vec<u8>>>);
+/// A share that passed its checks: its submission's digest, and the share and its proof
+/// if they opened.
+type Checked = (SubmissionDigest, Option<(Zeroizing<Vec<u8>>, HeldProof)>);
+
+/// The validity circuit of the open round as this node knows its layout now, kept while
+/// the layout stays the same (building it lays out the round).
+pub type CircuitCache = Arc<Mutex<Option<(Round, Arc<Vec<u64>>, Arc<Validity>)>>>;
 
 /// Everything needed to answer a client (cheap to clone: handles only).
 #[derive(Clone)]
@@ -71,6 +78,10 @@ pub struct ClientApi {
     pub held: SharedHeld,
     /// Shares that did not open (`chorus_share_open_failures_total`).
     pub open_failures: Counter,
+    /// The key all servers share for validity-proof queries.
+    pub validity_key: Arc<ValidityKey>,
+    /// The open round's circuit.
+    pub circuit: CircuitCache,
 }
 
 impl ClientApi {
@@ -120,17 +131,27 @@ impl ClientApi {
     /// anything that tells whether this client already submitted. The digest, the
     /// signature and the decryption run on the share-opening threads.
     async fn take_share(&self, up: ShareUpload) -> ClientResponse {
-        let open = self
-            .sm
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .machine
-            .precheck_share(up.round);
-        if let Err(r) = open {
+        let (precheck, circuit) = {
+            let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
+            let state = d.machine.state();
+            let precheck = d.machine.precheck_share(up.round).and_then(|()| {
+                match state.conduct.cooling_until(&up.client, state.open_round) {
+                    Some(until) => Err(RejectReason::CoolingOff { until }),
+                    None => Ok(()),
+                }
+            });
+            // The open round's layout as we know it now; a round ahead of ours is
+            // checked at close, when its layout is known.
+            let circuit = (up.round == state.open_round)
+                .then(|| self.circuit_for(up.round, &state.open_layout));
+            (precheck, circuit)
+        };
+        if let Err(r) = precheck {
             self.count(&r);
             return ClientResponse::Rejected(r);
         }
         let (params, opener, me) = (self.params.clone(), self.opener.clone(), self.me as u16);
+        let validity_key = self.validity_key.clone();
         let (round, client) = (up.round, up.client);
         let job = move || -> Result<Checked, RejectReason> {
             protocol::round::check_upload(&params, &up, me)?;
@@ -139,13 +160,25 @@ impl ClientApi {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .share_key(&up.share, up.round, &up.client, me);
-            let share = key
+            let opened = key
                 .ok()
-                .and_then(|key| key.open(&up.share, up.round, &up.client, me).ok())
-                .and_then(|plain| {
-                    share_from_opened(&params, up.round, &up.client, usize::from(me), &plain)
+                .and_then(|key| open_upload(&params, &key, &up, usize::from(me)))
+                .map(|(share, proof)| {
+                    let challenge =
+                        validity_key.challenge(up.round, &up.client, up.digests.as_slice());
+                    let checked = circuit.and_then(|(layout, circuit)| {
+                        let check =
+                            protocol::validity::query(&circuit, &share, &proof, &challenge).ok()?;
+                        Some((layout, protocol::bounded::Fixed(check)))
+                    });
+                    let proof = HeldProof {
+                        share: proof,
+                        challenge,
+                        checked,
+                    };
+                    (share, proof)
                 });
-            Ok((up.submission_digest(), share))
+            Ok((up.submission_digest(), opened))
         };
         let (digest, opened) = match self.pool.run(job).await {
             Ok(Ok(done)) => done,
@@ -158,7 +191,7 @@ impl ClientApi {
             }
             Err(PoolError::Stopped) => return ClientResponse::Unavailable(text("stopping")),
         };
-        let Some(share) = opened else {
+        let Some((share, proof)) = opened else {
             // Only we can open our share; the client hears it at once, and the share
             // never counts (v1 had to add such shares as zero and garble the round).
             self.open_failures.inc();
@@ -170,7 +203,7 @@ impl ClientApi {
             .held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .hold(round, client, digest, share);
+            .hold(round, client, digest, share, proof);
         match held {
             Ok(()) => ClientResponse::Accepted { round },
             Err(r) => {
@@ -178,6 +211,20 @@ impl ClientApi {
                 ClientResponse::Rejected(r)
             }
         }
+    }
+
+    /// The circuit of `round` laid out from `laid_out`, from the cache if it matches.
+    fn circuit_for(&self, round: Round, laid_out: &[u64]) -> (Arc<Vec<u64>>, Arc<Validity>) {
+        let mut cache = self.circuit.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((r, layout, circuit)) = cache.as_ref() {
+            if *r == round && layout.as_slice() == laid_out {
+                return (layout.clone(), circuit.clone());
+            }
+        }
+        let layout = Arc::new(laid_out.to_vec());
+        let circuit = Arc::new(Validity::for_round(&self.params, laid_out));
+        *cache = Some((round, layout.clone(), circuit.clone()));
+        (layout, circuit)
     }
 
     /// Commit an opaque probe: for the admin endpoint (benchmarks and consensus tests),

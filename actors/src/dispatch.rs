@@ -193,6 +193,14 @@ pub fn raft_gauges(raft: &Raft<TypeConfig>, sm: SharedSm, metrics: &NodeMetrics)
                     g.round.set(s.open_round as i64);
                     o.inconsistent_rounds.set(s.inconsistent_rounds as i64);
                     o.unchecked.set(s.unchecked_outputs as i64);
+                    for (reason, count) in s.conduct.excluded.by_reason() {
+                        let label = ReasonLabel {
+                            reason: reason.into(),
+                        };
+                        o.excluded.get_or_create(&label).set(count as i64);
+                    }
+                    let cooling = s.conduct.cooling.values().filter(|u| **u > s.open_round);
+                    o.cooling.set(cooling.count() as i64);
                     for (server, dissent) in &s.dissent {
                         let label = ServerLabel {
                             server: server.to_string(),

@@ -8,16 +8,43 @@
 //! "held" is always in this server's list.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use protocol::limits::MAX_ROUND_CLIENTS;
 use protocol::round::FUTURE_WINDOW;
 use protocol::shamir::add_into;
-use protocol::wire::{ClientId, HeldEntry, RejectReason, Round, SubmissionDigest};
+use protocol::validity::Challenge;
+use protocol::wire::{ClientId, HeldEntry, ProofCheck, RejectReason, Round, SubmissionDigest};
 use zeroize::Zeroizing;
+
+/// A client's validity proof as held: its proof share, the randomness to query it
+/// with, and the check once made against a layout (the round's own, or, for a share
+/// that came before this server knew the round's layout, a guess checked again at close).
+pub struct HeldProof {
+    /// The proof share (tags' masks and proofs), encoded.
+    pub share: Zeroizing<Vec<u8>>,
+    /// Query and joint randomness.
+    pub challenge: Challenge,
+    /// The check, and the footprints of the layout it was made for.
+    pub checked: Option<(Arc<Vec<u64>>, ProofCheck)>,
+}
 
 struct Held {
     digest: SubmissionDigest,
-    share: Zeroizing<Vec<u8>>,
+    share: Arc<Zeroizing<Vec<u8>>>,
+    proof: Arc<HeldProof>,
+}
+
+/// A held client whose check must be made (again) for the round's layout at close.
+pub struct Unchecked {
+    /// The client and its submission's digest.
+    pub client: ClientId,
+    /// Its submission's digest.
+    pub digest: SubmissionDigest,
+    /// Its vector share.
+    pub share: Arc<Zeroizing<Vec<u8>>>,
+    /// Its proof.
+    pub proof: Arc<HeldProof>,
 }
 
 #[derive(Default)]
@@ -69,6 +96,7 @@ impl HeldShares {
         client: ClientId,
         digest: SubmissionDigest,
         share: Zeroizing<Vec<u8>>,
+        proof: HeldProof,
     ) -> Result<(), RejectReason> {
         let closed = round < self.floor || self.rounds.get(&round).is_some_and(|r| r.closed);
         if closed {
@@ -89,21 +117,40 @@ impl HeldShares {
                 cap: cap as u32,
             });
         }
-        r.clients.insert(client, Held { digest, share });
+        r.clients.insert(
+            client,
+            Held {
+                digest,
+                share: Arc::new(share),
+                proof: Arc::new(proof),
+            },
+        );
         Ok(())
     }
 
-    /// Stop taking shares of `round` and list the clients held, in client order.
-    pub fn close(&mut self, round: Round) -> Vec<HeldEntry> {
+    /// Stop taking shares of `round`, laid out from `laid_out`, and list the clients
+    /// held, in client order: those checked for that layout as entries, the others to
+    /// be checked now.
+    pub fn close(&mut self, round: Round, laid_out: &[u64]) -> (Vec<HeldEntry>, Vec<Unchecked>) {
         let r = self.rounds.entry(round).or_default();
         r.closed = true;
-        r.clients
-            .iter()
-            .map(|(client, h)| HeldEntry {
-                client: *client,
-                digest: h.digest,
-            })
-            .collect()
+        let (mut ready, mut unchecked) = (Vec::new(), Vec::new());
+        for (client, h) in &r.clients {
+            match &h.proof.checked {
+                Some((layout, check)) if layout.as_slice() == laid_out => ready.push(HeldEntry {
+                    client: *client,
+                    digest: h.digest,
+                    check: *check,
+                }),
+                _ => unchecked.push(Unchecked {
+                    client: *client,
+                    digest: h.digest,
+                    share: h.share.clone(),
+                    proof: h.proof.clone(),
+                }),
+            }
+        }
+        (ready, unchecked)
     }
 
     /// Whether `round` was closed here (its list can be made again).
@@ -170,6 +217,19 @@ mod tests {
         Zeroizing::new(v)
     }
 
+    /// A proof already checked for the empty layout.
+    fn proof() -> HeldProof {
+        let key = protocol::validity::ValidityKey::from_bytes([0; 32]);
+        HeldProof {
+            share: Zeroizing::new(Vec::new()),
+            challenge: key.challenge(1, &Fixed([0; 32]), &[]),
+            checked: Some((
+                Arc::new(Vec::new()),
+                Fixed([1; protocol::validity::CHECK_BYTES]),
+            )),
+        }
+    }
+
     fn client(i: u8) -> ClientId {
         Fixed([i; 32])
     }
@@ -178,24 +238,30 @@ mod tests {
     fn shares_are_held_once_listed_in_order_and_summed_over_the_included() {
         let mut h = HeldShares::new(16);
         for i in [3u8, 1, 2] {
-            h.hold(7, client(i), Fixed([i; 16]), share(i, 16))
+            h.hold(7, client(i), Fixed([i; 16]), share(i, 16), proof())
                 .expect("held");
         }
         assert_eq!(
-            h.hold(7, client(1), Fixed([9; 16]), share(9, 16)),
+            h.hold(7, client(1), Fixed([9; 16]), share(9, 16), proof()),
             Err(RejectReason::DuplicateSubmission { round: 7 })
         );
         assert_eq!(
-            h.hold(7, client(4), Fixed([4; 16]), share(4, 15)),
+            h.hold(7, client(4), Fixed([4; 16]), share(4, 15), proof()),
             Err(RejectReason::ShareDoesNotOpen)
         );
         assert_eq!((h.count(7), h.count(8)), (3, 0));
-        let list = h.close(7);
+        let (list, unchecked) = h.close(7, &[]);
         let order: Vec<ClientId> = list.iter().map(|e| e.client).collect();
         assert_eq!(order, vec![client(1), client(2), client(3)]);
+        assert!(unchecked.is_empty(), "checked for the round's layout");
+        // Listed again for another layout (a retry after the layout was known): every
+        // client is to be checked again.
+        let (list, unchecked) = h.close(7, &[5]);
+        assert!(list.is_empty());
+        assert_eq!(unchecked.len(), 3);
         // Closed: a late share is stale, so a client told "held" is always listed.
         assert!(matches!(
-            h.hold(7, client(5), Fixed([5; 16]), share(5, 16)),
+            h.hold(7, client(5), Fixed([5; 16]), share(5, 16), proof()),
             Err(RejectReason::StaleRound { got: 7, .. })
         ));
         let sum = h.sum(7, &[client(1), client(3)]).expect("all held");
@@ -211,20 +277,20 @@ mod tests {
     fn a_round_holds_what_the_budget_allows_and_refuses_the_rest_by_name() {
         // 3 rounds can collect at once: 3 × 2 × 8 bytes.
         let mut h = HeldShares::with_budget(8, 48);
-        h.hold(1, client(1), Fixed([0; 16]), share(1, 8))
+        h.hold(1, client(1), Fixed([0; 16]), share(1, 8), proof())
             .expect("held");
-        h.hold(1, client(2), Fixed([0; 16]), share(1, 8))
+        h.hold(1, client(2), Fixed([0; 16]), share(1, 8), proof())
             .expect("held");
         assert_eq!(
-            h.hold(1, client(3), Fixed([0; 16]), share(1, 8)),
+            h.hold(1, client(3), Fixed([0; 16]), share(1, 8), proof()),
             Err(RejectReason::RoundFull { round: 1, cap: 2 })
         );
         // A retry of one held is still a duplicate, not "full".
         assert_eq!(
-            h.hold(1, client(2), Fixed([0; 16]), share(1, 8)),
+            h.hold(1, client(2), Fixed([0; 16]), share(1, 8), proof()),
             Err(RejectReason::DuplicateSubmission { round: 1 })
         );
-        h.hold(2, client(3), Fixed([0; 16]), share(1, 8))
+        h.hold(2, client(3), Fixed([0; 16]), share(1, 8), proof())
             .expect("next round");
     }
 
@@ -232,13 +298,13 @@ mod tests {
     fn old_rounds_are_dropped_and_take_no_more_shares() {
         let mut h = HeldShares::new(8);
         for r in 1..=10 {
-            h.hold(r, client(1), Fixed([0; 16]), share(1, 8))
+            h.hold(r, client(1), Fixed([0; 16]), share(1, 8), proof())
                 .expect("held");
         }
         h.forget_below(8);
         assert_eq!(h.shares(), 3);
         assert!(matches!(
-            h.hold(5, client(2), Fixed([0; 16]), share(1, 8)),
+            h.hold(5, client(2), Fixed([0; 16]), share(1, 8), proof()),
             Err(RejectReason::StaleRound { got: 5, .. })
         ));
     }

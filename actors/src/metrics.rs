@@ -140,6 +140,9 @@ pub struct KeeperMetrics {
     pub reveal_retries: Counter,
     /// Bytes of clients' shares held now.
     pub held_bytes: Gauge,
+    /// Validity checks made at close, not when the share came (this node did not yet
+    /// know the round's layout then).
+    pub late_checks: Counter,
 }
 
 /// All of the node's metrics.
@@ -174,6 +177,10 @@ pub struct OutputGauges {
     pub inconsistent_rounds: Gauge,
     /// Outputs decoded from exactly t+1 reveals (unchecked).
     pub unchecked: Gauge,
+    /// Clients left out of decided rounds, by reason (never which client or slot).
+    pub excluded: Family<ReasonLabel, Gauge>,
+    /// Clients cooling off now.
+    pub cooling: Gauge,
 }
 
 /// A server, by index.
@@ -217,6 +224,21 @@ impl NodeMetrics {
             "outputs_unchecked",
             "Outputs decoded from exactly t+1 reveals, with nothing to check them against",
             outputs.unchecked.clone(),
+        );
+        r.register(
+            "clients_excluded",
+            "Clients left out of decided rounds, by reason: missing (not listed by every serving server), conflicting (different submissions), bad_proof, inconsistent (shares of different vectors), cooling",
+            outputs.excluded.clone(),
+        );
+        r.register(
+            "clients_cooling_off",
+            "Clients refused for a while after repeated exclusions",
+            outputs.cooling.clone(),
+        );
+        r.register(
+            "validity_late_checks",
+            "Validity checks made at close because the round's layout was not known when the share came",
+            keeper.late_checks.clone(),
         );
         r.register(
             "rounds",

@@ -68,6 +68,8 @@ pub struct ServerConfig {
     pub me: NodeId,
     /// Our identity (libp2p key, output signatures, share opening).
     pub identity: keys::Identity,
+    /// The key all servers share for validity-proof queries.
+    pub validity_key: protocol::validity::ValidityKey,
     /// Where libp2p listens.
     pub listen: String,
     /// Every server: (index, PeerId string, multiaddr string).
@@ -346,6 +348,8 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         ),
         held: held.clone(),
         open_failures: metrics.keeper.open_failures.clone(),
+        validity_key: Arc::new(cfg.validity_key),
+        circuit: Arc::default(),
     };
     let clock = RoundClock::new(
         raft.clone(),
@@ -374,6 +378,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
             shared.clone(),
             keeper_stats.clone(),
             metrics.keeper.clone(),
+            api.params.clone(),
         )
         .start(),
         stats: keeper_stats.clone(),

@@ -26,7 +26,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use openraft::Raft;
 use protocol::bounded::Bytes;
-use protocol::wire::{ClientId, Command, Have, Reveal, Round};
+use protocol::bounded::Fixed;
+use protocol::validity::Validity;
+use protocol::wire::{ClientId, Command, Have, HeldEntry, Reveal, Round};
 use protocol::{Effect, State};
 
 use crate::client_api::SharedHeld;
@@ -93,6 +95,8 @@ pub struct ShareKeeper {
     identity: Arc<keys::Identity>,
     /// Test-only fault: reveal a wrong sum while set (see [`crate::server::Faults`]).
     wrong_reveals: Arc<std::sync::atomic::AtomicBool>,
+    /// Round parameters (to lay out a round's circuit).
+    params: Arc<protocol::Params>,
 }
 
 impl ShareKeeper {
@@ -108,8 +112,10 @@ impl ShareKeeper {
         sm: SharedSm,
         stats: ActorStats,
         metrics: KeeperMetrics,
+        params: Arc<protocol::Params>,
     ) -> Self {
         Self {
+            params,
             me,
             held,
             raft,
@@ -157,19 +163,61 @@ impl ShareKeeper {
         self.owed_before = now_owed;
     }
 
-    /// Commit our list of the clients whose share of `round` we hold (none: no list).
+    /// Commit our list of the clients whose share of `round` we hold (none: no list),
+    /// each with our check of its validity proof for the round's layout. Checks made
+    /// when a share came, for the layout this node knew then, stand if the round was
+    /// laid out the same; the others are made now, off the actor's thread.
     fn list(&mut self, round: Round) {
-        let clients = self.held().close(round);
-        if clients.is_empty() {
+        let laid_out = self
+            .sm
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .machine
+            .state()
+            .awaiting
+            .get(&round)
+            .map(|c| c.laid_out.clone())
+            .unwrap_or_default();
+        let (mut entries, unchecked) = self.held().close(round, &laid_out);
+        if entries.is_empty() && unchecked.is_empty() {
             return;
         }
-        match Have::new(round, self.me as u16, clients, &self.identity) {
-            Ok(have) => self.commit(round, Command::Have(have), self.metrics.haves.clone()),
-            Err(e) => {
-                self.stats.failed();
-                tracing::error!(round, error = %e, "our list of held shares is too long");
+        let (me, identity, params) = (self.me as u16, self.identity.clone(), self.params.clone());
+        self.metrics.late_checks.inc_by(unchecked.len() as u64);
+        let list = async move {
+            if !unchecked.is_empty() {
+                let checks = tokio::task::spawn_blocking(move || {
+                    let circuit = Validity::for_round(&params, &laid_out);
+                    unchecked
+                        .iter()
+                        .filter_map(|u| {
+                            let check = protocol::validity::query(
+                                &circuit,
+                                &u.share,
+                                &u.proof.share,
+                                &u.proof.challenge,
+                            )
+                            .ok()?;
+                            Some(HeldEntry {
+                                client: u.client,
+                                digest: u.digest,
+                                check: Fixed(check),
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await;
+                entries.extend(checks.unwrap_or_default());
             }
-        }
+            match Have::new(round, me, entries, &identity) {
+                Ok(have) => Some(Command::Have(have)),
+                Err(e) => {
+                    tracing::error!(round, error = %e, "our list of held shares is too long");
+                    None
+                }
+            }
+        };
+        self.commit_when(round, list, self.metrics.haves.clone());
     }
 
     /// Commit our sum over `included`, if we hold all their shares.
@@ -212,6 +260,17 @@ impl ShareKeeper {
         cmd: Command,
         done: prometheus_client::metrics::counter::Counter,
     ) {
+        self.commit_when(round, async move { Some(cmd) }, done);
+    }
+
+    /// Write what `cmd` makes for `round` (nothing if it makes none) in its own task,
+    /// tracked so the retry check waits for it.
+    fn commit_when(
+        &self,
+        round: Round,
+        cmd: impl std::future::Future<Output = Option<Command>> + Send + 'static,
+        done: prometheus_client::metrics::counter::Counter,
+    ) {
         let (raft, net, stats) = (self.raft.clone(), self.net.clone(), self.stats.clone());
         let writing = self.writing.clone();
         writing
@@ -219,21 +278,25 @@ impl ShareKeeper {
             .unwrap_or_else(|p| p.into_inner())
             .insert(round);
         tokio::spawn(async move {
-            let outcome = write(&raft, &net, cmd).await;
+            let outcome = match cmd.await {
+                Some(cmd) => Some(write(&raft, &net, cmd).await),
+                None => None,
+            };
             writing
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&round);
             match outcome {
-                Ok(Applied::Ok { .. }) => {
+                Some(Ok(Applied::Ok { .. })) => {
                     done.inc();
                 }
                 // Replays after a restart meet a round already past this step: fine.
-                Ok(Applied::Rejected(_)) | Ok(Applied::Internal) => {}
-                Err(e) => {
+                Some(Ok(Applied::Rejected(_))) | Some(Ok(Applied::Internal)) => {}
+                Some(Err(e)) => {
                     stats.failed();
                     tracing::warn!(round, error = %e, "could not commit our part of the round");
                 }
+                None => stats.failed(),
             }
         });
     }
@@ -284,9 +347,8 @@ impl Handler<Committed> for ShareKeeper {
 
 #[cfg(test)]
 mod tests {
-    use protocol::bounded::{Bytes, Fixed};
+    use protocol::bounded::Bytes;
     use protocol::round::{ClosedRound, Decision};
-    use protocol::wire::HeldEntry;
 
     use super::*;
 
@@ -296,6 +358,7 @@ mod tests {
         let entry = HeldEntry {
             client: Fixed([1; 32]),
             digest: Fixed([2; 16]),
+            check: Fixed([3; protocol::validity::CHECK_BYTES]),
         };
         // Round 7: closed, server 1 listed, we (0) have not.
         let mut listing = ClosedRound::default();

@@ -93,6 +93,9 @@ pub fn even_servers_note(n: u32) -> Option<String> {
     })
 }
 
+/// The servers' shared validity key, beside their key files.
+pub const VALIDITY_KEY_FILE: &str = "validity.key";
+
 /// Files written, for the summary keygen prints.
 #[derive(Debug, Default)]
 pub struct Written {
@@ -151,10 +154,12 @@ pub fn write_cluster<R: RngCore + CryptoRng>(
     // Check every key path before writing any, so a refusal leaves nothing half-done.
     let server_key = |i: u32| spec.out.join(format!("node-{i}.key"));
     let client_key = |j: u32| spec.out.join(format!("client-{j}.key"));
+    let validity_key = spec.out.join(VALIDITY_KEY_FILE);
     if !spec.force {
         let all = (0..n)
             .map(server_key)
-            .chain((1..=spec.clients).map(client_key));
+            .chain((1..=spec.clients).map(client_key))
+            .chain(std::iter::once(validity_key.clone()));
         for path in all {
             if path.exists() {
                 return Err(KeyFileError::Exists { path }.into());
@@ -178,6 +183,12 @@ pub fn write_cluster<R: RngCore + CryptoRng>(
             x25519: hex::encode(public.dh),
         });
     }
+    // One key all servers share and no client holds: the query randomness of validity
+    // proofs. Copy it to every server with its own key file.
+    let mut shared = zeroize::Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(shared.as_mut());
+    crate::keyfile::save_shared_secret(&validity_key, &shared, spec.force)?;
+    written.files.push(validity_key);
     let mut client_keys = Vec::new();
     for j in 1..=spec.clients {
         let id = Identity::generate(rng);
@@ -224,6 +235,7 @@ pub fn write_cluster<R: RngCore + CryptoRng>(
             node: NodeSection {
                 id: i,
                 key_file: PathBuf::from(format!("node-{i}.key")),
+                validity_key_file: PathBuf::from(VALIDITY_KEY_FILE),
                 listen: format!("/ip4/127.0.0.1/tcp/{}", u32::from(spec.base_port) + i),
                 data_dir: PathBuf::from(format!("data/node-{i}")),
                 admin: format!("127.0.0.1:{}", u32::from(spec.base_port) + 100 + i),

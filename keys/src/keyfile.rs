@@ -42,20 +42,24 @@ pub enum KeyFileError {
         mode: u32,
     },
     /// Shorter than a key file.
-    #[error("key file {path} is truncated: {len} bytes, expected {KEY_FILE_BYTES}")]
+    #[error("key file {path} is truncated: {len} bytes, expected {expected}")]
     Truncated {
         /// The file.
         path: PathBuf,
         /// Its length.
         len: usize,
+        /// The length of its kind of key file.
+        expected: usize,
     },
     /// Longer than a key file.
-    #[error("key file {path} is too long: {len} bytes, expected {KEY_FILE_BYTES}")]
+    #[error("key file {path} is too long: {len} bytes, expected {expected}")]
     TooLong {
         /// The file.
         path: PathBuf,
         /// Its length.
         len: usize,
+        /// The length of its kind of key file.
+        expected: usize,
     },
     /// Wrong magic: this is some other file.
     #[error("{path} is not a Chorus key file (bad magic header)")]
@@ -99,35 +103,78 @@ fn encode(identity: &Identity) -> Zeroizing<Vec<u8>> {
     buf
 }
 
-fn decode(path: &Path, bytes: &[u8]) -> Result<Identity, KeyFileError> {
+/// The body of a key file of `len` bytes with `magic` (everything before the checksum),
+/// after checking magic, length and checksum.
+fn check_layout<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    len: usize,
+) -> Result<&'a [u8], KeyFileError> {
     let path = path.to_path_buf();
-    if bytes.len() >= MAGIC.len() && &bytes[..MAGIC.len()] != MAGIC {
+    if bytes.len() >= magic.len() && &bytes[..magic.len()] != magic {
         return Err(KeyFileError::NotAKey { path });
     }
-    if bytes.len() < KEY_FILE_BYTES {
-        if bytes.len() < MAGIC.len() && !MAGIC.starts_with(bytes) {
+    if bytes.len() < len {
+        if bytes.len() < magic.len() && !magic.starts_with(bytes) {
             return Err(KeyFileError::NotAKey { path });
         }
         return Err(KeyFileError::Truncated {
             path,
             len: bytes.len(),
+            expected: len,
         });
     }
-    if bytes.len() > KEY_FILE_BYTES {
+    if bytes.len() > len {
         return Err(KeyFileError::TooLong {
             path,
             len: bytes.len(),
+            expected: len,
         });
     }
-    let (body, sum) = bytes.split_at(KEY_FILE_BYTES - 8);
+    let (body, sum) = bytes.split_at(len - 8);
     if checksum(body) != sum {
         return Err(KeyFileError::Corrupt { path });
     }
+    Ok(body)
+}
+
+fn decode(path: &Path, bytes: &[u8]) -> Result<Identity, KeyFileError> {
+    let body = check_layout(path, bytes, MAGIC, KEY_FILE_BYTES)?;
     let mut seed = Zeroizing::new([0u8; 32]);
     let mut dh = Zeroizing::new([0u8; 32]);
     seed.copy_from_slice(&body[8..40]);
     dh.copy_from_slice(&body[40..72]);
     Ok(Identity::from_secret_bytes(&seed, &dh))
+}
+
+const SHARED_MAGIC: &[u8; 8] = b"CHORUSQ1";
+/// Exact size of a shared-secret file (the servers' validity key): magic, 32 bytes,
+/// checksum.
+pub const SHARED_FILE_BYTES: usize = 8 + 32 + 8;
+
+/// Write a 32-byte secret all servers share (the validity key) to `path`, mode 0600.
+pub fn save_shared_secret(
+    path: &Path,
+    secret: &[u8; 32],
+    overwrite: bool,
+) -> Result<(), KeyFileError> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(SHARED_FILE_BYTES));
+    buf.extend_from_slice(SHARED_MAGIC);
+    buf.extend_from_slice(secret);
+    let sum = checksum(&buf);
+    buf.extend_from_slice(&sum);
+    write_private(path, &buf, overwrite)
+}
+
+/// Load a shared secret written by [`save_shared_secret`], with the checks of
+/// [`load_identity`].
+pub fn load_shared_secret(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyFileError> {
+    let bytes = read_private(path)?;
+    let body = check_layout(path, &bytes, SHARED_MAGIC, SHARED_FILE_BYTES)?;
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&body[8..40]);
+    Ok(out)
 }
 
 /// Write `identity` to `path` with mode 0600. Without `overwrite`, an existing file is an
@@ -137,6 +184,11 @@ pub fn save_identity(
     identity: &Identity,
     overwrite: bool,
 ) -> Result<(), KeyFileError> {
+    write_private(path, &encode(identity), overwrite)
+}
+
+/// Write `bytes` to `path` atomically with mode 0600.
+fn write_private(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), KeyFileError> {
     let io = |source| KeyFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -148,7 +200,6 @@ pub fn save_identity(
     }
     let tmp = path.with_extension("key.tmp");
     let _ = fs::remove_file(&tmp);
-    let bytes = encode(identity);
     {
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -156,7 +207,7 @@ pub fn save_identity(
             .mode(0o600)
             .open(&tmp)
             .map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
+        f.write_all(bytes).map_err(io)?;
         f.sync_all().map_err(io)?;
     }
     fs::rename(&tmp, path).map_err(io)?;
@@ -168,6 +219,13 @@ pub fn save_identity(
 /// Load an identity, refusing files that are readable by group/others, truncated, too
 /// long, not key files, or corrupt.
 pub fn load_identity(path: &Path) -> Result<Identity, KeyFileError> {
+    let bytes = read_private(path)?;
+    decode(path, &bytes)
+}
+
+/// The bytes of a private file: refused if group or others may read it, or if it is
+/// far longer than any key file.
+fn read_private(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
     let io = |source| KeyFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -184,10 +242,10 @@ pub fn load_identity(path: &Path) -> Result<Identity, KeyFileError> {
         return Err(KeyFileError::TooLong {
             path: path.to_path_buf(),
             len: usize::try_from(meta.len()).unwrap_or(usize::MAX),
+            expected: KEY_FILE_BYTES,
         });
     }
-    let bytes = Zeroizing::new(fs::read(path).map_err(io)?);
-    decode(path, &bytes)
+    Ok(Zeroizing::new(fs::read(path).map_err(io)?))
 }
 
 #[cfg(test)]

@@ -20,5 +20,7 @@ pub mod peer_id;
 
 pub use fingerprint::Fingerprint;
 pub use identity::{Identity, PublicIdentity, PublicKeyError};
-pub use keyfile::{load_identity, save_identity, KeyFileError};
+pub use keyfile::{
+    load_identity, load_shared_secret, save_identity, save_shared_secret, KeyFileError,
+};
 pub use peer_id::peer_id_string;

@@ -103,6 +103,9 @@ pub struct NodeSection {
     pub id: u32,
     /// Key file, relative to the config file's folder unless absolute.
     pub key_file: PathBuf,
+    /// The key every server of the cluster shares and no client holds (validity-proof
+    /// query randomness), relative like `key_file`.
+    pub validity_key_file: PathBuf,
     /// libp2p listen multiaddr.
     pub listen: String,
     /// Folder for the Raft log and state (redb), relative like `key_file`.

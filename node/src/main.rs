@@ -58,6 +58,8 @@ fn main() -> std::process::ExitCode {
 fn check(file: &std::path::Path) -> anyhow::Result<()> {
     let s = settings::load(file)?;
     let identity = keys::load_identity(&s.key_file)?;
+    keys::load_shared_secret(&s.validity_key_file)
+        .map_err(|e| anyhow::anyhow!("{}: node.validity_key_file: {e}", file.display()))?;
     let me = &s.manifest.servers[s.manifest.node.id as usize];
     let public = identity.public();
     anyhow::ensure!(
@@ -83,11 +85,13 @@ fn run(config: &std::path::Path) -> anyhow::Result<()> {
     check(config)?;
     let s = settings::load(config)?;
     let identity = keys::load_identity(&s.key_file)?;
+    let validity_key = keys::load_shared_secret(&s.validity_key_file)?;
     let raft = s.manifest.raft.clone().unwrap_or_default();
     let d = actors::server::RaftTuning::default();
     let server_cfg = actors::server::ServerConfig {
         me: u64::from(s.manifest.node.id),
         identity,
+        validity_key: protocol::validity::ValidityKey::from_bytes(*validity_key),
         listen: s.manifest.node.listen.clone(),
         servers: s
             .manifest

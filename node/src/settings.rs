@@ -13,6 +13,8 @@ pub struct Settings {
     pub manifest: NodeManifest,
     /// Key file path (resolved).
     pub key_file: PathBuf,
+    /// The servers' shared validity key file (resolved).
+    pub validity_key_file: PathBuf,
     /// Data folder (resolved).
     pub data_dir: PathBuf,
     /// Admin endpoint address.
@@ -157,6 +159,7 @@ pub fn validate(path: &Path, m: NodeManifest) -> Result<Settings, ConfigError> {
     }
     Ok(Settings {
         key_file: resolve(path, &m.node.key_file),
+        validity_key_file: resolve(path, &m.node.validity_key_file),
         data_dir: resolve(path, &m.node.data_dir),
         admin,
         params,

@@ -103,6 +103,10 @@ pub fn proof_from_opened(
     }
 }
 
+/// A server's opened shares of one submission: of the vector, and of the proofs (the
+/// tags' masks, then the proofs), both encoded.
+pub type OpenedShares = (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>);
+
 /// Open server `server`'s upload with its share key: its share of the vector and its
 /// proof share, both encoded; None if either does not open or is garbage.
 pub fn open_upload(
@@ -110,7 +114,7 @@ pub fn open_upload(
     key: &crate::seal::ShareKey,
     up: &crate::wire::ShareUpload,
     server: usize,
-) -> Option<(Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>)> {
+) -> Option<OpenedShares> {
     let (round, client, me) = (up.round, &up.client, server as u16);
     let plain = key.open(&up.share, round, client, me).ok()?;
     let share = share_from_opened(params, round, client, server, &plain)?;
@@ -179,6 +183,33 @@ pub fn build_submission_sealed<R: RngCore + CryptoRng>(
     sealer: &mut Sealer,
     rng: &mut R,
 ) -> Result<Submission, BuildError> {
+    build(params, round, round, vector, identity, sealer, rng)
+}
+
+/// A submission to `round` whose proof answers `proof_round`'s challenge instead: a
+/// proof replayed from another round, as a jammer would send it. Servers exclude it
+/// (its proof does not hold); the abuse run and the jamming benchmark send it.
+pub fn build_submission_with_proof_for<R: RngCore + CryptoRng>(
+    params: &Params,
+    round: Round,
+    proof_round: Round,
+    vector: &Vector,
+    identity: &keys::Identity,
+    sealer: &mut Sealer,
+    rng: &mut R,
+) -> Result<Submission, BuildError> {
+    build(params, round, proof_round, vector, identity, sealer, rng)
+}
+
+fn build<R: RngCore + CryptoRng>(
+    params: &Params,
+    round: Round,
+    proof_round: Round,
+    vector: &Vector,
+    identity: &keys::Identity,
+    sealer: &mut Sealer,
+    rng: &mut R,
+) -> Result<Submission, BuildError> {
     let encoded = vector.encode();
     if encoded.len() != params.share_bytes() {
         return Err(BuildError::WrongVectorSize {
@@ -222,7 +253,7 @@ pub fn build_submission_sealed<R: RngCore + CryptoRng>(
     // The proof, under joint randomness bound to the sealed vector shares, is shared
     // like the vector: a seed server's share grows from its seed.
     let circuit = Validity::for_round(params, vector.layout());
-    let joint = validity::joint_rand(round, &client, &digests);
+    let joint = validity::joint_rand(proof_round, &client, &digests);
     let extra = validity::prove(&circuit, &encoded, &joint, rng)
         .map_err(|e| BuildError::Proof(e.to_string()))?;
     let proof_seeds: Vec<(usize, [u8; SEED_BYTES])> = seeds

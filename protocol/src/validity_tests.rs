@@ -297,9 +297,9 @@ fn t_servers_see_the_same_whether_the_slot_is_empty_or_used() {
         }
     }
     // Uniform bits: within 5 standard deviations (±61 of 300) of half, for both.
-    for j in 0..CHECK_ELEMENTS {
-        for which in 0..2 {
-            let k = ones[which][j] as i64;
+    for (which, view) in ones.iter().enumerate() {
+        for (j, &k) in view.iter().enumerate() {
+            let k = k as i64;
             assert!(
                 (k - RUNS as i64 / 2).abs() < 62,
                 "element {j} of view {which}: {k}"

@@ -67,6 +67,19 @@ impl Vector {
         true
     }
 
+    /// Write raw field elements into cell `cell` (false if there is no such cell). An
+    /// honest client only ever [`Vector::reserve`]s; this is how the abuse run and the
+    /// tests make malformed reservations that validity proofs must refuse.
+    pub fn write_cell(&mut self, cell: usize, values: [u64; 3]) -> bool {
+        if cell >= self.cells {
+            return false;
+        }
+        for (k, v) in values.into_iter().enumerate() {
+            field::put(&mut self.reservations, 3 * cell + k, field::fe(v));
+        }
+        true
+    }
+
     /// Write `bytes` into the message region at `slot` (false if they do not fit it).
     pub fn write(&mut self, slot: &Slot, bytes: &[u8]) -> bool {
         if bytes.len() != slot.len {

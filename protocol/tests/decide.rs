@@ -286,7 +286,7 @@ fn jammers_are_left_out_by_name_and_cool_off_while_honest_messages_come_through(
         w.submit(r, &alice, &honest);
         // Two slots written (the test layout's 3 and 4).
         let mut two = w.vector(&jammer, &bob, 3, b"x");
-        let slot = w.layout[4].clone();
+        let slot = w.layout[4];
         assert!(two.write(&slot, &vec![9u8; slot.len]));
         w.submit(r, &jammer, &two);
         match w.close_and_decide(&mut m, r) {

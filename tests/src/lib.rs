@@ -13,6 +13,7 @@ pub mod chaos;
 pub mod cluster;
 pub mod hostile;
 pub mod http;
+pub mod jam;
 pub mod metrics;
 pub mod netns;
 pub mod stats;

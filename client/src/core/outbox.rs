@@ -107,6 +107,9 @@ pub struct Outbox {
     /// Reservations whose round was published void, to report once the output is
     /// processed (after the next submission, like every other event).
     void_reserved: Vec<(u64, Round)>,
+    /// The round our grant is in and the footprints it is laid out from: the vector's
+    /// validity proof is made for that layout, which is the round's.
+    grant_layout: Option<(Round, Vec<u64>)>,
 }
 
 impl Outbox {
@@ -189,7 +192,10 @@ impl Outbox {
         rng: &mut StdRng,
     ) -> Built {
         let slot_bytes = params.slot_bytes as usize;
-        let mut vector = Vector::zero(params);
+        let mut vector = match &self.grant_layout {
+            Some((r, footprints)) if *r == round => Vector::laid_out(params, footprints),
+            _ => Vector::zero(params),
+        };
         let mut carried = Carried::default();
         let mut error = None;
         // A grant for a round we did not submit in is gone: reserve again.
@@ -340,10 +346,14 @@ impl Outbox {
             let slots =
                 laid_out.get_or_insert_with(|| layout(params, output.reservations.as_slice()));
             o.stage = match slots.iter().find(|s| s.footprint == footprint) {
-                Some(slot) => Stage::Granted {
-                    round: r + RESERVE_AHEAD,
-                    slot: *slot,
-                },
+                Some(slot) => {
+                    self.grant_layout =
+                        Some((r + RESERVE_AHEAD, output.reservations.as_slice().to_vec()));
+                    Stage::Granted {
+                        round: r + RESERVE_AHEAD,
+                        slot: *slot,
+                    }
+                }
                 None => Stage::Idle,
             };
             if output.void {

@@ -89,6 +89,15 @@ impl Submission {
             .collect()
     }
 
+    /// Every proof share's digest, in server order.
+    pub fn proof_digests(&self) -> Vec<Key32> {
+        self.proofs
+            .as_slice()
+            .iter()
+            .map(|p| Fixed(proof_digest(p.as_slice())))
+            .collect()
+    }
+
     /// What server `server` is sent: its share, every digest, the signature.
     pub fn upload_for(&self, server: ServerIndex) -> Option<ShareUpload> {
         self.uploads().into_iter().nth(usize::from(server))
@@ -102,13 +111,7 @@ impl Submission {
         let Ok(digests) = BoundedVec::new(self.digests()) else {
             return Vec::new();
         };
-        let Ok(proof_digests) = BoundedVec::new(
-            self.proofs
-                .as_slice()
-                .iter()
-                .map(|p| Fixed(proof_digest(p.as_slice())))
-                .collect(),
-        ) else {
+        let Ok(proof_digests) = BoundedVec::new(self.proof_digests()) else {
             return Vec::new();
         };
         self.shares

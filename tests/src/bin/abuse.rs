@@ -8,7 +8,12 @@
 //! connection); junk gossip from a non-server peer; history-request floods; registration
 //! floods; registering someone else's x25519 key; concurrent copies of one submission to
 //! every server. Throughout the attack phase one server also reveals wrong sums (the
-//! test-only fault switch), which the others must outvote and name. Each class must be
+//! test-only fault switch), which the others must outvote and name. Jamming classes
+//! ([`tests::jam::Jam`]: a random vector, two message slots, a malformed reservation, a
+//! share that does not open, a bad proof, inconsistent shares, a proof from another
+//! round), each from its own listed identity, are sent to every server among the honest
+//! chat and must be left out of their rounds by name, and a jammer excluded that often
+//! must then be refused while it cools off. Each class must be
 //! refused or corrected with its named reason in the servers' metrics, no node may
 //! crash, every honest message must arrive, and the honest p99 latency under attack must
 //! stay within `--max-ratio` of the baseline's.
@@ -37,6 +42,7 @@ use protocol::wire::{
 use rand::{Rng, SeedableRng};
 use tests::cluster::{Cluster, ClusterOpts};
 use tests::hostile::{one, swarm, Raw};
+use tests::jam::Jam;
 use tests::metrics::{self, scrape, Totals};
 use tests::stats::percentile;
 use tokio::sync::mpsc;
@@ -173,6 +179,19 @@ struct Tally {
     other: u64,
 }
 
+/// What became of one jamming class's submissions.
+#[derive(Default, Clone, Copy)]
+struct JamTally {
+    sent: u64,
+    /// Taken by every server to be left out at the decision (or, for a share that does
+    /// not open, refused by that server alone).
+    refused: u64,
+    /// Refused while the jammer cools off.
+    cooling: u64,
+    /// Anything else (a round that closed on the way, a timeout).
+    other: u64,
+}
+
 /// How much the counter that refuses `class` grew from `before` to `after`.
 fn delta(after: &Totals, before: &Totals, class: Class) -> u64 {
     let (family, reason) = class.metric();
@@ -202,6 +221,9 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: &Args) -> anyhow::Result<bool> {
     // Client 1 is the attacker's listed identity (for replays and bad signatures);
     // clients 2.. chat honestly.
+    // Client 1 attacks; clients 2..=clients+1 chat; the last Jam::ALL.len() jam, one
+    // class each.
+    let jammers_from = args.clients + 2;
     let mut c = Cluster::start(ClusterOpts {
         policy: Policy::Listed,
         slots: args.slots,
@@ -209,7 +231,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         env: (0..args.servers as usize)
             .map(|i| (i, "CHORUS_FAULTS".to_string(), "1".to_string()))
             .collect(),
-        ..ClusterOpts::traffic(args.servers, args.clients + 1)
+        ..ClusterOpts::traffic(args.servers, args.clients + 1 + Jam::ALL.len() as u32)
     })?;
     let liar = args.servers as usize - 1;
     c.wait_for("an agreed leader", Duration::from_secs(60), || {
@@ -313,16 +335,19 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     let stop = Arc::new(AtomicBool::new(false));
     let attacker = {
         let me = Settings::load(&c.client_config(1))?;
+        let jammers = (0..Jam::ALL.len() as u32)
+            .map(|k| Settings::load(&c.client_config(jammers_from + k)).map(|s| s.identity))
+            .collect::<Result<Vec<_>, _>>()?;
         let servers = c.servers.clone();
         let (conn, _conn_events) = c.connect().await?;
         let stop = stop.clone();
         let rate = args.rate;
-        tokio::spawn(async move { attack(me, servers, conn, rate, stop).await })
+        tokio::spawn(async move { attack(me, jammers, servers, conn, rate, stop).await })
     };
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     stop.store(true, Ordering::Relaxed);
     phase.store(0, Ordering::Relaxed);
-    let tallies = attacker.await??;
+    let (tallies, jams) = attacker.await??;
     switch_lies(&c, liar, false).await?;
 
     // Drain: every honest message sent should arrive.
@@ -406,6 +431,33 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
             base
         );
     }
+    for (k, jam) in Jam::ALL.into_iter().enumerate() {
+        let t = jams.get(&jam).copied().unwrap_or_default();
+        let (family, reason) = jam.metric();
+        let under = metrics::delta(&m2, &m1, family, reason);
+        let base = metrics::delta(&m1, &m0, family, reason);
+        // Left out (or refused) by name at least once before cooling off.
+        let counted = t.sent > 0 && t.refused > 0 && under >= 1 && base == 0;
+        all_counted &= counted;
+        println!(
+            "| {} (client {}) | {} | {} | {} | {family}{{reason=\"{reason}\"}} | {under} | {base} |",
+            jam.name(),
+            jammers_from + k as u32,
+            t.sent,
+            t.refused,
+            t.other,
+        );
+    }
+    let cooling = |a: &Totals, b: &Totals| {
+        metrics::delta(a, b, "chorus_commands_rejected_total", "cooling_off")
+    };
+    let (cooled_under, cooled_base) = (cooling(&m2, &m1), cooling(&m1, &m0));
+    let cooled: u64 = jams.values().map(|t| t.cooling).sum();
+    all_counted &= cooled_under >= 1 && cooled >= 1 && cooled_base == 0;
+    println!(
+        "| a jammer cooling off (after {} exclusions) | {cooled} refused | | | chorus_commands_rejected_total{{reason=\"cooling_off\"}} | {cooled_under} | {cooled_base} |",
+        protocol::params::DEFAULT_EXCLUSIONS_BEFORE_COOLING
+    );
     // The lying server: outvoted in every round it lied in, and named on every node.
     let lies = |a: &Totals, b: &Totals| metrics::delta(a, b, "chorus_reveal_dissent_rounds", "");
     let (named_under, named_base) = (lies(&m2, &m1), lies(&m1, &m0));
@@ -433,7 +485,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         && ratio <= args.max_ratio;
     println!(
         "abuse: classes={} all_rejected_or_corrected_by_name={} crashes={} panics={} honest_sent={} lost={} p99_baseline_ms={} p99_attack_ms={} ratio={:.2} (max {:.1}) {}",
-        CLASSES.len() + 1,
+        CLASSES.len() + Jam::ALL.len() + 2,
         all_counted,
         crashed.len(),
         panics,
@@ -482,12 +534,18 @@ async fn liar_named(c: &Cluster, liar: usize) -> bool {
 /// The attacker: one request every `1/rate` s, classes in turn, servers in turn.
 async fn attack(
     me: Settings,
+    jammers: Vec<keys::Identity>,
     servers: Vec<client::conn::ServerAddr>,
     conn: ClusterConn,
     rate: u32,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<HashMap<Class, Tally>> {
+) -> anyhow::Result<(HashMap<Class, Tally>, HashMap<Jam, JamTally>)> {
     let mut tallies: HashMap<Class, Tally> = HashMap::new();
+    let mut jams: HashMap<Jam, JamTally> = HashMap::new();
+    let mut sealers: Vec<protocol::seal::Sealer> = jammers
+        .iter()
+        .map(|_| protocol::seal::Sealer::new(&me.server_dh, &mut rand_core::OsRng))
+        .collect();
     let timeout = Duration::from_secs(5);
     let mut raw = swarm(request_response::Behaviour::<Raw>::new(
         [(CLIENT_PROTOCOL, ProtocolSupport::Outbound)],
@@ -518,10 +576,11 @@ async fn attack(
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut k = 0usize;
+    let turns = CLASSES.len() + Jam::ALL.len();
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
-        let class = CLASSES[k % CLASSES.len()];
-        let server = (k / CLASSES.len()) % servers.len();
+        let turn = k % turns;
+        let server = (k / turns) % servers.len();
         k += 1;
         if round_checked.elapsed() > Duration::from_millis(200) {
             if let Ok(ClientResponse::Status(s)) =
@@ -546,6 +605,47 @@ async fn attack(
             }
         };
         let submit = |s: Submission| submit_to(s, server);
+        let Some(&class) = CLASSES.get(turn) else {
+            // A jamming turn: the jammer of this class sends to every server.
+            let j = turn - CLASSES.len();
+            let jam = Jam::ALL[j];
+            let sub = jam.build(
+                &me.params,
+                open_round,
+                &[],
+                &jammers[j],
+                &mut sealers[j],
+                &mut rand_core::OsRng,
+            )?;
+            let answers =
+                futures::future::join_all((0..servers.len()).map(|i| submit_to(sub.clone(), i)))
+                    .await;
+            let t = jams.entry(jam).or_default();
+            t.sent += 1;
+            let cooling = answers.iter().any(|a| {
+                matches!(
+                    a,
+                    Some(ClientResponse::Rejected(RejectReason::CoolingOff { .. }))
+                )
+            });
+            // Held everywhere (to be left out at the decision), or refused at once by the
+            // one server its share does not open at.
+            let as_expected = answers.iter().all(|a| {
+                matches!(
+                    a,
+                    Some(ClientResponse::Accepted { .. })
+                        | Some(ClientResponse::Rejected(RejectReason::ShareDoesNotOpen))
+                )
+            });
+            if cooling {
+                t.cooling += 1;
+            } else if as_expected {
+                t.refused += 1;
+            } else {
+                t.other += 1;
+            }
+            continue;
+        };
         let refused = match class {
             Class::MalformedFrame | Class::TruncatedFrame | Class::OversizedFrame => {
                 let bytes = match class {
@@ -773,5 +873,5 @@ async fn attack(
             _ => t.other += 1,
         }
     }
-    Ok(tallies)
+    Ok((tallies, jams))
 }

@@ -31,6 +31,7 @@ use protocol::wire::{
 use protocol::Params;
 use rand::{Rng, SeedableRng};
 use tests::cluster::{attach, servers_of};
+use tests::jam::Jam;
 use tests::stats::percentile;
 
 /// Round benchmark load generator.
@@ -51,6 +52,16 @@ struct Args {
     /// RNG seed (printed in the result).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Clients (of `--clients`) that jam every round with `--jam` instead of chatting.
+    #[arg(long, default_value_t = 0)]
+    jammers: usize,
+    /// What the jammers send.
+    #[arg(long, value_enum, default_value_t = Jam::RandomVector)]
+    jam: Jam,
+    /// After the measured seconds, keep going without new messages until every honest
+    /// message is delivered, for at most this long; the rest count as undelivered.
+    #[arg(long, default_value_t = 0)]
+    drain_seconds: u64,
 }
 
 /// An output and the servers that vouched for its hash.
@@ -134,6 +145,8 @@ async fn main() -> anyhow::Result<()> {
     let mut next_id = 0u64;
     // Reservations per round: (client, message id, footprint).
     let mut reserved: BTreeMap<Round, Vec<(usize, u64, u64)>> = BTreeMap::new();
+    // Each round's layout (the footprints of the output before it), once known.
+    let mut layouts: BTreeMap<Round, Vec<u64>> = BTreeMap::new();
     let mut in_flight: BTreeMap<Round, Vec<InFlight>> = BTreeMap::new();
     let mut reservations_lost = 0u64;
     let mut layout_wait: (Round, u32) = (0, 0);
@@ -151,11 +164,25 @@ async fn main() -> anyhow::Result<()> {
     let mut next_server = 0usize;
     let mut poll = tokio::time::interval(Duration::from_millis(POLL_MS));
     let layout_wait_polls = (LAYOUT_WAIT_ROUNDS * m.round.round_ms / POLL_MS).max(1) as u32;
+    anyhow::ensure!(
+        args.jammers + 2 <= args.clients,
+        "--jammers {} leaves fewer than two honest clients of {}",
+        args.jammers,
+        args.clients
+    );
+    // Clients 0..honest chat; the rest jam.
+    let honest = args.clients - args.jammers;
+    let mut draining = false;
     loop {
         if let Some(start) = measure_start {
-            if start.elapsed() >= Duration::from_secs(args.seconds) {
+            let measured = Duration::from_secs(args.seconds);
+            let drained = queues.iter().all(VecDeque::is_empty);
+            if start.elapsed() >= measured + Duration::from_secs(args.drain_seconds)
+                || (start.elapsed() >= measured && (args.drain_seconds == 0 || drained))
+            {
                 break;
             }
+            draining = start.elapsed() >= measured;
         }
         // The round to submit to: the one an output just opened (each output opens the
         // next round and lays it out), or the one status reports.
@@ -189,8 +216,11 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
                 want = r + 1;
-                // Reservations made in r get a slot in r + 1, or reserve again.
+                // Reservations made in r get a slot in r + 1, or reserve again; every
+                // vector of r + 1 is proved valid for that layout.
                 let laid = layout(&params, output.reservations.as_slice());
+                layouts.insert(r + protocol::vector::RESERVE_AHEAD, output.reservations.as_slice().to_vec());
+                while layouts.len() > 4 { layouts.pop_first(); }
                 for (c, id, fp) in reserved.remove(&r).unwrap_or_default() {
                     let Some(m) = queues[c].iter_mut().find(|m| m.id == id) else { continue };
                     m.stage = match laid.iter().find(|s| s.footprint == fp) {
@@ -268,10 +298,10 @@ async fn main() -> anyhow::Result<()> {
         }
         let round = want;
         submitted_round = round;
-        // New messages this round.
-        for (c, q) in queues.iter_mut().enumerate() {
-            if rng.gen_bool(args.send_fraction.clamp(0.0, 1.0)) {
-                let mut to = rng.gen_range(0..args.clients - 1);
+        // New messages this round (none while draining, none from jammers).
+        for (c, q) in queues.iter_mut().enumerate().take(honest) {
+            if !draining && rng.gen_bool(args.send_fraction.clamp(0.0, 1.0)) {
+                let mut to = rng.gen_range(0..honest - 1);
                 if to >= c {
                     to += 1;
                 }
@@ -293,7 +323,10 @@ async fn main() -> anyhow::Result<()> {
         let mut flights = Vec::new();
         let mut reservations = Vec::new();
         for (c, q) in queues.iter_mut().enumerate() {
-            let mut vector = Vector::zero(&params);
+            let mut vector = match layouts.get(&round) {
+                Some(footprints) => Vector::laid_out(&params, footprints),
+                None => Vector::zero(&params),
+            };
             for m in q.iter_mut() {
                 if matches!(m.stage, Stage::Granted { round: g, .. } if g < round) {
                     m.stage = Stage::Idle;
@@ -348,6 +381,7 @@ async fn main() -> anyhow::Result<()> {
         let chunk = args.clients.div_ceil(BUILDERS).max(1);
         let mut builders = Vec::new();
         let mut vectors = vectors.into_iter();
+        let footprints = layouts.get(&round).cloned().unwrap_or_default();
         loop {
             let part: Vec<(usize, Vector)> = vectors.by_ref().take(chunk).collect();
             if part.is_empty() {
@@ -355,19 +389,25 @@ async fn main() -> anyhow::Result<()> {
             }
             let (mut tx, params, ids, sealers) =
                 (tx.clone(), params.clone(), ids.clone(), sealers.clone());
+            let (jam, footprints) = (args.jam, footprints.clone());
             builders.push(tokio::task::spawn_blocking(
                 move || -> anyhow::Result<u64> {
                     let mut bytes = 0u64;
                     for (c, vector) in part {
                         let mut sealer = sealers[c].lock().unwrap_or_else(|p| p.into_inner());
-                        let sub = build_submission_sealed(
-                            &params,
-                            round,
-                            &vector,
-                            &ids[c],
-                            &mut sealer,
-                            &mut rand_core::OsRng,
-                        )?;
+                        let mut rng = rand_core::OsRng;
+                        let sub = if c >= honest {
+                            jam.build(&params, round, &footprints, &ids[c], &mut sealer, &mut rng)?
+                        } else {
+                            build_submission_sealed(
+                                &params,
+                                round,
+                                &vector,
+                                &ids[c],
+                                &mut sealer,
+                                &mut rng,
+                            )?
+                        };
                         // Each server is sent only its own share (round protocol v2).
                         for up in sub.uploads() {
                             bytes += protocol::encode(&ClientRequest::Share(up.clone()))
@@ -471,6 +511,9 @@ async fn main() -> anyhow::Result<()> {
             "in_round_rate": if measured_submissions > 0 { held_everywhere as f64 / measured_submissions as f64 } else { f64::NAN },
             "avg_participants": avg_participants,
             "seed": args.seed,
+            "jammers": args.jammers,
+            "jam": if args.jammers > 0 { format!("{:?}", args.jam) } else { "none".into() },
+            "undelivered": queues.iter().take(honest).map(VecDeque::len).sum::<usize>(),
         })
     );
     Ok(())

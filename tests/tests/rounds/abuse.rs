@@ -157,7 +157,12 @@ async fn hostile_submissions_are_refused_by_name_and_honest_traffic_is_delivered
     let len = shares[0].ciphertext.len();
     shares[0].ciphertext = Bytes::new(vec![7u8; len]).unwrap();
     garbage.shares = BoundedVec::new(shares).unwrap();
-    let signed = Submission::signed_bytes(garbage.round, &garbage.client, &garbage.digests());
+    let signed = Submission::signed_bytes(
+        garbage.round,
+        &garbage.client,
+        &garbage.digests(),
+        &garbage.proof_digests(),
+    );
     garbage.signature = protocol::bounded::Fixed(me.identity.sign(&signed));
     assert_eq!(
         submit(&conn, &garbage).await,

@@ -127,6 +127,15 @@ async fn fifty_messages_among_eight_clients_arrive_exactly_once_and_servers_neve
             let (_, body) = n.get(path).await.unwrap();
             exported.push_str(&body);
         }
+        // Honest clients' proofs always hold and their shares are always of one vector.
+        let (_, metrics) = n.get("/metrics").await.unwrap();
+        for reason in ["bad_proof", "inconsistent", "conflicting", "cooling"] {
+            assert_eq!(
+                tests::metrics::total(&metrics, "chorus_clients_excluded", reason),
+                0,
+                "honest clients excluded as {reason}"
+            );
+        }
     }
     haystack.extend(exported.as_bytes());
     // Metrics and status name no client: no name, key or fingerprint appears there.

@@ -327,6 +327,7 @@ impl Sim {
         }
         ups.sort_by_key(|u| u.server);
         let shares = ups.iter().map(|u| u.share.clone()).collect();
+        let proofs = ups.iter().map(|u| u.proof.clone()).collect();
         self.share_groups.insert(first, ids);
         Some((
             first,
@@ -334,6 +335,7 @@ impl Sim {
                 round: up.round,
                 client: up.client,
                 shares: BoundedVec::new(shares).unwrap(),
+                proofs: BoundedVec::new(proofs).unwrap(),
                 signature: up.signature,
             },
         ))
