@@ -142,10 +142,56 @@ pub fn add_encoded(acc: &mut [u8], other: &[u8]) -> Result<(), FieldDecodeError>
     Ok(())
 }
 
+/// `a·b + c mod p` for canonical `a, b, c < p`, on the integers themselves (the
+/// validity sketches evaluate polynomials over whole shares this way: converting every
+/// element into `Field64`'s Montgomery form cost as much as the products).
+pub fn mul_add_canonical(a: u64, b: u64, c: u64) -> u64 {
+    // a·b + c < p² + p < 2^128.
+    reduce128(u128::from(a) * u128::from(b) + u128::from(c))
+}
+
+/// `x mod p` for any 128-bit `x`, using 2^64 ≡ 2^32 − 1 and 2^96 ≡ −1 (mod p).
+fn reduce128(x: u128) -> u64 {
+    const EPSILON: u64 = 0xffff_ffff; // 2^64 mod p
+    let lo = x as u64;
+    let hi = (x >> 64) as u64;
+    let (hi_hi, hi_lo) = (hi >> 32, hi & EPSILON);
+    // lo − hi_hi·2^96 ≡ lo + hi_hi (mod p)… as lo − hi_hi, borrowing p on underflow.
+    let (mut t, borrow) = lo.overflowing_sub(hi_hi);
+    if borrow {
+        t = t.wrapping_sub(EPSILON); // + p ≡ − (2^64 − p) = − EPSILON, mod 2^64
+    }
+    // + hi_lo·2^64 ≡ hi_lo·EPSILON (below 2^64).
+    let (mut r, carry) = t.overflowing_add(hi_lo * EPSILON);
+    if carry {
+        r = r.wrapping_add(EPSILON);
+    }
+    if r >= MODULUS {
+        r - MODULUS
+    } else {
+        r
+    }
+}
+
+/// A little-endian word of an encoded vector, reduced into the field (a share from the
+/// network may hold any word; checked shares hold canonical ones).
+pub fn word(encoded: &[u8], j: usize) -> u64 {
+    let mut w = [0u8; 8];
+    if let Some(b) = encoded.get(j * ELEMENT_BYTES..(j + 1) * ELEMENT_BYTES) {
+        w.copy_from_slice(b);
+    }
+    let w = u64::from_le_bytes(w);
+    if w >= MODULUS {
+        w - MODULUS
+    } else {
+        w
+    }
+}
+
 /// `a + b mod p` for canonical `a, b < p`, on the integers themselves. Addition is the
 /// same in `Field64`'s Montgomery form, but converting every element of every share in
 /// and out of it was most of what summing a round cost a server.
-fn add_canonical(a: u64, b: u64) -> u64 {
+pub fn add_canonical(a: u64, b: u64) -> u64 {
     let (s, carry) = a.overflowing_add(b);
     if carry {
         // The true sum is s + 2^64 < 2p, and 2^64 ≡ 2^32 − 1 (mod p): the result is
@@ -222,6 +268,46 @@ mod tests {
         #[test]
         fn integer_addition_agrees_with_the_field(a in 0..MODULUS, b in 0..MODULUS) {
             prop_assert_eq!(add_canonical(a, b), u64::from(fe(a) + fe(b)));
+        }
+
+        #[test]
+        fn integer_multiply_add_agrees_with_the_field(
+            a in 0..MODULUS, b in 0..MODULUS, c in 0..MODULUS
+        ) {
+            prop_assert_eq!(mul_add_canonical(a, b, c), u64::from(fe(a) * fe(b) + fe(c)));
+        }
+
+        #[test]
+        fn any_word_reads_as_a_field_element(w in any::<u64>()) {
+            let bytes = w.to_le_bytes();
+            prop_assert_eq!(word(&bytes, 0), u64::from(fe(w)));
+        }
+    }
+
+    #[test]
+    fn integer_multiply_add_at_the_edges() {
+        let top = MODULUS - 1;
+        let edges = [
+            0,
+            1,
+            2,
+            top,
+            top - 1,
+            1 << 32,
+            (1 << 32) - 1,
+            (1 << 32) + 1,
+            1 << 63,
+        ];
+        for a in edges {
+            for b in edges {
+                for c in [0, 1, top] {
+                    assert_eq!(
+                        mul_add_canonical(a, b, c),
+                        u64::from(fe(a) * fe(b) + fe(c)),
+                        "{a} * {b} + {c}"
+                    );
+                }
+            }
         }
     }
 

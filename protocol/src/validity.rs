@@ -10,15 +10,20 @@
 //! verifier shares interpolate the verifier, which `decide` checks. No server multiplies
 //! with another, so the check works with `f` servers down.
 //!
-//! The circuit over the input `x` (the round's vector: `3R` cell elements, then the
-//! message region grouped into the round's laid-out slots, the unused tail one more
-//! group), with joint randomness `ρ, τ, ρ′, τ′`:
-//! - message groups: `w_s = Σ_ℓ ρ^ℓ x_{s,ℓ}`; `A = Σ τ^s w_s`, `B = Σ w_s`,
-//!   `C = Σ τ^{2s} w_s`; `A² − B·C = −½ Σ_{j,k} w_j w_k (τ^j − τ^k)²` is zero when at
-//!   most one `w_s` is nonzero and otherwise a nonzero polynomial in `τ`;
-//! - cells: the same test on `u_c = c + ρ′a + ρ′²b`; with `K = Σc`, `X₁ = Σa`,
-//!   `X₂ = Σb`: `X₁² − X₂`, `K² − K`, `K·X₁ − X₁` (so the one cell is `(0, 0, 0)` or
-//!   `(1, a, a²)`).
+//! The round's vector `x` (`3R` cell elements, then the message region grouped into the
+//! round's laid-out slots, the unused tail one more group) is first reduced, with joint
+//! randomness `ρ, ρ′`, to a linear sketch ([`Validity::sketch`]): per group
+//! `w_s = Σ_ℓ ρ^ℓ x_{s,ℓ}`, per cell `u_c = c + ρ′a + ρ′²b`, and `K = Σc`, `X₁ = Σa`,
+//! `X₂ = Σb`. The sketch is linear, so a share's sketch is a share of the vector's, and
+//! it is a few hundred elements where the vector is thousands: the FLP's input is the
+//! sketch. Two nonzero groups (cells) give two nonzero `w` (`u`) but for a chance of
+//! about `L/p` over `ρ`, which the client learns only after its shares are fixed. The
+//! circuit over the sketch, with joint randomness `τ, τ′`:
+//! - `A = Σ τ^s w_s`, `B = Σ w_s`, `C = Σ τ^{2s} w_s`; `A² − B·C =
+//!   −½ Σ_{j,k} w_j w_k (τ^j − τ^k)²` is zero when at most one `w_s` is nonzero and
+//!   otherwise a nonzero polynomial in `τ`;
+//! - the same test on the `u_c` with `τ′`; and `X₁² − X₂`, `K² − K`, `K·X₁ − X₁` (so the
+//!   one cell is `(0, 0, 0)` or `(1, a, a²)`).
 //!
 //! Seven multiplications, one `Mul` gadget: a proof is [`PROOF_LEN`] elements and a
 //! verifier [`VERIFIER_LEN`]. One proof's soundness error is about `2·max(S, R, L)/p`
@@ -66,8 +71,10 @@ pub const PROOFS: usize = 2;
 const CALLS: usize = 7;
 /// Circuit outputs (prio folds them into one with query randomness).
 const OUTPUTS: usize = 5;
-/// Joint randomness per proof: `ρ, τ, ρ′, τ′`.
+/// Joint randomness per proof: `ρ, τ, ρ′, τ′` (the sketch's, then the circuit's).
 pub const JOINT_LEN: usize = 4;
+/// Of which the circuit's: `τ, τ′`.
+const CIRCUIT_JOINT_LEN: usize = 2;
 /// Query randomness per proof: one point for the gadget and one weight per output.
 pub const QUERY_LEN: usize = 1 + OUTPUTS;
 /// Wire polynomial length for [`CALLS`] calls.
@@ -91,7 +98,8 @@ pub const CHECK_BYTES: usize = CHECK_ELEMENTS * ELEMENT_BYTES;
 pub struct Validity {
     cells: usize,
     groups: Vec<(usize, usize)>,
-    input_len: usize,
+    /// Elements of the round's vector.
+    vector_len: usize,
 }
 
 impl Validity {
@@ -119,7 +127,7 @@ impl Validity {
         Self {
             cells,
             groups,
-            input_len,
+            vector_len: input_len,
         }
     }
 
@@ -129,13 +137,104 @@ impl Validity {
         Self {
             cells: 0,
             groups: Vec::new(),
-            input_len: 0,
+            vector_len: 0,
         }
     }
 
-    /// The message groups (element ranges of the input), for tests.
+    /// The message groups (element ranges of the vector), for tests.
     pub fn groups(&self) -> &[(usize, usize)] {
         &self.groups
+    }
+
+    /// Elements of the sketch: one per group, one per cell, then `K, X₁, X₂`.
+    pub fn sketch_len(&self) -> usize {
+        self.groups.len() + self.cells + 3
+    }
+
+    /// The linear sketch of an encoded vector (or a share of one) under each proof's
+    /// `ρ, ρ′` (`joint`), what the proofs are about, and the vector as a polynomial at
+    /// each of `points` (Horner over every element in order: the consistency tags). One
+    /// pass of integer multiply-adds, the independent chains side by side so that the
+    /// processor overlaps them.
+    pub fn sketch(
+        &self,
+        encoded: &[u8],
+        joint: &[Vec<Fe>],
+        points: &[Fe; TAGS],
+    ) -> Result<(Vec<Vec<Fe>>, [u64; TAGS]), FlpError> {
+        if joint.len() != PROOFS || joint.iter().any(|j| j.len() != JOINT_LEN) {
+            return Err(FlpError::InvalidParameter(format!(
+                "joint randomness for {} proofs, expected {PROOFS} of {JOINT_LEN}",
+                joint.len()
+            )));
+        }
+        let rho: [u64; PROOFS] = [u64::from(joint[0][0]), u64::from(joint[1][0])];
+        let rho2: [u64; PROOFS] = [u64::from(joint[0][2]), u64::from(joint[1][2])];
+        let g: [u64; TAGS] = [u64::from(points[0]), u64::from(points[1])];
+        let ma = field::mul_add_canonical;
+        let mut tags = [0u64; TAGS];
+        let mut out: Vec<Vec<Fe>> = (0..PROOFS)
+            .map(|_| Vec::with_capacity(self.sketch_len()))
+            .collect();
+        let words = |from: usize, to: usize| {
+            let bytes = encoded
+                .get(from * ELEMENT_BYTES..to * ELEMENT_BYTES)
+                .unwrap_or_default();
+            bytes.chunks_exact(ELEMENT_BYTES).map(|w| {
+                let mut word = [0u8; ELEMENT_BYTES];
+                word.copy_from_slice(w);
+                let w = u64::from_le_bytes(word);
+                w.checked_sub(field::MODULUS).unwrap_or(w)
+            })
+        };
+        let mut cursor = 3 * self.cells;
+        for &(from, to) in &self.groups {
+            // Elements in no group (none in a layout built here) count in the tags alone.
+            for x in words(cursor, from) {
+                tags = [ma(tags[0], g[0], x), ma(tags[1], g[1], x)];
+            }
+            let mut group = [0u64; PROOFS];
+            for x in words(from, to) {
+                tags = [ma(tags[0], g[0], x), ma(tags[1], g[1], x)];
+                group = [ma(group[0], rho[0], x), ma(group[1], rho[1], x)];
+            }
+            for (o, w) in out.iter_mut().zip(group) {
+                o.push(fe(w));
+            }
+            cursor = to;
+        }
+        for x in words(cursor, self.vector_len) {
+            tags = [ma(tags[0], g[0], x), ma(tags[1], g[1], x)];
+        }
+        // The cells come first in the vector: their tag terms are the polynomial's top
+        // coefficients, added as the vector's head times point^(message length).
+        let mut head = [0u64; TAGS];
+        let (mut k, mut x1, mut x2) = (0, 0, 0);
+        for c in 0..self.cells {
+            let (c0, a, b) = (
+                field::word(encoded, 3 * c),
+                field::word(encoded, 3 * c + 1),
+                field::word(encoded, 3 * c + 2),
+            );
+            for (o, r2) in out.iter_mut().zip(rho2) {
+                o.push(fe(ma(ma(b, r2, a), r2, c0)));
+            }
+            for (h, gt) in head.iter_mut().zip(g) {
+                *h = ma(ma(ma(*h, gt, c0), gt, a), gt, b);
+            }
+            k = field::add_canonical(k, c0);
+            x1 = field::add_canonical(x1, a);
+            x2 = field::add_canonical(x2, b);
+        }
+        for o in out.iter_mut() {
+            o.extend([fe(k), fe(x1), fe(x2)]);
+        }
+        let shift = (self.vector_len - 3 * self.cells) as u64;
+        for (t, (h, gt)) in tags.iter_mut().zip(head.into_iter().zip(g)) {
+            let scale = u64::from(fe(gt).pow(shift));
+            *t = ma(h, scale, *t);
+        }
+        Ok((out, tags))
     }
 }
 
@@ -151,11 +250,6 @@ fn moments(values: impl Iterator<Item = Fe>, tau: Fe) -> (Fe, Fe, Fe) {
         power *= tau;
     }
     (a, b, c)
-}
-
-/// `Σ_ℓ point^ℓ x_ℓ` (Horner, from the last element).
-fn evaluate(xs: &[Fe], point: Fe) -> Fe {
-    xs.iter().rev().fold(Fe::zero(), |acc, &x| acc * point + x)
 }
 
 impl Flp for Validity {
@@ -177,31 +271,18 @@ impl Flp for Validity {
         _num_shares: usize,
     ) -> Result<Vec<Fe>, FlpError> {
         self.valid_call_check(input, joint_rand)?;
-        let (rho, tau, rho2, tau2) = (joint_rand[0], joint_rand[1], joint_rand[2], joint_rand[3]);
+        let (tau, tau2) = (joint_rand[0], joint_rand[1]);
         let g = gadgets
             .first_mut()
             .ok_or_else(|| FlpError::Valid("no gadget".into()))?;
-        let (a, b, c) = moments(
-            self.groups
-                .iter()
-                .map(|&(from, to)| evaluate(&input[from..to], rho)),
-            tau,
-        );
+        let groups = self.groups.len();
+        let (w, rest) = input.split_at(groups);
+        let (u, sums) = rest.split_at(self.cells);
+        let (a, b, c) = moments(w.iter().copied(), tau);
         let slots = g.call(&[a, a])? - g.call(&[b, c])?;
-        let cells = &input[..3 * self.cells];
-        let (a, b, c) = moments(
-            cells
-                .chunks_exact(3)
-                .map(|cell| cell[0] + rho2 * (cell[1] + rho2 * cell[2])),
-            tau2,
-        );
+        let (a, b, c) = moments(u.iter().copied(), tau2);
         let one_cell = g.call(&[a, a])? - g.call(&[b, c])?;
-        let (mut k, mut x1, mut x2) = (Fe::zero(), Fe::zero(), Fe::zero());
-        for cell in cells.chunks_exact(3) {
-            k += cell[0];
-            x1 += cell[1];
-            x2 += cell[2];
-        }
+        let (k, x1, x2) = (sums[0], sums[1], sums[2]);
         let square = g.call(&[x1, x1])? - x2;
         let count = g.call(&[k, k])? - k;
         let empty = g.call(&[k, x1])? - x1;
@@ -209,7 +290,7 @@ impl Flp for Validity {
     }
 
     fn input_len(&self) -> usize {
-        self.input_len
+        self.sketch_len()
     }
 
     fn proof_len(&self) -> usize {
@@ -221,7 +302,7 @@ impl Flp for Validity {
     }
 
     fn joint_rand_len(&self) -> usize {
-        JOINT_LEN
+        CIRCUIT_JOINT_LEN
     }
 
     fn eval_output_len(&self) -> usize {
@@ -254,7 +335,7 @@ impl Type for Validity {
     }
 
     fn output_len(&self) -> usize {
-        self.input_len
+        self.sketch_len()
     }
 }
 
@@ -374,26 +455,21 @@ pub fn prove<R: RngCore + CryptoRng>(
     joint: &[Vec<Fe>],
     rng: &mut R,
 ) -> Result<Zeroizing<Vec<u8>>, FlpError> {
-    let input = decode_elements(vector);
-    let mut extra = Vec::with_capacity(EXTRA_ELEMENTS);
-    let mut random = || {
-        let mut seed = Zeroizing::new([0u8; 32]);
-        rng.fill_bytes(seed.as_mut());
-        seed
-    };
-    let seed = random();
-    let masks = field::expand_seed(&seed, TAGS + PROOFS * 2);
-    let masks = decode_elements(&masks);
-    extra.extend_from_slice(&masks[..TAGS]);
-    for (k, joint) in joint.iter().enumerate().take(PROOFS) {
-        let prove_rand = &masks[TAGS + 2 * k..TAGS + 2 * k + 2];
-        extra.extend(circuit.prove(&input, prove_rand, joint)?);
-    }
-    if extra.len() != EXTRA_ELEMENTS {
+    if joint.len() != PROOFS || joint.iter().any(|j| j.len() != JOINT_LEN) {
         return Err(FlpError::Prove(format!(
-            "{} joint randomness vectors for {PROOFS} proofs",
+            "joint randomness for {} proofs, expected {PROOFS} of {JOINT_LEN}",
             joint.len()
         )));
+    }
+    let mut seed = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(seed.as_mut());
+    let masks = decode_elements(&field::expand_seed(&seed, TAGS + PROOFS * 2));
+    let mut extra = Vec::with_capacity(EXTRA_ELEMENTS);
+    extra.extend_from_slice(&masks[..TAGS]);
+    let (sketches, _) = circuit.sketch(vector, joint, &[Fe::zero(); TAGS])?;
+    for (k, (joint, sketch)) in joint.iter().zip(&sketches).enumerate() {
+        let prove_rand = &masks[TAGS + 2 * k..TAGS + 2 * k + 2];
+        extra.extend(circuit.prove(sketch, prove_rand, &[joint[1], joint[3]])?);
     }
     Ok(encode_elements(&extra))
 }
@@ -407,7 +483,13 @@ pub fn query(
     extra: &[u8],
     challenge: &Challenge,
 ) -> Result<[u8; CHECK_BYTES], FlpError> {
-    let input = decode_elements(share);
+    if share.len() != circuit.vector_len * ELEMENT_BYTES {
+        return Err(FlpError::Query(format!(
+            "a share of {} bytes, expected {}",
+            share.len(),
+            circuit.vector_len * ELEMENT_BYTES
+        )));
+    }
     let extra = decode_elements(extra);
     if extra.len() != EXTRA_ELEMENTS {
         return Err(FlpError::Query(format!(
@@ -415,17 +497,21 @@ pub fn query(
             extra.len()
         )));
     }
+    let points = [challenge.points[0], challenge.points[1]];
+    let (sketches, tags) = circuit.sketch(share, &challenge.joint, &points)?;
     let mut check = Vec::with_capacity(CHECK_ELEMENTS);
-    for k in 0..PROOFS {
+    for (k, (joint, sketch)) in challenge.joint.iter().zip(&sketches).enumerate() {
         let proof = &extra[TAGS + k * PROOF_LEN..TAGS + (k + 1) * PROOF_LEN];
-        check.extend(circuit.query(&input, proof, &challenge.query[k], &challenge.joint[k], 1)?);
+        let circuit_joint = [joint[1], joint[3]];
+        check.extend(circuit.query(sketch, proof, &challenge.query[k], &circuit_joint, 1)?);
     }
-    for (t, &point) in challenge.points.iter().enumerate() {
-        // The tag covers the vector and the proofs: x^0.. over the vector, then on.
-        let over_vector = evaluate(&input, point);
-        let shift = point.pow(input.len() as u64);
-        let over_proofs = evaluate(&extra[TAGS..], point);
-        check.push(extra[t] + over_vector + shift * over_proofs);
+    for (t, (&point, vector_part)) in points.iter().zip(tags).enumerate() {
+        // The tag covers the vector, then the proofs, as one polynomial at `point`.
+        let point = u64::from(point);
+        let over_all = extra[TAGS..].iter().fold(vector_part, |acc, &e| {
+            field::mul_add_canonical(acc, point, u64::from(e))
+        });
+        check.push(extra[t] + fe(over_all));
     }
     let mut out = [0u8; CHECK_BYTES];
     out.copy_from_slice(&encode_elements(&check));

@@ -396,7 +396,11 @@ fn a_round_that_closes_before_the_output_that_would_lay_it_out_has_no_slots() {
     ));
     let reveals = w.reveals(&m, 1);
     assert!(m.state().open_layout.is_empty(), "round 1 is not out yet");
-    let early = w.vector(&a, &a, 0, b"too early");
+    // A client that did not wait for round 1's output knows no layout: it reserves again
+    // and writes no message (a message written for a layout the round does not get would
+    // fail its proof).
+    let mut early = Vector::zero(&w.params);
+    assert!(early.reserve(1, w.layout[1].footprint));
     w.submit(2, &a, &early);
     assert_eq!(
         m.apply(&Command::Close { round: 2 }),
