@@ -52,12 +52,13 @@ struct Args {
     /// RNG seed (printed in the result).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Clients (of `--clients`) that jam every round with `--jam` instead of chatting.
+    /// Clients (of `--clients`) that jam every round with `--jam` instead of chatting
+    /// (without `--jam` they only submit cover: the baseline of a jamming run).
     #[arg(long, default_value_t = 0)]
     jammers: usize,
     /// What the jammers send.
-    #[arg(long, value_enum, default_value_t = Jam::RandomVector)]
-    jam: Jam,
+    #[arg(long, value_enum)]
+    jam: Option<Jam>,
     /// After the measured seconds, keep going without new messages until every honest
     /// message is delivered, for at most this long; the rest count as undelivered.
     #[arg(long, default_value_t = 0)]
@@ -396,7 +397,7 @@ async fn main() -> anyhow::Result<()> {
                     for (c, vector) in part {
                         let mut sealer = sealers[c].lock().unwrap_or_else(|p| p.into_inner());
                         let mut rng = rand_core::OsRng;
-                        let sub = if c >= honest {
+                        let sub = if let Some(jam) = jam.filter(|_| c >= honest) {
                             jam.build(&params, round, &footprints, &ids[c], &mut sealer, &mut rng)?
                         } else {
                             build_submission_sealed(
@@ -512,7 +513,7 @@ async fn main() -> anyhow::Result<()> {
             "avg_participants": avg_participants,
             "seed": args.seed,
             "jammers": args.jammers,
-            "jam": if args.jammers > 0 { format!("{:?}", args.jam) } else { "none".into() },
+            "jam": args.jam.map_or_else(|| "none".to_string(), |j| format!("{j:?}")),
             "undelivered": queues.iter().take(honest).map(VecDeque::len).sum::<usize>(),
         })
     );
