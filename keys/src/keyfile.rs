@@ -327,6 +327,32 @@ mod tests {
         #[test]
         fn decoding_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode(Path::new("fuzz.key"), &bytes);
+            let _ = check_layout(Path::new("fuzz.key"), &bytes, SHARED_MAGIC, SHARED_FILE_BYTES);
         }
+    }
+
+    #[test]
+    fn a_shared_secret_round_trips_and_bad_files_are_named() {
+        let dir = tmp();
+        let path = dir.path().join("validity.key");
+        save_shared_secret(&path, &[7; 32], false).expect("save");
+        assert_eq!(*load_shared_secret(&path).expect("load"), [7; 32]);
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(matches!(
+            save_shared_secret(&path, &[8; 32], false),
+            Err(KeyFileError::Exists { .. })
+        ));
+        // An identity key file is not a shared secret, and a cut one says how long.
+        let id = dir.path().join("node.key");
+        save_identity(&id, &Identity::generate(&mut rand_core::OsRng), false).expect("id");
+        assert!(matches!(
+            load_shared_secret(&id),
+            Err(KeyFileError::NotAKey { .. })
+        ));
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::write(&path, &bytes[..20]).expect("cut");
+        let err = load_shared_secret(&path).expect_err("cut");
+        assert!(err.to_string().contains("20 bytes, expected 48"), "{err}");
     }
 }

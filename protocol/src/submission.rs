@@ -183,28 +183,36 @@ pub fn build_submission_sealed<R: RngCore + CryptoRng>(
     sealer: &mut Sealer,
     rng: &mut R,
 ) -> Result<Submission, BuildError> {
-    build(params, round, round, vector, identity, sealer, rng)
+    build(params, round, None, vector, identity, sealer, rng)
 }
 
-/// A submission to `round` whose proof answers `proof_round`'s challenge instead: a
-/// proof replayed from another round, as a jammer would send it. Servers exclude it
-/// (its proof does not hold); the abuse run and the jamming benchmark send it.
-pub fn build_submission_with_proof_for<R: RngCore + CryptoRng>(
+/// How a jammer's proof is wrong, though shared and sealed like an honest one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadProof {
+    /// Made for another round's challenge (a proof replayed from that round).
+    ForRound(Round),
+    /// Random elements where the proofs should be.
+    Random,
+}
+
+/// A submission to `round` whose proof does not hold (`bad`), otherwise well formed.
+/// Servers exclude it; the abuse run and the jamming benchmark send it.
+pub fn build_submission_with_bad_proof<R: RngCore + CryptoRng>(
     params: &Params,
     round: Round,
-    proof_round: Round,
+    bad: BadProof,
     vector: &Vector,
     identity: &keys::Identity,
     sealer: &mut Sealer,
     rng: &mut R,
 ) -> Result<Submission, BuildError> {
-    build(params, round, proof_round, vector, identity, sealer, rng)
+    build(params, round, Some(bad), vector, identity, sealer, rng)
 }
 
 fn build<R: RngCore + CryptoRng>(
     params: &Params,
     round: Round,
-    proof_round: Round,
+    bad: Option<BadProof>,
     vector: &Vector,
     identity: &keys::Identity,
     sealer: &mut Sealer,
@@ -253,9 +261,20 @@ fn build<R: RngCore + CryptoRng>(
     // The proof, under joint randomness bound to the sealed vector shares, is shared
     // like the vector: a seed server's share grows from its seed.
     let circuit = Validity::for_round(params, vector.layout());
+    let proof_round = match bad {
+        Some(BadProof::ForRound(r)) => r,
+        _ => round,
+    };
     let joint = validity::joint_rand(proof_round, &client, &digests);
-    let extra = validity::prove(&circuit, &encoded, &joint, rng)
+    let mut extra = validity::prove(&circuit, &encoded, &joint, rng)
         .map_err(|e| BuildError::Proof(e.to_string()))?;
+    if bad == Some(BadProof::Random) {
+        let mut seed = Zeroizing::new([0u8; SEED_BYTES]);
+        rng.fill_bytes(seed.as_mut());
+        let junk = crate::field::expand_seed(&seed, EXTRA_ELEMENTS);
+        let masks = validity::TAGS * crate::field::ELEMENT_BYTES;
+        extra[masks..].copy_from_slice(&junk[masks..]);
+    }
     let proof_seeds: Vec<(usize, [u8; SEED_BYTES])> = seeds
         .iter()
         .map(|(s, seed)| (*s, *proof_seed(seed)))

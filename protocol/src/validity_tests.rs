@@ -278,6 +278,8 @@ fn t_servers_see_the_same_whether_the_slot_is_empty_or_used() {
     let (empty, used) = (vectors[0].1.encode(), vectors[3].1.encode());
     const RUNS: usize = 600;
     let mut ones = [[0usize; CHECK_ELEMENTS]; 2];
+    // What every server sees in the log: the verifier interpolated from the checks.
+    let mut verifier_ones = [[0usize; PROOFS * VERIFIER_LEN]; 2];
     for run in 0..RUNS {
         for (which, vector) in [&empty, &used].into_iter().enumerate() {
             let d = digests(run as u8);
@@ -294,9 +296,27 @@ fn t_servers_see_the_same_whether_the_slot_is_empty_or_used() {
             let verifier = decode_elements(&crate::shamir::interpolate_at(&basis, 0).expect("v"));
             assert_eq!(verifier[0], Fe::zero());
             assert_eq!(verifier[VERIFIER_LEN], Fe::zero());
+            for (j, v) in verifier.iter().take(PROOFS * VERIFIER_LEN).enumerate() {
+                verifier_ones[which][j] += usize::from(u64::from(*v) >= field::MODULUS / 2);
+            }
         }
     }
     // Uniform bits: within 5 standard deviations (±61 of 300) of half, for both.
+    // The wire and gadget values of the verifier are uniform too (its folded outputs
+    // are zero for both).
+    for (which, view) in verifier_ones.iter().enumerate() {
+        for (j, &k) in view.iter().enumerate() {
+            if j % VERIFIER_LEN == 0 {
+                assert_eq!(k, 0);
+                continue;
+            }
+            let k = k as i64;
+            assert!(
+                (k - RUNS as i64 / 2).abs() < 62,
+                "verifier element {j} for vector {which}: {k}"
+            );
+        }
+    }
     for (which, view) in ones.iter().enumerate() {
         for (j, &k) in view.iter().enumerate() {
             let k = k as i64;

@@ -337,3 +337,37 @@ fn jammers_are_left_out_by_name_and_cool_off_while_honest_messages_come_through(
     }
     assert_eq!(m.state().conduct.excluded.cooling, 1);
 }
+
+/// A proof that does not hold, shared and sealed like an honest one (random elements, or
+/// one made for the previous round's challenge), is a bad proof at the decision, not
+/// inconsistent shares; the honest client in the same round is included.
+#[test]
+fn consistently_shared_bad_proofs_are_left_out_as_bad_proofs() {
+    use protocol::submission::BadProof;
+    let mut w = World::new(3, 1, 1, Admission::Open);
+    let mut m = RoundMachine::new(w.params.clone());
+    let r = w.warm(&mut m);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(41);
+    let honest = Identity::generate(&mut rng);
+    w.submit(r, &honest, &w.laid_out_vector());
+    for (k, bad) in [BadProof::Random, BadProof::ForRound(r - 1)]
+        .into_iter()
+        .enumerate()
+    {
+        let jammer = Identity::generate(&mut rng);
+        let mut v = w.laid_out_vector();
+        assert!(v.reserve(k, w.footprints[k]));
+        let sub = w.build_bad(r, &jammer, &v, bad);
+        for i in 0..3 {
+            w.deliver(&sub, i);
+        }
+    }
+    match w.close_and_decide(&mut m, r) {
+        Effect::Decided { included, .. } => {
+            assert_eq!(included, vec![Fixed(honest.public().sign)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let excluded = m.state().conduct.excluded;
+    assert_eq!((excluded.bad_proof, excluded.inconsistent), (2, 0));
+}

@@ -8,13 +8,12 @@
 //! senders strike towards a cooling-off period.
 
 use protocol::bounded::{BoundedVec, Bytes, Fixed};
-use protocol::field::{ELEMENT_BYTES, MODULUS};
+use protocol::field::MODULUS;
 use protocol::reserve::{footprint, Slot};
 use protocol::seal::Sealer;
 use protocol::submission::{
-    build_submission_sealed, build_submission_with_proof_for, is_seed_server,
+    build_submission_sealed, build_submission_with_bad_proof, is_seed_server, BadProof,
 };
-use protocol::validity::EXTRA_ELEMENTS;
 use protocol::vector::{layout, Vector};
 use protocol::wire::{Round, Submission};
 use protocol::Params;
@@ -32,7 +31,8 @@ pub enum Jam {
     MalformedReservation,
     /// One server's share sealed so that it does not open.
     UnopenableShare,
-    /// An honest vector with random bytes where one server's proof share should be.
+    /// An honest vector with random elements where the proofs should be, shared and
+    /// sealed like honest proofs.
     BadProof,
     /// One server given a share of another vector.
     InconsistentShares,
@@ -146,16 +146,15 @@ impl Jam {
             }
             Self::BadProof => {
                 honest_reservation(&mut v, rng);
-                let mut sub = build_submission_sealed(params, round, &v, identity, sealer, rng)?;
-                let junk: Vec<u8> = (0..EXTRA_ELEMENTS)
-                    .flat_map(|_| (rng.gen::<u64>() % MODULUS).to_le_bytes())
-                    .collect();
-                debug_assert_eq!(junk.len(), EXTRA_ELEMENTS * ELEMENT_BYTES);
-                let mut proofs = sub.proofs.as_slice().to_vec();
-                proofs[target] =
-                    Bytes::new(sealer.seal_proof(&junk, round, &client, target as u16))?;
-                sub.proofs = BoundedVec::new(proofs)?;
-                sub
+                build_submission_with_bad_proof(
+                    params,
+                    round,
+                    BadProof::Random,
+                    &v,
+                    identity,
+                    sealer,
+                    rng,
+                )?
             }
             Self::InconsistentShares => {
                 honest_reservation(&mut v, rng);
@@ -178,10 +177,10 @@ impl Jam {
             }
             Self::ReplayedProof => {
                 honest_reservation(&mut v, rng);
-                build_submission_with_proof_for(
+                build_submission_with_bad_proof(
                     params,
                     round,
-                    round.saturating_sub(1),
+                    BadProof::ForRound(round.saturating_sub(1)),
                     &v,
                     identity,
                     sealer,

@@ -135,6 +135,28 @@ impl World {
         v
     }
 
+    /// A submission whose proof does not hold (`bad`), otherwise well formed.
+    pub fn build_bad(
+        &mut self,
+        round: u64,
+        who: &Identity,
+        vector: &Vector,
+        bad: protocol::submission::BadProof,
+    ) -> Submission {
+        let mut sealer = protocol::seal::Sealer::new(&self.server_keys, &mut self.rng);
+        let params = self.params.clone();
+        protocol::submission::build_submission_with_bad_proof(
+            &params,
+            round,
+            bad,
+            vector,
+            who,
+            &mut sealer,
+            &mut self.rng,
+        )
+        .expect("build")
+    }
+
     pub fn build(&mut self, round: u64, who: &Identity, vector: &Vector) -> Submission {
         let keys = self.server_keys.clone();
         let params = self.params.clone();

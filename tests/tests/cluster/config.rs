@@ -61,6 +61,16 @@ fn each_broken_field_is_named() {
         ),
         ("id = 0\nkey_file", "id = 9\nkey_file", "node.id"),
         ("[node]", "[node]\ncolour = \"red\"", "colour"),
+        (
+            "validity_key_file = \"validity.key\"",
+            "validity_key_file = \"missing.key\"",
+            "node.validity_key_file",
+        ),
+        (
+            "validity_key_file = \"validity.key\"",
+            "validity_key_file = \"node-1.key\"",
+            "node.validity_key_file",
+        ),
     ];
     for (from, to, field) in cases {
         assert!(good.contains(from), "fixture lacks {from:?}");
