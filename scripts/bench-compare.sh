@@ -18,28 +18,13 @@ for d in "$BASE" "$NEW"; do
   done
 done
 WORK=$(mktemp -d /tmp/chorus-abtest.XXXXXX)
-PIDS=()
-stop_nodes() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  PIDS=()
-}
+. scripts/lib/cluster.sh
 trap 'stop_nodes; rm -rf "$WORK"' EXIT
 S=$(( C / 5 )); [ "$S" -lt 16 ] && S=16
 
 one() { # $1 = label, $2 = bin dir
   local dir=$2
-  rm -rf "$WORK/c"
-  "$dir/keygen" cluster --servers 3 --out "$WORK/c" --base-port 17500 \
-    --round-ms 500 --slots "$S" --slot-bytes 256 --min-anonymity-set 3 >/dev/null
-  for i in 0 1 2; do
-    RUST_LOG=warn "$dir/node" --config "$WORK/c/node-$i.toml" >"$WORK/node-$i.log" 2>&1 &
-    PIDS+=($!)
-  done
-  for _ in $(seq 1 150); do
-    curl -s --max-time 1 http://127.0.0.1:17600/readyz | grep -q ready && break
-    sleep 0.2
-  done
+  start_cluster "$dir" "$S"
   local result
   result=$("$dir/loadgen" --cluster "$WORK/c/cluster.toml" --clients "$C" --seconds "$SECS")
   local tick cpu=0 rss=0

@@ -14,12 +14,7 @@ SECS=${BENCH_SECONDS:-30}
 CLIENTS=${BENCH_CLIENTS:-100}
 JAMMERS=${BENCH_JAMMERS:-5}
 WORK=$(mktemp -d /tmp/chorus-jam.XXXXXX)
-PIDS=()
-stop_nodes() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  PIDS=()
-}
+. scripts/lib/cluster.sh
 trap 'stop_nodes; rm -rf "$WORK"' EXIT
 cargo build -q --release -p node -p keys -p tests --bin node --bin keygen --bin loadgen
 
@@ -27,17 +22,7 @@ RESULTS="$WORK/results.txt"
 : >"$RESULTS"
 for jam in none random-vector two-slots malformed-reservation unopenable-share bad-proof \
   inconsistent-shares replayed-proof; do
-  rm -rf "$WORK/c"
-  ./target/release/keygen cluster --servers 3 --out "$WORK/c" --base-port 17500 \
-    --round-ms 500 --slots 16 --slot-bytes 256 --min-anonymity-set 3 >/dev/null
-  for i in 0 1 2; do
-    RUST_LOG=warn ./target/release/node --config "$WORK/c/node-$i.toml" >"$WORK/node-$i.log" 2>&1 &
-    PIDS+=($!)
-  done
-  for _ in $(seq 1 150); do
-    curl -s --max-time 1 http://127.0.0.1:17600/readyz | grep -q ready && break
-    sleep 0.2
-  done
+  start_cluster ./target/release 16
   args=(--cluster "$WORK/c/cluster.toml" --clients "$CLIENTS" --seconds "$SECS"
     --drain-seconds 60 --jammers "$JAMMERS")
   [ "$jam" != none ] && args+=(--jam "$jam")

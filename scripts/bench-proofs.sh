@@ -15,12 +15,7 @@ SECS=${BENCH_SECONDS:-30}
 CLIENTS=${BENCH_CLIENTS:-"100 1000"}
 BASE_DIR=${BENCH_BASE_DIR:-/tmp/chorus-bench-base}
 WORK=$(mktemp -d /tmp/chorus-proofs.XXXXXX)
-PIDS=()
-stop_nodes() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  PIDS=()
-}
+. scripts/lib/cluster.sh
 trap 'stop_nodes; rm -rf "$WORK"' EXIT
 
 # The baseline: a worktree of BASE with its own target folder (kept between runs).
@@ -37,17 +32,7 @@ cargo build -q --release -p node -p keys -p tests --bin node --bin keygen --bin 
 run() {
   local bin=$1 c=$2
   local s=$(( c / 14 )); [ "$s" -lt 16 ] && s=16
-  rm -rf "$WORK/c"
-  "$bin/keygen" cluster --servers 3 --out "$WORK/c" --base-port 17500 \
-    --round-ms 500 --slots "$s" --slot-bytes 256 --min-anonymity-set 3 >/dev/null
-  for i in 0 1 2; do
-    RUST_LOG=warn "$bin/node" --config "$WORK/c/node-$i.toml" >"$WORK/node-$i.log" 2>&1 &
-    PIDS+=($!)
-  done
-  for _ in $(seq 1 150); do
-    curl -s --max-time 1 http://127.0.0.1:17600/readyz | grep -q ready && break
-    sleep 0.2
-  done
+  start_cluster "$bin" "$s"
   "$bin/loadgen" --cluster "$WORK/c/cluster.toml" --clients "$c" --seconds "$SECS"
   stop_nodes
 }

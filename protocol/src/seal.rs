@@ -139,6 +139,16 @@ impl Sealer {
         self.last_round = Some(round);
     }
 
+    /// The key of `client`'s share to `server` in `round` under the current ephemeral.
+    fn key(&self, round: Round, client: &ClientId, server: ServerIndex) -> Zeroizing<[u8; 32]> {
+        let (server_pub, shared) = match self.servers.get(usize::from(server)) {
+            Some((k, s)) => (*k, s.clone()),
+            // No such server: a key nobody holds seals nothing anyone can open.
+            None => ([0u8; 32], Zeroizing::new([0u8; 32])),
+        };
+        derive_key(&shared, &self.public, &server_pub, round, client, server)
+    }
+
     /// Seal `share` for server `server` in `round` (after [`Sealer::start_round`]).
     pub fn seal(
         &self,
@@ -147,12 +157,7 @@ impl Sealer {
         client: &ClientId,
         server: ServerIndex,
     ) -> SealedShare {
-        let (server_pub, shared) = match self.servers.get(usize::from(server)) {
-            Some((k, s)) => (*k, s.clone()),
-            // No such server: a key nobody holds seals nothing anyone can open.
-            None => ([0u8; 32], Zeroizing::new([0u8; 32])),
-        };
-        let key = derive_key(&shared, &self.public, &server_pub, round, client, server);
+        let key = self.key(round, client, server);
         seal_under(
             &key,
             &self.public,
@@ -173,11 +178,7 @@ impl Sealer {
         client: &ClientId,
         server: ServerIndex,
     ) -> Vec<u8> {
-        let (server_pub, shared) = match self.servers.get(usize::from(server)) {
-            Some((k, s)) => (*k, s.clone()),
-            None => ([0u8; 32], Zeroizing::new([0u8; 32])),
-        };
-        let key = derive_key(&shared, &self.public, &server_pub, round, client, server);
+        let key = self.key(round, client, server);
         seal_under(
             &key,
             &self.public,
