@@ -131,20 +131,15 @@ impl ClientApi {
     /// anything that tells whether this client already submitted. The digest, the
     /// signature and the decryption run on the share-opening threads.
     async fn take_share(&self, up: ShareUpload) -> ClientResponse {
-        let (precheck, circuit) = {
+        let (precheck, cooling, circuit) = {
             let d = self.sm.read().unwrap_or_else(|p| p.into_inner());
             let state = d.machine.state();
-            let precheck = d.machine.precheck_share(up.round).and_then(|()| {
-                match state.conduct.cooling_until(&up.client, state.open_round) {
-                    Some(until) => Err(RejectReason::CoolingOff { until }),
-                    None => Ok(()),
-                }
-            });
+            let cooling = state.conduct.cooling_until(&up.client, state.open_round);
             // The open round's layout as we know it now; a round ahead of ours is
             // checked at close, when its layout is known.
             let circuit = (up.round == state.open_round)
                 .then(|| self.circuit_for(up.round, &state.open_layout));
-            (precheck, circuit)
+            (d.machine.precheck_share(up.round), cooling, circuit)
         };
         if let Err(r) = precheck {
             self.count(&r);
@@ -155,6 +150,10 @@ impl ClientApi {
         let (round, client) = (up.round, up.client);
         let job = move || -> Result<Checked, RejectReason> {
             protocol::round::check_upload(&params, &up, me)?;
+            // Refused once the signature says it is this client's, before any more work.
+            if let Some(until) = cooling {
+                return Err(RejectReason::CoolingOff { until });
+            }
             // The x25519 step (if this ephemeral is new) under the lock, the rest outside.
             let key = opener
                 .lock()
