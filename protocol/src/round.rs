@@ -64,6 +64,10 @@ pub struct ClosedRound {
     /// The footprints its message region is laid out from ([`State::open_layout`] when
     /// it closed).
     pub laid_out: Vec<u64>,
+    /// Whether the round before it had published (or was void) when it closed: only then
+    /// is `laid_out` the layout its honest senders proved for, and a bad proof a strike.
+    #[serde(default)]
+    pub layout_known: bool,
 }
 
 /// Which servers serve a round and which clients it includes.
@@ -85,6 +89,10 @@ pub struct State {
     /// when that output is applied; none if the round closes first or `open_round − 1`
     /// is void (those senders reserve again).
     pub open_layout: Vec<u64>,
+    /// Whether the round before the open one has published (or was void), so that
+    /// `open_layout` is final.
+    #[serde(default)]
+    pub open_layout_known: bool,
     /// Closed rounds awaiting lists, a decision or sums.
     pub awaiting: BTreeMap<Round, ClosedRound>,
     /// The newest outputs (void ones too), at most [`RECENT_OUTPUTS`] and within the
@@ -130,6 +138,7 @@ impl Default for State {
         Self {
             open_round: 1,
             open_layout: Vec::new(),
+            open_layout_known: false,
             awaiting: BTreeMap::new(),
             outputs: BTreeMap::new(),
             last_closed: None,
@@ -315,10 +324,12 @@ impl RoundMachine {
         }
         // The next round is laid out when this one's output is applied (see `publish`).
         let laid_out = std::mem::take(&mut self.state.open_layout);
+        let layout_known = std::mem::take(&mut self.state.open_layout_known);
         self.state.awaiting.insert(
             round,
             ClosedRound {
                 laid_out,
+                layout_known,
                 ..ClosedRound::default()
             },
         );
@@ -389,13 +400,15 @@ impl RoundMachine {
     fn decide(&mut self, round: Round) -> Effect {
         let needed = self.params.reveals_needed();
         let k = self.params.min_anonymity_set as usize;
-        let haves = match self.state.awaiting.get_mut(&round) {
-            Some(closed) => std::mem::take(&mut closed.haves),
+        let (haves, layout_known) = match self.state.awaiting.get_mut(&round) {
+            Some(closed) => (std::mem::take(&mut closed.haves), closed.layout_known),
             None => return Effect::Rejected(RejectReason::NotAwaitingHaves { round }),
         };
         let servers: Vec<ServerIndex> = haves.keys().copied().collect();
         let included: Vec<ClientId> = if servers.len() >= needed {
-            self.state.conduct.include(&self.params, round, &haves)
+            self.state
+                .conduct
+                .include(&self.params, round, &haves, layout_known)
         } else {
             Vec::new()
         };

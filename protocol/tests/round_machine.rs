@@ -402,6 +402,18 @@ fn a_round_that_closes_before_the_output_that_would_lay_it_out_has_no_slots() {
     let mut early = Vector::zero(&w.params);
     assert!(early.reserve(1, w.layout[1].footprint));
     w.submit(2, &a, &early);
+    // A proof that does not hold in such a round is left out but is no strike: the
+    // round's layout (none) may not be the one an honest sender proved for.
+    let b = Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(32));
+    let bad = w.build_bad(
+        2,
+        &b,
+        &w.laid_out_vector(),
+        protocol::submission::BadProof::Random,
+    );
+    for i in 0..3 {
+        w.deliver(&bad, i);
+    }
     assert_eq!(
         m.apply(&Command::Close { round: 2 }),
         Effect::Closed { round: 2 }
@@ -431,4 +443,6 @@ fn a_round_that_closes_before_the_output_that_would_lay_it_out_has_no_slots() {
         }
     }
     assert!(out2.expect("round 2 outputs").slots.is_empty());
+    assert_eq!(m.state().conduct.excluded.bad_proof, 1);
+    assert!(m.state().conduct.strikes.is_empty(), "no strike");
 }

@@ -11,7 +11,9 @@
 //! client's doing alone (an honest client's proof always holds, and it signs one
 //! submission per round), so each is a strike; [`Params::exclusions_before_cooling`]
 //! strikes within [`Params::cooling_rounds`] of each other refuse the client for that
-//! many rounds. A share missing at a server is not a strike: networks lose things.
+//! many rounds. A share missing at a server is not a strike: networks lose things. Nor is
+//! a bad proof in a round that closed before the round before it published: its layout
+//! (none) may not be the one an honest sender proved for.
 
 use std::collections::BTreeMap;
 
@@ -98,12 +100,14 @@ impl Conduct {
     }
 
     /// The clients `round` includes, from the serving servers' lists (each sorted by
-    /// client), counting the rest and striking those whose doing it was.
+    /// client), counting the rest and striking those whose doing it was (a bad proof
+    /// only if `layout_known`: see the module doc).
     pub fn include(
         &mut self,
         params: &Params,
         round: Round,
         haves: &BTreeMap<ServerIndex, Vec<HeldEntry>>,
+        layout_known: bool,
     ) -> Vec<ClientId> {
         let mut clients: Vec<ClientId> = haves.values().flatten().map(|e| e.client).collect();
         clients.sort_unstable();
@@ -137,7 +141,9 @@ impl Conduct {
                 Verdict::Valid => included.push(client),
                 Verdict::BadProof => {
                     self.excluded.bad_proof += 1;
-                    self.strike(params, client, round);
+                    if layout_known {
+                        self.strike(params, client, round);
+                    }
                 }
                 Verdict::Inconsistent => {
                     self.excluded.inconsistent += 1;

@@ -193,6 +193,7 @@ impl RoundMachine {
             // for the output before submitting to it, so the layout is fixed before any
             // honest share is built on it.
             self.state.open_layout = output.reservations.as_slice().to_vec();
+            self.state.open_layout_known = true;
         }
         self.state.outputs.insert(round, output);
         let newest = self
