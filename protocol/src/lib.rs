@@ -11,12 +11,15 @@
 //! - [`field`], [`shamir`], [`seal`], [`submission`]: the Goldilocks field, building and
 //!   opening (seed-compressed) shares.
 //! - [`slot`]: what is inside a slot (sealed to the recipient), and fragmentation;
+//!   [`board`]: the public board's key (posts anyone opens, naming no sender);
+//!   [`room`]: room slots (an envelope under an epoch's keys, found by tag);
 //!   [`reserve`]: reservation cells, their two-way decoding and the slot layout;
 //!   [`vector`]: a round's vector (cells, then the message region) and what its sum
 //!   publishes; [`validity`]: the proof that a vector garbles at most its own slot.
 //! - [`params`], [`round`], [`robust`], [`names`]: the replicated round state machine,
 //!   robust reconstruction of outputs, and the rule for registered names.
 
+pub mod board;
 pub mod bounded;
 pub mod codec;
 pub mod field;
@@ -25,6 +28,7 @@ pub mod names;
 pub mod params;
 pub mod reserve;
 pub mod robust;
+pub mod room;
 pub mod round;
 pub mod seal;
 pub mod shamir;
