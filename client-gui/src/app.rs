@@ -177,6 +177,7 @@ impl App {
         app.cluster = ClusterView::new(me.servers, me.f);
         app.register_name = me.name.clone();
         app.me = Some(me);
+        app.book.pin_board();
         app
     }
 
@@ -196,10 +197,12 @@ impl App {
             Ok(b) => b,
             Err(e) => {
                 self.notice = Some(format!("contacts not loaded: {e}"));
-                Book {
+                let mut b = Book {
                     path: None,
                     ..Book::default()
-                }
+                };
+                b.pin_board();
+                b
             }
         };
         self.book.load_history(history);
@@ -445,7 +448,7 @@ impl App {
         let c = &self.book.contacts[i];
         let mut tasks = vec![operation::focus(COMPOSER), operation::snap_to_end(MESSAGES)];
         // Fetch keys for contacts known only by name, so the safety number can show.
-        if c.fingerprint().is_none() && !c.address.starts_with("key:") {
+        if c.fingerprint().is_none() && !c.address.starts_with("key:") && !c.is_board() {
             if let Some(link) = &self.link {
                 let handle = link.handle.clone();
                 let name = c.address.clone();
@@ -583,6 +586,31 @@ impl App {
                         self.early.insert(id, (d, fragments));
                     }
                 }
+            }
+            Event::Board {
+                text,
+                round,
+                timestamp_ms,
+            } => {
+                let i = self
+                    .book
+                    .ensure(crate::model::BOARD_NAME, crate::model::BOARD);
+                self.book.push(
+                    crate::model::BOARD,
+                    Bubble {
+                        outgoing: false,
+                        text,
+                        timestamp_ms,
+                        delivery: Delivery::Received(round),
+                        fragments: 1,
+                        outbox_id: None,
+                        local_id: 0,
+                    },
+                );
+                if self.selected == Some(i) {
+                    return operation::snap_to_end(MESSAGES);
+                }
+                self.book.contacts[i].unread += 1;
             }
             Event::ServerUp { server } => self.set_server(server, true),
             Event::ServerDown { server } => self.set_server(server, false),
@@ -784,17 +812,22 @@ impl App {
         if c.verified {
             head = head.push(text("verified").size(12));
         }
-        head = head.push(space::horizontal()).push(
-            button(text(if self.verifying {
-                "Hide safety numbers"
-            } else {
-                "Verify"
-            }))
-            .on_press(Message::ToggleVerify)
-            .style(button::secondary),
-        );
+        if c.is_board() {
+            head = head
+                .push(text("anyone can read these posts; they name nobody, you included").size(12));
+        } else {
+            head = head.push(space::horizontal()).push(
+                button(text(if self.verifying {
+                    "Hide safety numbers"
+                } else {
+                    "Verify"
+                }))
+                .on_press(Message::ToggleVerify)
+                .style(button::secondary),
+            );
+        }
         let mut pane = column![head].spacing(8).padding(10);
-        if self.verifying {
+        if self.verifying && !c.is_board() {
             pane = pane.push(self.view_verify(me, c));
         }
         let mut bubbles = column![].spacing(6).padding([4, 12]);
@@ -821,10 +854,17 @@ impl App {
         };
         pane = pane.push(
             row![
-                text_input(&format!("message {}", c.name), &self.composer)
-                    .id(COMPOSER)
-                    .on_input(Message::Compose)
-                    .on_submit(Message::Send),
+                text_input(
+                    &if c.is_board() {
+                        "post to everyone, anonymously".to_string()
+                    } else {
+                        format!("message {}", c.name)
+                    },
+                    &self.composer
+                )
+                .id(COMPOSER)
+                .on_input(Message::Compose)
+                .on_submit(Message::Send),
                 text(hint).size(12),
                 button(text("Send")).on_press(Message::Send),
             ]

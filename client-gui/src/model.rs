@@ -113,6 +113,11 @@ impl Contact {
         }
     }
 
+    /// The public board's entry (pinned first, never saved, never verified).
+    pub fn is_board(&self) -> bool {
+        self.address == BOARD
+    }
+
     /// The fingerprint, if we know both keys.
     pub fn fingerprint(&self) -> Option<keys::Fingerprint> {
         let sign = keys::identity::parse_hex32(self.sign.as_deref()?).ok()?;
@@ -120,6 +125,12 @@ impl Contact {
         Some(keys::Fingerprint::of(&keys::PublicIdentity { sign, dh }))
     }
 }
+
+/// The public board's address: its posts are a conversation like any other in the
+/// window, under a pinned entry.
+pub const BOARD: &str = client::core::BOARD_ADDRESS;
+/// What the board's entry is called.
+pub const BOARD_NAME: &str = "Public board";
 
 /// The contact list and every conversation, keyed by contact address.
 #[derive(Default)]
@@ -145,11 +156,19 @@ impl Book {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        Ok(Self {
+        let mut book = Self {
             contacts,
             conversations: HashMap::new(),
             path: Some(path),
-        })
+        };
+        book.pin_board();
+        Ok(book)
+    }
+
+    /// Put the public board first in the list (once).
+    pub fn pin_board(&mut self) {
+        self.contacts.retain(|c| !c.is_board());
+        self.contacts.insert(0, Contact::new(BOARD_NAME, BOARD));
     }
 
     /// Write the contacts atomically (temp file + rename), readable only by the user
@@ -158,7 +177,8 @@ impl Book {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let json = serde_json::to_vec_pretty(&self.contacts).map_err(|e| e.to_string())?;
+        let saved: Vec<&Contact> = self.contacts.iter().filter(|c| !c.is_board()).collect();
+        let json = serde_json::to_vec_pretty(&saved).map_err(|e| e.to_string())?;
         client::store::write_private(path, &json).map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -351,8 +371,8 @@ mod tests {
     fn contacts_round_trip_through_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut b = Book::load(dir.path()).expect("empty");
-        b.upsert_found("bob", [1; 32], [2; 32]);
-        b.contacts[0].unread = 3;
+        let bob = b.upsert_found("bob", [1; 32], [2; 32]);
+        b.contacts[bob].unread = 3;
         b.save().expect("save");
         let again = Book::load(dir.path()).expect("load");
         assert_eq!(again.contacts, b.contacts);
@@ -404,6 +424,37 @@ mod tests {
             b.conversations["key:00aa11bb22"][0].delivery,
             Delivery::Failed("gave up".into())
         );
+    }
+
+    #[test]
+    fn the_board_is_pinned_first_and_never_saved_as_a_contact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut b = Book::load(dir.path()).expect("empty");
+        assert_eq!(b.contacts.len(), 1);
+        assert!(b.contacts[0].is_board());
+        b.upsert_found("bob", [1; 32], [2; 32]);
+        b.save().expect("save");
+        let saved = std::fs::read_to_string(dir.path().join("contacts.json")).expect("read");
+        assert!(!saved.contains(BOARD), "{saved}");
+        let again = Book::load(dir.path()).expect("load");
+        assert_eq!(again.contacts.len(), 2);
+        assert!(again.contacts[0].is_board());
+        assert_eq!(again.contacts[1].name, "bob");
+        // Board posts in the history land under the pinned entry.
+        let mut b = again;
+        b.load_history(vec![(
+            1,
+            HistoryEntry {
+                direction: Direction::Received,
+                peer: BOARD.into(),
+                text: "hello all".into(),
+                timestamp_ms: 1,
+                round: 4,
+                state: String::new(),
+            },
+        )]);
+        assert_eq!(b.contacts.len(), 2);
+        assert_eq!(b.conversations[BOARD][0].text, "hello all");
     }
 
     #[test]

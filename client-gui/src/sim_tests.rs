@@ -75,13 +75,14 @@ fn add_a_contact_by_name_and_verify_it() {
         result: Ok(Some(("bob".into(), [7; 32], [9; 32]))),
     });
     assert!(app.add_input.is_empty(), "field cleared once added");
-    assert_eq!(app.book.contacts.len(), 1);
+    assert_eq!(app.book.contacts.len(), 2, "the board and bob");
+    let bob = app.book.find("bob").expect("bob added");
     assert!(shows(&app, "bob"));
 
     interact(&mut app, |ui| {
         ui.click("Verify").expect("verify button");
     });
-    let theirs = app.book.contacts[0]
+    let theirs = app.book.contacts[bob]
         .fingerprint()
         .expect("keys known")
         .safety_number();
@@ -91,7 +92,7 @@ fn add_a_contact_by_name_and_verify_it() {
     interact(&mut app, |ui| {
         ui.click("They match: mark verified").expect("verify");
     });
-    assert!(app.book.contacts[0].verified);
+    assert!(app.book.contacts[bob].verified);
     assert!(shows(&app, "Mark as not verified"));
 }
 
@@ -103,7 +104,7 @@ fn an_unknown_name_is_reported_in_words() {
         query: "nobody".into(),
         result: Ok(None),
     });
-    assert!(app.book.contacts.is_empty());
+    assert_eq!(app.book.contacts.len(), 1, "only the board");
     assert!(shows(&app, "no user named \"nobody\" is registered"));
     let _ = app.update(Message::Found {
         query: "x".into(),
@@ -243,6 +244,40 @@ fn incoming_messages_count_as_unread_until_opened() {
     });
     assert_eq!(app.book.contacts[carol].unread, 0);
     assert!(shows(&app, "psst"));
+}
+
+#[test]
+fn the_board_has_its_own_view_posts_name_nobody_and_new_ones_count_as_unread() {
+    let mut app = with_bob();
+    assert!(shows(&app, "Public board"), "pinned in the list");
+    let _ = app.update(Message::Engine(Event::Board {
+        text: "lunch at noon?".into(),
+        round: 21,
+        timestamp_ms: 1_000,
+    }));
+    let board = app.book.find(client::core::BOARD_ADDRESS).expect("board");
+    assert_eq!(app.book.contacts[board].unread, 1);
+    interact(&mut app, |ui| {
+        ui.click("Public board").expect("board listed");
+    });
+    assert_eq!(app.book.contacts[board].unread, 0);
+    assert!(shows(&app, "lunch at noon?"));
+    assert!(shows(&app, "they name nobody"));
+    assert!(!shows(&app, "Verify"), "nobody to verify on the board");
+    type_into(&mut app, COMPOSER, "yes, at the fountain");
+    assert!(shows(&app, "yes, at the fountain"));
+    assert!(shows(&app, "sending…"));
+    let _ = app.update(Message::Queued {
+        local: 1,
+        result: Ok(8),
+    });
+    let _ = app.update(Message::Engine(Event::State {
+        id: 8,
+        to: client::core::BOARD_ADDRESS.into(),
+        delivery: Delivery::Sent(23),
+        fragments: 1,
+    }));
+    assert!(shows(&app, "sent · round 23"));
 }
 
 #[test]

@@ -31,6 +31,15 @@ pub enum Event {
         /// Address for a reply (`key:<hex>`; works for anonymous senders too).
         reply_to: String,
     },
+    /// A post on the public board (it names no sender).
+    Board {
+        /// Text.
+        text: String,
+        /// Round it appeared in.
+        round: Round,
+        /// The poster's clock.
+        timestamp_ms: u64,
+    },
     /// An outgoing message changed state.
     State {
         /// Outbox id.

@@ -81,6 +81,36 @@ enum Command {
     },
     /// Show each server's view of the cluster.
     Status,
+    /// The public board: posts anyone can read, naming no sender.
+    Board {
+        #[command(subcommand)]
+        action: BoardCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BoardCommand {
+    /// Post TEXT to the board through this identity's running `listen`/`daemon`; waits
+    /// until it is on the board or failed. The post names nobody (a one-time key seals
+    /// it), and nobody can reply to it.
+    Post {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout_secs: u64,
+        /// Post from a client started just for this (servers and observers see a client
+        /// come online exactly when something appears on the board).
+        #[arg(long)]
+        without_daemon: bool,
+        /// The post.
+        text: String,
+    },
+    /// Show the board posts this client has seen (received while online or caught up
+    /// from the servers' retained rounds), and its own, oldest first.
+    Read {
+        /// Only the newest N posts.
+        #[arg(long)]
+        last: Option<usize>,
+    },
 }
 
 fn print(json: bool, ev: &Event) {
@@ -124,6 +154,7 @@ fn print(json: bool, ev: &Event) {
                 .unwrap_or_default();
             println!("message {id} to {to} ({fragments} slot(s)): {delivery}{r}{why}");
         }
+        Event::Board { text, round, .. } => println!("[round {round}] board: {text}"),
         Event::ServerUp { server } => eprintln!("server {server} up"),
         Event::ServerDown { server } => eprintln!("server {server} down"),
         Event::Round { .. } => {}
@@ -156,18 +187,56 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         .context("--config FILE is required (a client-<j>.toml from keygen)")?;
     let settings = Settings::load(&config)?;
     let json = cli.json;
+    // A board post is a message to the board's address: the same path, daemon rule
+    // and states.
+    let command = match cli.command {
+        Command::Board {
+            action:
+                BoardCommand::Post {
+                    timeout_secs,
+                    without_daemon,
+                    text,
+                },
+        } => Command::Send {
+            to: client::core::BOARD_ADDRESS.into(),
+            anonymous: false,
+            timeout_secs,
+            without_daemon,
+            text,
+        },
+        other => other,
+    };
     let socket = daemon::socket_path(&settings.data_dir);
-    match cli.command {
+    match command {
+        Command::Board {
+            action: BoardCommand::Read { last },
+        } => {
+            let board = client::core::BOARD_ADDRESS;
+            let entries = history(&settings, &socket, Some(board)).await?;
+            let entries: Vec<HistoryEntry> =
+                entries.into_iter().filter(|e| e.peer == board).collect();
+            let skip = last.map_or(0, |n| entries.len().saturating_sub(n));
+            for e in entries.into_iter().skip(skip) {
+                if json {
+                    println!("{}", serde_json::to_string(&e)?);
+                    continue;
+                }
+                let when = if e.round == 0 {
+                    format!("[{}]", e.state)
+                } else {
+                    format!("round {:>6}", e.round)
+                };
+                let mine = if e.direction == Direction::Sent {
+                    " (you)"
+                } else {
+                    ""
+                };
+                println!("{when}{mine}: {}", e.text);
+            }
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
         Command::History { with } => {
-            let entries: Vec<HistoryEntry> = if daemon::running(&socket).await {
-                // The daemon holds the store open; it reads it for us.
-                let mut d = DaemonClient::connect(&socket).await?;
-                let v = d.request("history", json!({ "with": with })).await?;
-                serde_json::from_value(v).context("the daemon's history")?
-            } else {
-                let store = Store::open(&settings.data_dir)?;
-                store.history()?.into_iter().map(|(_, e)| e).collect()
-            };
+            let entries = history(&settings, &socket, with.as_deref()).await?;
             for e in entries {
                 if with.as_ref().is_some_and(|w| w != &e.peer) {
                     continue;
@@ -232,7 +301,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     }
     let name = settings.name.clone();
     let with_daemon = daemon::running(&socket).await;
-    match cli.command {
+    match command {
         Command::Send {
             to,
             anonymous,
@@ -276,7 +345,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     }
     let store = Store::open(&settings.data_dir)?;
     let (engine, mut events) = engine::start_with(settings, store.clone())?;
-    match cli.command {
+    match command {
         Command::Register { name: n } => {
             let n = n.unwrap_or(name);
             match engine.register(&n).await {
@@ -366,8 +435,25 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let _ = std::fs::remove_file(&socket);
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::History { .. } | Command::Status => unreachable!("handled above"),
+        Command::History { .. } | Command::Status | Command::Board { .. } => {
+            unreachable!("handled above")
+        }
     }
+}
+
+/// The local history, read through the daemon when one runs (it holds the store open).
+async fn history(
+    settings: &Settings,
+    socket: &std::path::Path,
+    with: Option<&str>,
+) -> anyhow::Result<Vec<HistoryEntry>> {
+    if daemon::running(socket).await {
+        let mut d = DaemonClient::connect(socket).await?;
+        let v = d.request("history", json!({ "with": with })).await?;
+        return serde_json::from_value(v).context("the daemon's history");
+    }
+    let store = Store::open(&settings.data_dir)?;
+    Ok(store.history()?.into_iter().map(|(_, e)| e).collect())
 }
 
 fn registered(json: bool, name: &str) {

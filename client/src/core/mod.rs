@@ -32,6 +32,7 @@ pub mod local;
 pub mod names;
 pub mod outbox;
 mod output;
+mod queue;
 pub mod vouch;
 mod watermark;
 
@@ -54,11 +55,11 @@ use self::inbox::Reassembly;
 use self::names::NameQueue;
 use self::outbox::{Carried, Outbox};
 use self::vouch::{Offer, VouchBook};
-use crate::delivery::Delivery;
 use crate::event::Event;
 use crate::store::StoreError;
 pub use io::{Answer, Command, Failure, RequestId, Token, UserRequest};
 pub use local::LocalStore;
+pub use queue::BOARD_ADDRESS;
 
 /// User requests (send, register, lookups) in progress at once; more wait in the
 /// engine's command channel.
@@ -145,6 +146,8 @@ pub struct ClientCore<S> {
     outbox: Outbox,
     vouches: VouchBook,
     reassembly: Reassembly,
+    /// Board posts' fragments (apart, so a private message can never pass for one).
+    board_parts: Reassembly,
     directory: Directory,
     /// The directory sync step out, if any; steps started so far; when the next is due.
     sync: Option<SyncStep>,
@@ -252,6 +255,7 @@ impl<S: LocalStore> ClientCore<S> {
             outbox,
             vouches,
             reassembly: Reassembly::new(slot_bytes),
+            board_parts: Reassembly::new(slot_bytes),
             directory,
             sync: None,
             sync_steps: 0,
@@ -399,6 +403,9 @@ impl<S: LocalStore> ClientCore<S> {
                 text,
                 anonymous,
             } => {
+                if to == BOARD_ADDRESS {
+                    return self.queue_board_post(token, text, now_ms);
+                }
                 // `key:<hex>` addresses an x25519 key directly: how one replies to an
                 // anonymous sender's one-time key, whose `reply_to` the Message event
                 // carries.
@@ -425,82 +432,6 @@ impl<S: LocalStore> ClientCore<S> {
     fn answer(&mut self, token: Token, answer: Answer) {
         self.user_requests = self.user_requests.saturating_sub(1);
         self.commands.push_back(Command::Answer { token, answer });
-    }
-
-    /// Put a message in the outbox (the recipient's key is known).
-    fn queue(
-        &mut self,
-        token: Token,
-        to: String,
-        text: String,
-        anonymous: bool,
-        to_dh: [u8; 32],
-        now_ms: u64,
-    ) {
-        let r = self.try_queue(to, text, anonymous, to_dh, now_ms);
-        self.answer(token, Answer::Send(r));
-    }
-
-    fn try_queue(
-        &mut self,
-        to: String,
-        text: String,
-        anonymous: bool,
-        to_dh: [u8; 32],
-        now_ms: u64,
-    ) -> Result<u64, String> {
-        use crate::store::{Direction, HistoryEntry, OutboxRecord};
-        use rand::Rng;
-        let slot_bytes = self.cfg.params.slot_bytes as usize;
-        if text.len() > inbox::MAX_MESSAGE_BYTES {
-            return Err(format!(
-                "message too long: {} bytes, at most {} per message",
-                text.len(),
-                inbox::MAX_MESSAGE_BYTES
-            ));
-        }
-        protocol::slot::fragment(text.as_bytes(), slot_bytes).ok_or("message too long")?;
-        // An anonymous message comes from a fresh one-time key, and its conversation id
-        // depends on that key alone (with the recipient's): nothing in the slot can be
-        // tested against anyone's long-term key.
-        let reply_key = anonymous.then(|| StaticSecret::random_from_rng(&mut self.rng));
-        let from_dh = match &reply_key {
-            Some(k) => x25519_dalek::PublicKey::from(k).to_bytes(),
-            None => self.cfg.identity.public().dh,
-        };
-        let rec = OutboxRecord {
-            to_name: to.clone(),
-            to_dh,
-            text: text.clone(),
-            conversation: conversation_id(&from_dh, &to_dh),
-            seq: self.rng.gen(),
-            timestamp_ms: now_ms,
-            anonymous,
-            reply_secret: reply_key.as_ref().map(StaticSecret::to_bytes),
-        };
-        let entry = HistoryEntry {
-            direction: Direction::Sent,
-            peer: to,
-            text,
-            timestamp_ms: now_ms,
-            round: 0,
-            state: Delivery::Queued.stored(),
-        };
-        let id = self
-            .store
-            .queue_outgoing(&entry, &rec)
-            .map_err(|e| e.to_string())?;
-        if let Some(k) = &reply_key {
-            if let Err(e) = self.store.add_reply_key(&k.to_bytes()) {
-                self.events.push_back(Event::Error {
-                    message: format!("cannot keep the reply key: {e}"),
-                });
-            }
-            self.outbox.remember_reply_key(k.clone());
-        }
-        self.outbox.add(id, rec, slot_bytes, reply_key);
-        self.events.extend(self.outbox.state(id, Delivery::Queued));
-        Ok(id)
     }
 
     /// Build round `round`'s one submission and send each server its share.

@@ -147,6 +147,16 @@ impl Outbox {
         &self.reply_keys
     }
 
+    /// Whether one of our queued messages is sent from the one-time key `public` (a
+    /// board post of ours coming back in an output).
+    pub fn sends_from(&self, public: &[u8; 32]) -> bool {
+        self.items.iter().any(|o| {
+            o.reply_key
+                .as_ref()
+                .is_some_and(|k| PublicKey::from(k).as_bytes() == public)
+        })
+    }
+
     /// Messages queued.
     pub fn len(&self) -> usize {
         self.items.len()

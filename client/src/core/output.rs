@@ -124,6 +124,7 @@ impl<S: LocalStore> ClientCore<S> {
                 }
             }
         }
+        self.open_board_posts(&output);
         let ev = self
             .outbox
             .on_output(&output, &mut self.store, self.open_round);
@@ -131,6 +132,48 @@ impl<S: LocalStore> ClientCore<S> {
         let voided = self.outbox.reservations_voided(r);
         self.events.extend(voided);
         self.flush_inbound(now_ms);
+    }
+
+    /// Board posts in `output`: stored once each (a catch-up overlap writes nothing) and
+    /// shown. Our own post coming back is marked delivered only: its history entry is
+    /// the one it was queued with.
+    fn open_board_posts(&mut self, output: &RoundOutput) {
+        let r = output.round;
+        let board = protocol::board::board_secret();
+        let posts: Vec<inbox::Complete> = inbox::open_slots(output, std::iter::once(&board))
+            .into_iter()
+            .filter(|m| m.conversation == protocol::board::BOARD_CONVERSATION)
+            .filter_map(|m| self.board_parts.offer(m))
+            .collect();
+        for post in posts {
+            let mut key = b"board/".to_vec();
+            key.extend_from_slice(&post.dedupe_key());
+            let text = String::from_utf8_lossy(&post.body).into_owned();
+            let stored = if self.outbox.sends_from(&post.sender.reply_to()) {
+                self.store.mark_delivered(&key, r).map(|_| None)
+            } else {
+                let entry = crate::store::HistoryEntry {
+                    direction: crate::store::Direction::Received,
+                    peer: super::BOARD_ADDRESS.into(),
+                    text: text.clone(),
+                    timestamp_ms: post.timestamp_ms,
+                    round: r,
+                    state: String::new(),
+                };
+                self.store.deliver(&key, r, &entry)
+            };
+            match stored {
+                Ok(Some(_)) => self.events.push_back(Event::Board {
+                    text,
+                    round: r,
+                    timestamp_ms: post.timestamp_ms,
+                }),
+                Ok(None) => {}
+                Err(e) => self.events.push_back(Event::Error {
+                    message: format!("cannot store a board post: {e}"),
+                }),
+            }
+        }
     }
 
     /// Show received messages whose sender is named, in order.

@@ -7,30 +7,10 @@ use std::time::{Duration, Instant};
 
 use client::daemon::{DaemonClient, Incoming};
 use serde_json::{json, Value};
-use tests::cluster::{binary, Cluster, ClusterOpts};
+use tests::cluster::ClusterOpts;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::util::{cluster, until, Client, DEADLINE};
-
-fn cli(c: &Cluster, j: u32) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(binary("client", "chat-cli"));
-    cmd.arg("--config").arg(c.client_config(j));
-    cmd.kill_on_drop(true);
-    cmd
-}
-
-/// Run chat-cli for client `j` to completion: (success, stdout, stderr).
-async fn run(c: &Cluster, j: u32, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::time::timeout(DEADLINE, cli(c, j).args(args).output())
-        .await
-        .expect("chat-cli finished")
-        .expect("chat-cli ran");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::util::{cli, cluster, run, until, Client, DEADLINE};
 
 /// Call `method` on a fresh connection and return the raw reply line.
 async fn raw(socket: &std::path::Path, line: &[u8]) -> Value {

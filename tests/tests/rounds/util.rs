@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use client::engine::{Delivery, EngineHandle, Event};
-use tests::cluster::{Cluster, ClusterOpts};
+use tests::cluster::{binary, Cluster, ClusterOpts};
 use tokio::sync::mpsc;
 
 /// Deadline for anything that takes rounds on a loaded 2-core machine.
@@ -142,4 +142,25 @@ pub async fn until(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `chat-cli` for client `j` (killed when dropped).
+pub fn cli(c: &Cluster, j: u32) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(binary("client", "chat-cli"));
+    cmd.arg("--config").arg(c.client_config(j));
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// Run chat-cli for client `j` to completion: (success, stdout, stderr).
+pub async fn run(c: &Cluster, j: u32, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::time::timeout(DEADLINE, cli(c, j).args(args).output())
+        .await
+        .expect("chat-cli finished")
+        .expect("chat-cli ran");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
 mod acceptance;
+mod board;
 mod catchup;
 mod directory;
 mod inbox;
