@@ -20,4 +20,5 @@ pub mod daemon;
 pub mod delivery;
 pub mod engine;
 pub mod event;
+pub mod rooms;
 pub mod store;
