@@ -612,6 +612,8 @@ impl App {
                 }
                 self.book.contacts[i].unread += 1;
             }
+            // Rooms are not in the window yet (chat-cli has them).
+            Event::RoomMessage { .. } | Event::RoomNotice { .. } => {}
             Event::ServerUp { server } => self.set_server(server, true),
             Event::ServerDown { server } => self.set_server(server, false),
             Event::Round {

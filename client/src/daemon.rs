@@ -218,6 +218,11 @@ impl Daemon {
                     .collect();
                 serde_json::to_value(entries).map_err(|e| engine(e.to_string()))
             }
+            "room" => {
+                let req: crate::core::RoomRequest = serde_json::from_value(p.clone())
+                    .map_err(|e| (INVALID_PARAMS, format!("params: {e}")))?;
+                self.engine.room(req).await.map_err(engine)
+            }
             "subscribe" => Ok(Value::Bool(true)),
             "version" => Ok(json!({ "version": env!("CARGO_PKG_VERSION") })),
             other => Err((METHOD_NOT_FOUND, format!("no method {other:?}"))),

@@ -46,6 +46,7 @@ enum Replier {
     Register(Reply<()>),
     Lookup(Reply<Option<PublicKeys>>),
     LookupFingerprint(Reply<Option<(String, PublicKeys)>>),
+    Room(Reply<serde_json::Value>),
 }
 
 struct EngineCmd {
@@ -105,6 +106,11 @@ impl EngineHandle {
     ) -> Result<Option<(String, PublicKeys)>, String> {
         let req = UserRequest::LookupFingerprint { fingerprint };
         call(&self.tx, req, Replier::LookupFingerprint).await
+    }
+
+    /// A room request (create, join, approve, send, list…); its answer as JSON.
+    pub async fn room(&self, req: crate::core::RoomRequest) -> Result<serde_json::Value, String> {
+        call(&self.tx, UserRequest::Room(req), Replier::Room).await
     }
 }
 
@@ -275,6 +281,7 @@ fn deliver(replier: Replier, answer: Answer) {
         (Replier::Register(tx), Answer::Register(r)) => drop(tx.send(r)),
         (Replier::Lookup(tx), Answer::Lookup(r)) => drop(tx.send(r)),
         (Replier::LookupFingerprint(tx), Answer::LookupFingerprint(r)) => drop(tx.send(r)),
+        (Replier::Room(tx), Answer::Room(r)) => drop(tx.send(r)),
         // The core answers a token with its request's kind; were it not so, dropping the
         // sender tells the caller the engine failed.
         _ => {}

@@ -40,6 +40,28 @@ pub enum Event {
         /// The poster's clock.
         timestamp_ms: u64,
     },
+    /// A message in a room.
+    RoomMessage {
+        /// The room's name.
+        room: String,
+        /// The member who wrote it.
+        from: String,
+        /// Text.
+        text: String,
+        /// Round it appeared in.
+        round: Round,
+        /// The sender's clock.
+        timestamp_ms: u64,
+    },
+    /// Something happened in a room (a request, a join, a removal, a rename).
+    RoomNotice {
+        /// The room's name.
+        room: String,
+        /// What, in words.
+        notice: String,
+        /// Round it appeared in.
+        round: Round,
+    },
     /// An outgoing message changed state.
     State {
         /// Outbox id.

@@ -17,8 +17,14 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const REPLY_KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("reply_keys");
 /// The local copy of the directory: position → encoded self-signed registration.
 const DIRECTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("directory");
+/// Rooms: "book" → the rooms (JSON), "mls" → the MLS state (group secrets, key
+/// packages waiting for a Welcome). Written together.
+const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("rooms");
 /// One-time reply keys kept (the oldest is forgotten).
 pub const MAX_REPLY_KEYS: usize = 64;
+
+/// The saved rooms record and MLS state, as stored (either may be absent).
+pub type SavedRooms = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Sent or received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +74,12 @@ pub struct OutboxRecord {
     /// the same key (the file is 0600, like the identity key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_secret: Option<[u8; 32]>,
+    /// A room message: the room it goes to (sealed into room slots, not to `to_dh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<[u8; 16]>,
+    /// The bytes sent, when they are not `text` (room messages, room requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Vec<u8>>,
 }
 
 /// Why the store failed.
@@ -107,6 +119,7 @@ impl Store {
             w.open_table(META).map_err(|x| e(x.to_string()))?;
             w.open_table(REPLY_KEYS).map_err(|x| e(x.to_string()))?;
             w.open_table(DIRECTORY).map_err(|x| e(x.to_string()))?;
+            w.open_table(ROOMS).map_err(|x| e(x.to_string()))?;
         }
         w.commit().map_err(|x| e(x.to_string()))?;
         Ok(Self {
@@ -356,6 +369,29 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The saved rooms and MLS state, if any.
+    pub fn rooms(&self) -> Result<SavedRooms, StoreError> {
+        let r = self.db.begin_read().map_err(|x| self.err(x))?;
+        let t = r.open_table(ROOMS).map_err(|x| self.err(x))?;
+        let get = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(t.get(k)
+                .map_err(|x| self.err(x))?
+                .map(|v| v.value().to_vec()))
+        };
+        Ok((get("book")?, get("mls")?))
+    }
+
+    /// Save the rooms and the MLS state in one transaction.
+    pub fn save_rooms(&self, book: &[u8], mls: &[u8]) -> Result<(), StoreError> {
+        let w = self.db.begin_write().map_err(|x| self.err(x))?;
+        {
+            let mut t = w.open_table(ROOMS).map_err(|x| self.err(x))?;
+            t.insert("book", book).map_err(|x| self.err(x))?;
+            t.insert("mls", mls).map_err(|x| self.err(x))?;
+        }
+        w.commit().map_err(|x| self.err(x))
     }
 
     /// The last round whose output we processed.

@@ -8,6 +8,9 @@
 //! `send`, `register` and `history` go through it; `send` without one refuses, since a
 //! client online only to send shows when its user writes.
 
+#[path = "chat-cli/room.rs"]
+mod room;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -81,6 +84,11 @@ enum Command {
     },
     /// Show each server's view of the cluster.
     Status,
+    /// Rooms: group conversations whose members approve newcomers (needs the daemon).
+    Room {
+        #[command(subcommand)]
+        action: room::RoomCommand,
+    },
     /// The public board: posts anyone can read, naming no sender.
     Board {
         #[command(subcommand)]
@@ -155,6 +163,18 @@ fn print(json: bool, ev: &Event) {
             println!("message {id} to {to} ({fragments} slot(s)): {delivery}{r}{why}");
         }
         Event::Board { text, round, .. } => println!("[round {round}] board: {text}"),
+        Event::RoomMessage {
+            room,
+            from,
+            text,
+            round,
+            ..
+        } => println!("[round {round}] {room} / {from}: {text}"),
+        Event::RoomNotice {
+            room,
+            notice,
+            round,
+        } => println!("[round {round}] {room}: {notice}"),
         Event::ServerUp { server } => eprintln!("server {server} up"),
         Event::ServerDown { server } => eprintln!("server {server} down"),
         Event::Round { .. } => {}
@@ -234,6 +254,14 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 println!("{when}{mine}: {}", e.text);
             }
             return Ok(std::process::ExitCode::SUCCESS);
+        }
+        Command::Room { action } => {
+            let running = daemon::running(&socket).await;
+            let entries = match &action {
+                room::RoomCommand::History { .. } => history(&settings, &socket, None).await?,
+                _ => Vec::new(),
+            };
+            return room::run(&socket, running, entries, action, json).await;
         }
         Command::History { with } => {
             let entries = history(&settings, &socket, with.as_deref()).await?;
@@ -321,7 +349,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 );
             }
             let timeout = Duration::from_secs(timeout_secs);
-            return send_via_daemon(&socket, &to, &text, anonymous, timeout, json).await;
+            let params = json!({"to": to, "text": text, "anonymous": anonymous});
+            return follow_via_daemon(&socket, "send", params, &to, timeout, json).await;
         }
         Command::Register { name: n } if with_daemon => {
             let n = n.unwrap_or(name);
@@ -435,7 +464,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let _ = std::fs::remove_file(&socket);
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::History { .. } | Command::Status | Command::Board { .. } => {
+        Command::History { .. }
+        | Command::Status
+        | Command::Board { .. }
+        | Command::Room { .. } => {
             unreachable!("handled above")
         }
     }
@@ -464,24 +496,19 @@ fn registered(json: bool, name: &str) {
     }
 }
 
-/// `send` through the running daemon: the message's states as they happen, until it is
-/// sent (success) or failed.
-async fn send_via_daemon(
+/// A message queued through the running daemon (`method` answers with its `id`): its
+/// states as they happen, until it is sent (success) or failed.
+async fn follow_via_daemon(
     socket: &std::path::Path,
+    method: &str,
+    params: Value,
     to: &str,
-    text: &str,
-    anonymous: bool,
     timeout: Duration,
     json: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
     let mut d = DaemonClient::connect(socket).await?;
     d.request("subscribe", json!({})).await?;
-    let call = d
-        .call(
-            "send",
-            json!({"to": to, "text": text, "anonymous": anonymous}),
-        )
-        .await?;
+    let call = d.call(method, params).await?;
     let deadline = tokio::time::Instant::now() + timeout;
     // States may arrive before the reply that names the message's id.
     let mut id: Option<u64> = None;

@@ -291,6 +291,10 @@ impl<S: LocalStore> ClientCore<S> {
                 let e = "a registration is not a directory query".to_string();
                 return self.answer(token, Answer::Register(Err(e)));
             }
+            UserRequest::Room(_) => {
+                let e = "a room request is not a directory query".to_string();
+                return self.answer(token, Answer::Room(Err(e)));
+            }
         };
         if found.is_none() && !last_chance {
             self.parked.push(Parked {
@@ -322,7 +326,7 @@ impl<S: LocalStore> ClientCore<S> {
                     self.answer(token, Answer::Send(Err(e)));
                 }
             },
-            UserRequest::Register { .. } => {}
+            UserRequest::Register { .. } | UserRequest::Room(_) => {}
         }
     }
 

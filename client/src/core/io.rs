@@ -39,6 +39,8 @@ pub enum UserRequest {
         /// Fingerprint bytes.
         fingerprint: [u8; 32],
     },
+    /// Something about rooms.
+    Room(super::RoomRequest),
 }
 
 /// The answer to a [`UserRequest`] (errors are sentences for the user).
@@ -52,6 +54,8 @@ pub enum Answer {
     Lookup(Result<Option<PublicKeys>, String>),
     /// Name and keys of a fingerprint's owner.
     LookupFingerprint(Result<Option<(String, PublicKeys)>, String>),
+    /// What a room request did (JSON, as the daemon returns it).
+    Room(Result<serde_json::Value, String>),
 }
 
 /// What the shell must do.

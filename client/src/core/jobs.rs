@@ -128,6 +128,7 @@ impl<S: LocalStore> ClientCore<S> {
                 };
                 self.on_directory_page(server, page, now_ms);
             }
+            Job::Backfill { server } => self.on_backfill_page(server, result, now_ms),
             Job::History { server } => {
                 let Some(mut c) = self.catchup.take() else {
                     return;

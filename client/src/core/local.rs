@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use protocol::wire::Register;
 
-use crate::store::{HistoryEntry, OutboxRecord, Store, StoreError};
+use crate::store::{HistoryEntry, OutboxRecord, SavedRooms, Store, StoreError};
 
 /// What the core reads and writes locally. Errors are reported, never fatal.
 pub trait LocalStore {
@@ -54,6 +54,10 @@ pub trait LocalStore {
     fn last_round(&self) -> Result<Option<u64>, StoreError>;
     /// Remember the last round processed.
     fn set_last_round(&mut self, round: u64) -> Result<(), StoreError>;
+    /// The saved rooms record and MLS state.
+    fn rooms(&self) -> Result<SavedRooms, StoreError>;
+    /// Save both in one write.
+    fn save_rooms(&mut self, book: &[u8], mls: &[u8]) -> Result<(), StoreError>;
 }
 
 impl LocalStore for Store {
@@ -111,6 +115,12 @@ impl LocalStore for Store {
     fn set_last_round(&mut self, round: u64) -> Result<(), StoreError> {
         Store::set_last_round(self, round)
     }
+    fn rooms(&self) -> Result<SavedRooms, StoreError> {
+        Store::rooms(self)
+    }
+    fn save_rooms(&mut self, book: &[u8], mls: &[u8]) -> Result<(), StoreError> {
+        Store::save_rooms(self, book, mls)
+    }
 }
 
 /// An in-memory store with the same rules, for deterministic tests.
@@ -130,6 +140,8 @@ pub struct MemStore {
     pub directory: Vec<Register>,
     /// Write transactions so far (each would be a disk sync in the real store).
     pub writes: usize,
+    /// The rooms record and MLS state.
+    pub rooms: SavedRooms,
     next_id: u64,
 }
 
@@ -219,6 +231,14 @@ impl LocalStore for MemStore {
     fn set_last_round(&mut self, round: u64) -> Result<(), StoreError> {
         self.writes += 1;
         self.last_round = Some(round);
+        Ok(())
+    }
+    fn rooms(&self) -> Result<SavedRooms, StoreError> {
+        Ok(self.rooms.clone())
+    }
+    fn save_rooms(&mut self, book: &[u8], mls: &[u8]) -> Result<(), StoreError> {
+        self.writes += 1;
+        self.rooms = (Some(book.to_vec()), Some(mls.to_vec()));
         Ok(())
     }
 }

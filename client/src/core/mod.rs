@@ -23,6 +23,7 @@
 //! [`MAX_USER_REQUESTS`] user requests. No request depends on whom the user writes to
 //! or hears from: names and keys resolve in the local directory.
 
+mod backfill;
 pub mod catchup;
 pub mod directory;
 pub mod inbox;
@@ -33,6 +34,8 @@ pub mod names;
 pub mod outbox;
 mod output;
 mod queue;
+mod room_inbound;
+mod rooms;
 pub mod vouch;
 mod watermark;
 
@@ -60,6 +63,7 @@ use crate::store::StoreError;
 pub use io::{Answer, Command, Failure, RequestId, Token, UserRequest};
 pub use local::LocalStore;
 pub use queue::BOARD_ADDRESS;
+pub use rooms::RoomRequest;
 
 /// User requests (send, register, lookups) in progress at once; more wait in the
 /// engine's command channel.
@@ -100,6 +104,10 @@ enum Job {
         server: ServerIndex,
     },
     History {
+        server: ServerIndex,
+    },
+    /// A page of room history for a newcomer.
+    Backfill {
         server: ServerIndex,
     },
 }
@@ -148,6 +156,11 @@ pub struct ClientCore<S> {
     reassembly: Reassembly,
     /// Board posts' fragments (apart, so a private message can never pass for one).
     board_parts: Reassembly,
+    /// Rooms, their MLS state and their messages' fragments; a newcomer's history fetch.
+    rooms: crate::rooms::book::Book,
+    mls: crate::rooms::mls::Mls,
+    room_parts: crate::rooms::book::RoomParts,
+    backfill: Option<backfill::Backfill>,
     directory: Directory,
     /// The directory sync step out, if any; steps started so far; when the next is due.
     sync: Option<SyncStep>,
@@ -241,6 +254,7 @@ impl<S: LocalStore> ClientCore<S> {
             }
         }
         let sealer = Sealer::new(&cfg.server_dh, &mut rng);
+        let (rooms, mls) = rooms::load(&store, &cfg.identity, &mut events);
         Ok(Self {
             cfg,
             store,
@@ -256,6 +270,10 @@ impl<S: LocalStore> ClientCore<S> {
             vouches,
             reassembly: Reassembly::new(slot_bytes),
             board_parts: Reassembly::new(slot_bytes),
+            rooms,
+            mls,
+            room_parts: Default::default(),
+            backfill: None,
             directory,
             sync: None,
             sync_steps: 0,
@@ -398,6 +416,7 @@ impl<S: LocalStore> ClientCore<S> {
             req @ (UserRequest::Lookup { .. } | UserRequest::LookupFingerprint { .. }) => {
                 self.resolve_parked(token, req, false, now_ms)
             }
+            UserRequest::Room(req) => self.room_request(token, req, now_ms),
             UserRequest::Send {
                 to,
                 text,
@@ -436,9 +455,14 @@ impl<S: LocalStore> ClientCore<S> {
 
     /// Build round `round`'s one submission and send each server its share.
     fn submit(&mut self, round: Round) {
-        let built = self
-            .outbox
-            .build(round, &self.cfg.params, &self.cfg.identity, &mut self.rng);
+        let rooms = &self.rooms;
+        let built = self.outbox.build(
+            round,
+            &self.cfg.params,
+            &self.cfg.identity,
+            &mut self.rng,
+            &|id| Self::room_keys_for(rooms, id),
+        );
         if let Some(message) = built.error {
             self.events.push_back(Event::Error { message });
         }

@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use protocol::reserve::{footprint, Slot};
+use protocol::room::{fragment_room, room_slot_len_for, seal_room_slot, RoomFragment, RoomKeys};
 use protocol::slot::{body_capacity, fragment, seal_slot, slot_len_for, Sender, SlotMessage};
 use protocol::vector::{layout, Vector};
 use protocol::wire::{Round, RoundOutput};
@@ -121,7 +122,12 @@ impl Outbox {
         slot_bytes: usize,
         reply_key: Option<StaticSecret>,
     ) {
-        let fragments = fragment(rec.text.as_bytes(), slot_bytes).unwrap_or_default();
+        let fragments = match (&rec.room, &rec.body) {
+            (Some(_), Some(b)) => fragment_room(b, slot_bytes),
+            (None, Some(b)) => fragment(b, slot_bytes),
+            _ => fragment(rec.text.as_bytes(), slot_bytes),
+        }
+        .unwrap_or_default();
         self.items.push(Out {
             id,
             rec,
@@ -200,6 +206,7 @@ impl Outbox {
         params: &Params,
         identity: &keys::Identity,
         rng: &mut StdRng,
+        room_keys: &dyn Fn(&[u8; 16]) -> Option<RoomKeys>,
     ) -> Built {
         let slot_bytes = params.slot_bytes as usize;
         let mut vector = match &self.grant_layout {
@@ -218,15 +225,23 @@ impl Outbox {
             Stage::Granted { round: g, slot } if g == round => Some((o.id, slot)),
             _ => None,
         });
-        match granted {
-            Some((id, slot)) => match self.seal(id, &slot, identity, rng) {
+        let room_granted = granted.is_some_and(|(id, _)| {
+            self.items
+                .iter()
+                .any(|o| o.id == id && o.rec.room.is_some())
+        });
+        if let Some((id, slot)) = granted {
+            match self.seal(id, &slot, round, identity, rng, room_keys) {
                 Ok(p) => {
                     vector.write(&slot, &p.bytes);
                     carried.sent = Some(p);
                 }
                 Err(e) => error = Some(e),
-            },
-            None => {
+            }
+        }
+        match granted {
+            Some(_) if !room_granted => {}
+            _ => {
                 // An idle client does the sending client's work too: it seals a slot (to
                 // a throwaway key) and drops it, so the time from an output to its next
                 // submission does not tell whether it is sending.
@@ -255,7 +270,12 @@ impl Outbox {
             .find(|o| o.stage == Stage::Idle && o.not_before <= round)
             .map(|o| {
                 let body = o.fragments.get(o.next_fragment).map_or(0, Vec::len);
-                (o.id, slot_len_for(body, slot_bytes))
+                let len = if o.rec.room.is_some() {
+                    room_slot_len_for(body, slot_bytes)
+                } else {
+                    slot_len_for(body, slot_bytes)
+                };
+                (o.id, len)
             });
         let fp = loop {
             let len = wants.map_or(slot_bytes as u16, |(_, len)| len);
@@ -280,14 +300,45 @@ impl Outbox {
         &self,
         id: u64,
         slot: &Slot,
+        round: Round,
         identity: &keys::Identity,
         rng: &mut StdRng,
+        room_keys: &dyn Fn(&[u8; 16]) -> Option<RoomKeys>,
     ) -> Result<Pending, String> {
         let o = self
             .items
             .iter()
             .find(|o| o.id == id)
             .ok_or_else(|| format!("message {id} is gone"))?;
+        let body = o
+            .fragments
+            .get(o.next_fragment)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(room) = &o.rec.room {
+            let keys = room_keys(room).ok_or_else(|| {
+                format!(
+                    "message {id} to {}: you are no longer in the room",
+                    o.rec.to_name
+                )
+            })?;
+            let mut message = [0u8; 8];
+            message.copy_from_slice(&o.rec.conversation[..8]);
+            let frag = RoomFragment {
+                message: u64::from_le_bytes(message),
+                index: o.next_fragment as u16,
+                count: o.fragments.len() as u16,
+                body,
+            };
+            let bytes = seal_room_slot(&keys, round, slot.footprint, &frag, slot.len, rng)
+                .map_err(|e| format!("cannot seal message {id}: {e}"))?;
+            return Ok(Pending {
+                out_id: id,
+                fragment: o.next_fragment,
+                footprint: slot.footprint,
+                bytes,
+            });
+        }
         let msg = SlotMessage {
             sender: match &o.reply_key {
                 Some(k) => Sender::ReplyKey(PublicKey::from(k).to_bytes()),
@@ -298,11 +349,7 @@ impl Outbox {
             timestamp_ms: o.rec.timestamp_ms,
             fragment_index: o.next_fragment as u16,
             fragment_count: o.fragments.len() as u16,
-            body: o
-                .fragments
-                .get(o.next_fragment)
-                .cloned()
-                .unwrap_or_default(),
+            body,
         };
         let secret = o
             .reply_key

@@ -97,6 +97,17 @@ impl<S: LocalStore> ClientCore<S> {
             .filter_map(|msg| self.reassembly.offer(msg))
             .collect();
         for done in opened {
+            // A room request (join, Welcome, decline) is for the rooms, not the history.
+            if let Some(d) = crate::rooms::wire::Direct::from_body(&done.body) {
+                if self
+                    .store
+                    .mark_delivered(&done.dedupe_key(), r)
+                    .unwrap_or(false)
+                {
+                    self.on_direct(d, done.sender, r, now_ms);
+                }
+                continue;
+            }
             // Delivered and written to history in one transaction, under the name we
             // know now (corrected once a directory sync names it); a repeat (a catch-up
             // overlap or a retransmission) writes nothing.
@@ -125,6 +136,7 @@ impl<S: LocalStore> ClientCore<S> {
             }
         }
         self.open_board_posts(&output);
+        self.open_room_slots(&output, now_ms);
         let ev = self
             .outbox
             .on_output(&output, &mut self.store, self.open_round);

@@ -57,6 +57,9 @@ impl<S: LocalStore> ClientCore<S> {
             ));
         }
         protocol::slot::fragment(text.as_bytes(), slot_bytes).ok_or("message too long")?;
+        if text.starts_with('\0') {
+            return Err("a message cannot start with a NUL character".into());
+        }
         let board = to == BOARD_ADDRESS;
         // An anonymous message comes from a fresh one-time key, and its conversation id
         // depends on that key alone (with the recipient's): nothing in the slot can be
@@ -81,6 +84,8 @@ impl<S: LocalStore> ClientCore<S> {
             timestamp_ms: now_ms,
             anonymous: reply_key.is_some(),
             reply_secret: reply_key.as_ref().map(StaticSecret::to_bytes),
+            room: None,
+            body: None,
         };
         let entry = HistoryEntry {
             direction: Direction::Sent,

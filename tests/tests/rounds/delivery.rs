@@ -7,7 +7,7 @@ use client::engine::{Delivery, RetryReason};
 use rand::{Rng, SeedableRng};
 use tests::cluster::{Cluster, ClusterOpts};
 
-use crate::util::{until, Client};
+use crate::util::{until, walk, Client};
 
 fn opts(clients: u32) -> ClusterOpts {
     ClusterOpts {
@@ -167,21 +167,6 @@ async fn fifty_messages_among_eight_clients_arrive_exactly_once_and_servers_neve
             "fragment of {text:?} found on a server"
         );
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

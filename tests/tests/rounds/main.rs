@@ -9,4 +9,5 @@ mod daemon;
 mod delivery;
 mod privacy;
 mod robust;
+mod rooms;
 mod util;

@@ -10,6 +10,7 @@ mod directory;
 mod inbox;
 mod outbox;
 mod requests;
+mod rooms;
 mod timing;
 
 use keys::Identity;

@@ -341,6 +341,8 @@ fn the_outbox_is_restored_after_a_restart() {
         timestamp_ms: T0,
         anonymous: false,
         reply_secret: None,
+        room: None,
+        body: None,
     };
     let entry = HistoryEntry {
         direction: Direction::Sent,

@@ -1,0 +1,277 @@
+//! Rooms among simulated clients sharing every round: join approval, history for the
+//! newcomer, removal, and a member offline through membership changes.
+
+use super::*;
+use crate::core::RoomRequest;
+
+/// A few clients in the same rounds, the outputs kept (servers 0 and 1 answer history).
+struct World {
+    c: Cluster,
+    rounds: Rounds,
+    sims: Vec<Sim>,
+    outputs: Vec<RoundOutput>,
+    r: Round,
+}
+
+fn twin(id: &Identity) -> Identity {
+    Identity::from_secret_bytes(&id.ed25519_seed(), &id.x25519_secret().to_bytes())
+}
+
+impl World {
+    fn new(names: &[&str]) -> Self {
+        let mut c = Cluster::new(12);
+        let ids: Vec<Identity> = names.iter().map(|_| c.identity()).collect();
+        let dir: Vec<Register> = ids.iter().zip(names).map(|(i, n)| register(i, n)).collect();
+        let mut sims: Vec<Sim> = ids
+            .iter()
+            .enumerate()
+            .map(|(k, i)| c.sim(twin(i), MemStore::default(), k as u64 + 1))
+            .collect();
+        for s in &mut sims {
+            s.sync(&dir);
+        }
+        Self {
+            c,
+            rounds: Rounds::default(),
+            sims,
+            outputs: Vec::new(),
+            r: 10,
+        }
+    }
+
+    fn room(&mut self, who: usize, req: RoomRequest) -> Result<serde_json::Value, String> {
+        let s = &mut self.sims[who];
+        let t = s.user(UserRequest::Room(req));
+        match s.answers.iter().find(|(tok, _)| *tok == t) {
+            Some((_, Answer::Room(r))) => r.clone(),
+            other => panic!("no room answer: {other:?}"),
+        }
+    }
+
+    /// One round: every online client submits, the output goes to all of them, and
+    /// history pages asked are answered from the outputs so far.
+    fn round(&mut self, online: &[usize]) {
+        self.r += 1;
+        let r = self.r;
+        let mut subs = Vec::new();
+        for &k in online {
+            let s = &mut self.sims[k];
+            s.now += 1000;
+            s.status(status(r, None, &[]));
+            subs.push(s.accept_submit());
+        }
+        let refs: Vec<&Submission> = subs.iter().collect();
+        let out = self.rounds.publish(&self.c, r, &refs);
+        self.outputs.push(out.clone());
+        for &k in online {
+            self.sims[k].vouched(&self.c, &out, &[0, 1]);
+            self.answer_history(k);
+        }
+    }
+
+    fn answer_history(&mut self, k: usize) {
+        while let Some((id, server, ClientRequest::History { from_round })) =
+            self.sims[k].take(|q| matches!(q, ClientRequest::History { .. }))
+        {
+            let page: Vec<SignedOutput> = self
+                .outputs
+                .iter()
+                .filter(|o| o.round >= from_round)
+                .take(protocol::limits::MAX_HISTORY_OUTPUTS)
+                .map(|o| self.c.vouch(o, server))
+                .collect();
+            let resp = ClientResponse::History {
+                outputs: BoundedVec::new(page).unwrap(),
+                oldest_kept: self.outputs.first().map(|o| o.round),
+                settled_through: Some(self.r),
+            };
+            self.sims[k].reply(id, resp);
+        }
+    }
+
+    /// Rounds until `done` holds (at most 300).
+    fn until(&mut self, online: &[usize], what: &str, done: impl Fn(&World) -> bool) {
+        for _ in 0..300 {
+            if done(self) {
+                return;
+            }
+            self.round(online);
+        }
+        panic!(
+            "never: {what}; events: {:#?}",
+            self.sims.iter().map(notes).collect::<Vec<_>>()
+        );
+    }
+}
+
+fn notes(s: &Sim) -> Vec<String> {
+    s.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RoomNotice { notice, .. } => Some(notice.clone()),
+            Event::RoomMessage { from, text, .. } => Some(format!("{from}: {text}")),
+            Event::Error { message } => Some(format!("error: {message}")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn said(w: &World, k: usize, needle: &str) -> bool {
+    notes(&w.sims[k]).iter().any(|n| n.contains(needle))
+}
+
+fn create(w: &mut World, who: usize, name: &str) {
+    let req = RoomRequest::Create {
+        name: name.into(),
+        admins_only: false,
+    };
+    w.room(who, req).expect("created");
+}
+
+fn say(w: &mut World, who: usize, room: &str, text: &str) {
+    let req = RoomRequest::Send {
+        name: room.into(),
+        text: text.into(),
+    };
+    w.room(who, req).expect("queued");
+}
+
+/// alice's room "club" with bob in it, approved by alice.
+fn club() -> World {
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    create(&mut w, 0, "club");
+    say(&mut w, 0, "club", "before bob came");
+    let req = RoomRequest::Join {
+        name: "club".into(),
+        via: "alice".into(),
+    };
+    let v = w.room(1, req).expect("asked");
+    assert_eq!(v["state"], "waiting for approval");
+    let everyone = [0, 1, 2, 3];
+    w.until(&everyone, "alice sees bob's request", |w| {
+        said(w, 0, "bob asks to join")
+    });
+    let req = RoomRequest::Approve {
+        name: "club".into(),
+        user: "bob".into(),
+    };
+    w.room(0, req).expect("approved");
+    w.until(&everyone, "bob is in", |w| {
+        said(w, 1, "you joined, approved by alice")
+    });
+    w
+}
+
+#[test]
+fn a_newcomer_approved_by_a_member_reads_what_was_said_before_it_came() {
+    let mut w = club();
+    let everyone = [0, 1, 2, 3];
+    w.until(&everyone, "bob reads the history", |w| {
+        said(w, 1, "alice: before bob came")
+    });
+    assert!(said(&w, 0, "bob joined, approved by you"));
+    say(&mut w, 1, "club", "hello alice");
+    w.until(&everyone, "alice hears bob", |w| {
+        said(w, 0, "bob: hello alice")
+    });
+    // Carol, not a member, read nothing of the room.
+    assert!(notes(&w.sims[2]).is_empty(), "{:?}", notes(&w.sims[2]));
+    // The room list shows both, and no request left.
+    let list = w.room(0, RoomRequest::List).expect("list");
+    assert_eq!(
+        list["rooms"][0]["members"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        list["rooms"][0]["requests"].as_array().map(Vec::len),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_removed_member_reads_nothing_sent_after_its_removal() {
+    let mut w = club();
+    let everyone = [0, 1, 2, 3];
+    let req = RoomRequest::Remove {
+        name: "club".into(),
+        user: "bob".into(),
+    };
+    w.room(0, req).expect("removing");
+    w.until(&everyone, "bob is removed", |w| {
+        said(w, 1, "you were removed by alice")
+    });
+    say(&mut w, 0, "club", "after bob left");
+    w.until(&everyone, "alice's message is out", |w| {
+        w.sims[0].core.store().outbox.is_empty()
+    });
+    for _ in 0..5 {
+        w.round(&everyone);
+    }
+    assert!(!said(&w, 1, "after bob left"));
+    let sent: Vec<_> = w.sims[1]
+        .core
+        .store()
+        .history
+        .values()
+        .map(|e| e.text.clone())
+        .collect();
+    assert!(
+        !sent.iter().any(|t| t.contains("after bob left")),
+        "{sent:?}"
+    );
+    assert!(w
+        .room(
+            1,
+            RoomRequest::Send {
+                name: "club".into(),
+                text: "x".into()
+            }
+        )
+        .is_err());
+}
+
+/// A room message takes the same slots whatever the room's size: it is sealed once
+/// under the epoch's key, not once per member. Slot counts (256-byte slots, as keygen's
+/// default) for rooms of 3 and 30, and the sizes of what a join costs, for the record.
+#[test]
+fn a_room_message_costs_one_slot_whatever_the_room_size() {
+    use crate::rooms::mls::Mls;
+    use crate::rooms::wire::{Body, Signed};
+    let slot_bytes = 256;
+    for size in [3usize, 30] {
+        let ids: Vec<Identity> = (0..size)
+            .map(|_| Identity::generate(&mut rand_core::OsRng))
+            .collect();
+        let creator = Mls::new(&ids[0]);
+        let room = [size as u8; 16];
+        creator.create(room).expect("create");
+        let kps: Vec<Vec<u8>> = ids[1..size - 1]
+            .iter()
+            .map(|i| Mls::new(i).key_package().expect("kp"))
+            .collect();
+        for kp in &kps {
+            creator.add(&room, kp).expect("add");
+            creator.merge_own(&room).expect("merge");
+        }
+        // The last one's join: what a member commits and the newcomer is sent.
+        let last = Mls::new(&ids[size - 1]).key_package().expect("kp");
+        let (commit, welcome) = creator.add(&room, &last).expect("add");
+        creator.merge_own(&room).expect("merge");
+        assert_eq!(creator.members(&room).expect("members").len(), size);
+        let text = Signed::new(&ids[0], &room, T0, Body::Text("see you at eight?".into()))
+            .expect("signed");
+        let bytes = protocol::encode(&text).expect("encode");
+        let slots = protocol::room::fragment_room(&bytes, slot_bytes)
+            .expect("fits")
+            .len();
+        eprintln!(
+            "room of {size}: a text takes {slots} slot(s) ({} B); joining: commit {} B \
+             ({} slots), welcome {} B",
+            bytes.len(),
+            commit.len(),
+            protocol::room::fragment_room(&commit, slot_bytes).map_or(0, |f| f.len()),
+            welcome.len()
+        );
+        assert_eq!(slots, 1, "room of {size}");
+    }
+}
