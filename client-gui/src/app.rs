@@ -80,6 +80,22 @@ pub enum Message {
     EngineStopped,
     /// Close the notice banner.
     Dismiss,
+    /// Rooms form: a room's name.
+    RoomName(String),
+    /// Rooms form: the member to ask.
+    RoomVia(String),
+    /// Create the room named in the form.
+    CreateRoom,
+    /// Ask the member to let us into the room named in the form.
+    JoinRoom,
+    /// Approve (room, user).
+    Approve(String, String),
+    /// Decline (room, user).
+    Decline(String, String),
+    /// The engine did (or refused) a room request.
+    RoomAnswer(Result<serde_json::Value, String>),
+    /// The engine's list of rooms.
+    RoomsListed(Result<serde_json::Value, String>),
 }
 
 /// First-run form.
@@ -134,6 +150,8 @@ pub struct App {
     next_local: u64,
     /// States that arrived before the engine's reply with the outbox id.
     early: HashMap<u64, (Delivery, usize)>,
+    /// Rooms, requests, the rooms form.
+    pub rooms: crate::rooms::Rooms,
 }
 
 impl App {
@@ -158,6 +176,7 @@ impl App {
             notice: None,
             next_local: 1,
             early: HashMap::new(),
+            rooms: Default::default(),
         }
     }
 
@@ -210,6 +229,11 @@ impl App {
         self.register_name = me.name.clone();
         self.selected = self.most_recent_conversation();
         let mut tasks = vec![operation::focus(COMPOSER), operation::snap_to_end(MESSAGES)];
+        let handle = link.handle.clone();
+        tasks.push(Task::perform(
+            async move { handle.room(client::core::RoomRequest::List).await },
+            Message::RoomsListed,
+        ));
         if let Some(events) = link.take_events() {
             let stream = iced::futures::stream::unfold(events, |mut rx| async move {
                 rx.recv().await.map(|ev| (ev, rx))
@@ -294,8 +318,54 @@ impl App {
                 self.notice = Some("the engine stopped; restart the app".into());
             }
             Message::Dismiss => self.notice = None,
+            Message::RoomName(s) => self.rooms.name_input = s,
+            Message::RoomVia(s) => self.rooms.via_input = s,
+            Message::CreateRoom => match self.rooms.create_request() {
+                Ok(req) => {
+                    self.rooms.name_input.clear();
+                    return self.room_call(req);
+                }
+                Err(e) => self.notice = Some(e),
+            },
+            Message::JoinRoom => match self.rooms.join_request() {
+                Ok(req) => {
+                    self.rooms.name_input.clear();
+                    self.rooms.via_input.clear();
+                    return self.room_call(req);
+                }
+                Err(e) => self.notice = Some(e),
+            },
+            Message::Approve(name, user) => {
+                return self.room_call(client::core::RoomRequest::Approve { name, user })
+            }
+            Message::Decline(name, user) => {
+                return self.room_call(client::core::RoomRequest::Decline { name, user })
+            }
+            Message::RoomAnswer(Ok(_)) => return self.list_rooms(),
+            Message::RoomAnswer(Err(e)) => self.notice = Some(e),
+            Message::RoomsListed(Ok(v)) => self.rooms.take_list(&v, &mut self.book),
+            Message::RoomsListed(Err(e)) => self.notice = Some(format!("rooms: {e}")),
         }
         Task::none()
+    }
+
+    /// A room request to the engine; its answer refreshes the rooms.
+    fn room_call(&mut self, req: client::core::RoomRequest) -> Task<Message> {
+        let Some(link) = &self.link else {
+            return Task::none();
+        };
+        let handle = link.handle.clone();
+        Task::perform(async move { handle.room(req).await }, Message::RoomAnswer)
+    }
+
+    /// Ask the engine for the rooms (members, requests, rooms we wait for).
+    fn list_rooms(&mut self) -> Task<Message> {
+        let Some(link) = &self.link else {
+            return Task::none();
+        };
+        let handle = link.handle.clone();
+        let req = client::core::RoomRequest::List;
+        Task::perform(async move { handle.room(req).await }, Message::RoomsListed)
     }
 
     fn open_from_form(&mut self) -> Task<Message> {
@@ -448,7 +518,10 @@ impl App {
         let c = &self.book.contacts[i];
         let mut tasks = vec![operation::focus(COMPOSER), operation::snap_to_end(MESSAGES)];
         // Fetch keys for contacts known only by name, so the safety number can show.
-        if c.fingerprint().is_none() && !c.address.starts_with("key:") && !c.is_board() {
+        if c.fingerprint().is_none()
+            && !c.address.starts_with('#')
+            && !c.address.starts_with("key:")
+        {
             if let Some(link) = &self.link {
                 let handle = link.handle.clone();
                 let name = c.address.clone();
@@ -499,6 +572,20 @@ impl App {
             return snap;
         };
         let handle = link.handle.clone();
+        if let Some(room) = crate::rooms::room_of(&address) {
+            let req = client::core::RoomRequest::Send {
+                name: room.to_string(),
+                text,
+            };
+            return Task::batch([
+                snap,
+                Task::perform(async move { handle.room(req).await }, move |r| {
+                    let result =
+                        r.and_then(|v| v["id"].as_u64().ok_or_else(|| "no message id".to_string()));
+                    Message::Queued { local, result }
+                }),
+            ]);
+        }
         Task::batch([
             snap,
             Task::perform(
@@ -612,8 +699,21 @@ impl App {
                 }
                 self.book.contacts[i].unread += 1;
             }
-            // Rooms are not in the window yet (chat-cli has them).
-            Event::RoomMessage { .. } | Event::RoomNotice { .. } => {}
+            Event::RoomMessage {
+                room,
+                from,
+                text,
+                round,
+                timestamp_ms,
+            } => return self.room_bubble(&room, format!("{from}: {text}"), round, timestamp_ms),
+            Event::RoomNotice {
+                room,
+                notice,
+                round,
+            } => {
+                let bubble = self.room_bubble(&room, format!("· {notice}"), round, now_ms());
+                return Task::batch([bubble, self.list_rooms()]);
+            }
             Event::ServerUp { server } => self.set_server(server, true),
             Event::ServerDown { server } => self.set_server(server, false),
             Event::Round {
@@ -639,6 +739,29 @@ impl App {
             }
             Event::Error { message } => self.notice = Some(message),
         }
+        Task::none()
+    }
+
+    /// A line in a room's conversation (a member's message or what happened).
+    fn room_bubble(&mut self, room: &str, text: String, round: u64, at: u64) -> Task<Message> {
+        let address = crate::rooms::address(room);
+        let i = self.book.ensure(&format!("# {room}"), &address);
+        self.book.push(
+            &address,
+            Bubble {
+                outgoing: false,
+                text,
+                timestamp_ms: at,
+                delivery: Delivery::Received(round),
+                fragments: 1,
+                outbox_id: None,
+                local_id: 0,
+            },
+        );
+        if self.selected == Some(i) {
+            return operation::snap_to_end(MESSAGES);
+        }
+        self.book.contacts[i].unread += 1;
         Task::none()
     }
 
@@ -795,6 +918,7 @@ impl App {
             ]
             .spacing(4),
             scrollable(list).height(Fill),
+            crate::rooms::view_form(&self.rooms),
         ]
         .spacing(8)
         .padding(10)
@@ -814,9 +938,20 @@ impl App {
         if c.verified {
             head = head.push(text("verified").size(12));
         }
+        let room = crate::rooms::room_of(&c.address).and_then(|r| self.rooms.get(r));
         if c.is_board() {
             head = head
                 .push(text("anyone can read these posts; they name nobody, you included").size(12));
+        } else if room.is_some() {
+            head = head.push(space::horizontal()).push(
+                button(text(if self.verifying {
+                    "Hide members"
+                } else {
+                    "Members"
+                }))
+                .on_press(Message::ToggleVerify)
+                .style(button::secondary),
+            );
         } else {
             head = head.push(space::horizontal()).push(
                 button(text(if self.verifying {
@@ -829,7 +964,12 @@ impl App {
             );
         }
         let mut pane = column![head].spacing(8).padding(10);
-        if self.verifying && !c.is_board() {
+        if let Some(room) = room {
+            pane = pane.push(crate::rooms::view_requests(room));
+            if self.verifying {
+                pane = pane.push(crate::rooms::view_members(room, &self.book));
+            }
+        } else if self.verifying && !c.is_board() && crate::rooms::room_of(&c.address).is_none() {
             pane = pane.push(self.view_verify(me, c));
         }
         let mut bubbles = column![].spacing(6).padding([4, 12]);

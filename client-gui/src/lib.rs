@@ -12,6 +12,7 @@
 pub mod app;
 pub mod link;
 pub mod model;
+pub mod rooms;
 
 #[cfg(test)]
 mod sim_tests;

@@ -177,7 +177,12 @@ impl Book {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let saved: Vec<&Contact> = self.contacts.iter().filter(|c| !c.is_board()).collect();
+        // The board and rooms are pinned from the engine's state, not saved as contacts.
+        let saved: Vec<&Contact> = self
+            .contacts
+            .iter()
+            .filter(|c| !c.address.starts_with('#'))
+            .collect();
         let json = serde_json::to_vec_pretty(&saved).map_err(|e| e.to_string())?;
         client::store::write_private(path, &json).map_err(|e| format!("{}: {e}", path.display()))
     }
@@ -242,11 +247,11 @@ impl Book {
     /// that are not contacts yet become contacts.
     pub fn load_history(&mut self, entries: Vec<(u64, HistoryEntry)>) {
         for (id, e) in entries {
-            let name = e
-                .peer
-                .strip_prefix("key:")
-                .map(|k| format!("key {}", k.chars().take(8).collect::<String>()))
-                .unwrap_or_else(|| e.peer.clone());
+            let name = match (e.peer.strip_prefix("key:"), e.peer.strip_prefix("#room/")) {
+                (Some(k), _) => format!("key {}", k.chars().take(8).collect::<String>()),
+                (_, Some(room)) => format!("# {room}"),
+                _ => e.peer.clone(),
+            };
             self.ensure(&name, &e.peer);
             let outgoing = e.direction == Direction::Sent;
             let delivery = if outgoing {

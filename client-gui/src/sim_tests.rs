@@ -345,3 +345,102 @@ fn registration_is_offered_until_our_fingerprint_has_a_name() {
     assert!(shows(&app, "Chorus — alice2"));
     assert!(!shows(&app, "not registered:"));
 }
+
+fn room_list(requests: &[&str]) -> serde_json::Value {
+    let bob = keys::Fingerprint::of(&keys::PublicIdentity {
+        sign: [7; 32],
+        dh: [9; 32],
+    })
+    .to_hex();
+    serde_json::json!({
+        "rooms": [{
+            "name": "club",
+            "approval": "any_member",
+            "members": [
+                {"name": "alice", "admin": true, "fingerprint": "00"},
+                {"name": "bob", "admin": false, "fingerprint": bob},
+            ],
+            "requests": requests,
+        }],
+        "waiting": [{"room": "ops", "via": "dave", "state": "waiting for approval"}],
+    })
+}
+
+/// The messages clicking `label` produces (not applied).
+fn clicking(app: &App, label: &str) -> Vec<Message> {
+    let mut ui = simulator(app.view());
+    ui.click(label).expect("on screen");
+    ui.into_messages().collect()
+}
+
+#[test]
+fn a_room_shows_its_requests_with_approve_and_decline_and_members_with_verified_marks() {
+    let mut app = with_bob();
+    let bob = app.book.find("bob").expect("bob");
+    app.book.contacts[bob].verified = true;
+    let _ = app.update(Message::RoomsListed(Ok(room_list(&["carol"]))));
+    assert!(shows(&app, "# club"), "the room is pinned in the list");
+    assert!(shows(&app, "ops: waiting for approval (asked dave)"));
+    interact(&mut app, |ui| {
+        ui.click("# club").expect("room listed");
+    });
+    assert!(shows(&app, "carol asks to join"));
+    let approve = clicking(&app, "Approve");
+    assert!(
+        matches!(approve.as_slice(), [Message::Approve(r, u)] if r == "club" && u == "carol"),
+        "{approve:?}"
+    );
+    let decline = clicking(&app, "Decline");
+    assert!(matches!(decline.as_slice(), [Message::Decline(r, u)] if r == "club" && u == "carol"));
+    interact(&mut app, |ui| {
+        ui.click("Members").expect("members button");
+    });
+    assert!(shows(&app, "alice · admin"));
+    assert!(
+        shows(&app, "bob · verified"),
+        "bob's fingerprint matches a verified contact"
+    );
+    // Once carol is in, the banner is gone.
+    let _ = app.update(Message::RoomsListed(Ok(room_list(&[]))));
+    assert!(!shows(&app, "carol asks to join"));
+}
+
+#[test]
+fn room_messages_and_notices_land_in_the_room_and_count_as_unread() {
+    let mut app = with_bob();
+    let _ = app.update(Message::Engine(Event::RoomMessage {
+        room: "club".into(),
+        from: "bob".into(),
+        text: "hi all".into(),
+        round: 30,
+        timestamp_ms: 1_000,
+    }));
+    let _ = app.update(Message::Engine(Event::RoomNotice {
+        room: "club".into(),
+        notice: "carol joined, approved by bob".into(),
+        round: 31,
+    }));
+    let club = app.book.find("#room/club").expect("room entry");
+    assert_eq!(app.book.contacts[club].unread, 2);
+    interact(&mut app, |ui| {
+        ui.click("# club").expect("room listed");
+    });
+    assert!(shows(&app, "bob: hi all"));
+    assert!(shows(&app, "carol joined, approved by bob"));
+    assert_eq!(app.book.contacts[club].unread, 0);
+}
+
+#[test]
+fn creating_or_joining_a_room_says_what_is_missing() {
+    let mut app = with_bob();
+    interact(&mut app, |ui| {
+        ui.click("Create").expect("create button");
+    });
+    assert!(shows(&app, "type the new room's name first"));
+    type_into(&mut app, "room-name", "club");
+    interact(&mut app, |ui| {
+        ui.click("Ask to join").expect("join button");
+    });
+    assert!(shows(&app, "type the room's name and a member you know"));
+    assert_eq!(app.rooms.name_input, "club", "kept for the next try");
+}

@@ -206,6 +206,7 @@ pub fn write_cluster<R: RngCore + CryptoRng>(
             slots: spec.slots,
             slot_bytes: spec.slot_bytes,
             retention_rounds: spec.retention_rounds,
+            retention_days: None,
             reserve_cells: None,
             exclusions_before_cooling: None,
             cooling_rounds: None,

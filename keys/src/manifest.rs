@@ -26,6 +26,11 @@ pub struct RoundSection {
     pub slot_bytes: u32,
     /// How many revealed rounds' outputs the servers keep for clients that were away.
     pub retention_rounds: u64,
+    /// Days of outputs the servers keep (room history for newcomers, catch-up for clients
+    /// that were away); when set, it replaces `retention_rounds` with
+    /// days × 86,400,000 / `round_ms` rounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
     /// `R`: reservation cells per round (default three per slot, about 95% of
     /// reservations decoded at the first try when every slot is wanted).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -73,6 +73,20 @@ pub struct ParamsError {
     pub problem: String,
 }
 
+/// Rounds of outputs kept: `round.retention_days` converted with the round length when
+/// set, else `round.retention_rounds`.
+fn retention_of(round: &keys::manifest::RoundSection) -> Result<u64, ParamsError> {
+    const DAY_MS: u64 = 86_400_000;
+    match round.retention_days {
+        None => Ok(round.retention_rounds),
+        Some(0) => Err(ParamsError {
+            field: "round.retention_days".into(),
+            problem: "must be at least 1 (or leave it out and set round.retention_rounds)".into(),
+        }),
+        Some(days) => Ok((u64::from(days) * DAY_MS / round.round_ms.max(1)).max(1)),
+    }
+}
+
 impl Params {
     /// From the `[round]` and `[admission]` sections of a cluster or node config, with
     /// `servers` entries; errors name the config field (`round.threshold`,
@@ -116,7 +130,7 @@ impl Params {
             round.slots as usize,
             round.slot_bytes as usize,
             round.min_anonymity_set as usize,
-            round.retention_rounds,
+            retention_of(round)?,
             admission,
         )?
         .with_server_keys(keys)?;
@@ -431,5 +445,27 @@ mod tests {
         assert!(with(4, 1).is_ok());
         assert_eq!(max_threshold(6), 2);
         assert_eq!(max_threshold(2), 1);
+    }
+
+    #[test]
+    fn retention_in_days_becomes_rounds_of_the_configured_length() {
+        let mut round = keys::manifest::RoundSection {
+            threshold: 1,
+            min_anonymity_set: 3,
+            round_ms: 500,
+            slots: 4,
+            slot_bytes: 256,
+            retention_rounds: 3600,
+            retention_days: None,
+            reserve_cells: None,
+            exclusions_before_cooling: None,
+            cooling_rounds: None,
+        };
+        assert_eq!(retention_of(&round), Ok(3600));
+        round.retention_days = Some(7);
+        assert_eq!(retention_of(&round), Ok(7 * 86_400 * 2));
+        round.retention_days = Some(0);
+        let e = retention_of(&round).expect_err("zero days refused");
+        assert_eq!(e.field, "round.retention_days");
     }
 }
