@@ -2,6 +2,11 @@
 # Screenshot of the desktop app in a real conversation.
 #
 #   scripts/gui-screenshot.sh [OUT.png]     (default docs/screenshots/chat.png)
+#   SCENE=room scripts/gui-screenshot.sh    (default docs/screenshots/room.png)
+#
+# SCENE=room: before the app starts, alice (through her daemon) creates the room
+# "book-club", bob asks her to join, she approves, and both write; then the app opens as
+# alice on the room, bob writes again, and alice answers by typing into the app.
 #
 # Installs Xvfb, xdotool and ImageMagick when missing, starts a 3-server local cluster in a
 # temporary folder, and runs the app under Xvfb as alice. bob (chat-cli) writes to alice;
@@ -11,7 +16,8 @@
 # does not arrive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-docs/screenshots/chat.png}
+SCENE=${SCENE:-chat}
+OUT=${1:-docs/screenshots/$SCENE.png}
 DIR=$(mktemp -d /tmp/chorus-gui.XXXXXX)
 BASE_PORT=${GUI_BASE_PORT:-7500}
 DISPLAY_NUM=${GUI_DISPLAY:-:77}
@@ -67,6 +73,38 @@ cli_bg 2 --json listen --stdin <"$DIR/bob.in" >"$DIR/bob.out" 2>"$DIR/bob.err" &
 PIDS+=($!)
 exec 3>"$DIR/bob.in"
 
+wait_for() { # file pattern what [count]
+  local deadline=$((SECONDS + TIMEOUT))
+  until [ "$(grep -c "$2" "$1" 2>/dev/null || true)" -ge "${4:-1}" ]; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "error: timed out waiting for $3" >&2
+      tail -n 5 "$DIR/gui.log" "$DIR/bob.err" >&2 || true
+      if [ -n "${WIN:-}" ]; then
+        import -window "$WIN" "$DIR/failed.png" && echo "the window then: $DIR/failed.png" >&2
+      fi
+      exit 1
+    fi
+    sleep 0.5
+  done
+}
+
+if [ "$SCENE" = room ]; then
+  echo "== alice creates book-club, bob asks to join, alice approves"
+  cli_bg 1 --json listen >"$DIR/alice.out" 2>&1 &
+  ALICE=$!
+  PIDS+=($ALICE)
+  for _ in $(seq 1 50); do [ -S "$DIR/data/client-1/chat.sock" ] && break; sleep 0.2; done
+  cli 1 room create book-club >/dev/null
+  cli 2 room join book-club --via alice >/dev/null
+  wait_for "$DIR/alice.out" "bob asks to join" "bob's request to reach alice"
+  cli 1 room approve book-club bob >/dev/null
+  wait_for "$DIR/bob.out" "you joined" "bob to be welcomed"
+  cli 1 room send book-club "welcome, bob! we start with chapter three" >/dev/null
+  cli 2 room send book-club "thanks! I am halfway through it" >/dev/null
+  wait_for "$DIR/alice.out" "halfway through" "bob's message to reach alice"
+  kill "$ALICE"; wait "$ALICE" 2>/dev/null || true
+fi
+
 echo "== starting the app under Xvfb ($DISPLAY_NUM)"
 Xvfb "$DISPLAY_NUM" -screen 0 1100x720x24 -nolisten tcp >"$DIR/xvfb.log" 2>&1 &
 PIDS+=($!)
@@ -84,17 +122,25 @@ for _ in $(seq 1 100); do
 done
 [ -n "$WIN" ] || { echo "error: no app window appeared" >&2; exit 1; }
 
-wait_for() { # file pattern what [count]
-  local deadline=$((SECONDS + TIMEOUT))
-  until [ "$(grep -c "$2" "$1" 2>/dev/null || true)" -ge "${4:-1}" ]; do
-    if [ $SECONDS -ge $deadline ]; then
-      echo "error: timed out waiting for $3" >&2
-      tail -5 "$DIR/gui.log" "$DIR/bob.err" >&2 || true
-      exit 1
-    fi
-    sleep 0.5
-  done
-}
+
+if [ "$SCENE" = room ]; then
+  sleep 4 # the app opens on the room, its history loaded
+  echo "== bob writes in the room; alice answers by typing into the app"
+  cli 2 room send book-club "who brings the tea this time?" >/dev/null
+  sleep 2
+  xdotool windowfocus --sync "$WIN" 2>/dev/null || true
+  # Nothing moved the focus since the app opened on the room: click into the composer.
+  xdotool mousemove --window "$WIN" 640 660 click 1
+  sleep 0.5
+  xdotool type --delay 20 "I will, and carol asked to join too"
+  xdotool key Return
+  wait_for "$DIR/bob.out" "carol asked to join too" "bob to receive alice's room message"
+  sleep 3
+  mkdir -p "$(dirname "$OUT")"
+  import -window "$WIN" "$OUT"
+  echo "== saved $OUT ($(stat -c %s "$OUT") bytes)"
+  exit 0
+fi
 
 echo "== bob writes to alice"
 echo "alice: hi alice, it's bob. nobody can tell who I'm writing to" >&3

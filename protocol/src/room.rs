@@ -52,16 +52,7 @@ pub fn room_slot_len_for(body: usize, slot_bytes: usize) -> u16 {
 /// Split a room message into fragments that each fit a slot of `slot_bytes`; `None` if
 /// it would need more than `u16::MAX` of them or no body fits.
 pub fn fragment_room(body: &[u8], slot_bytes: usize) -> Option<Vec<Vec<u8>>> {
-    let cap = room_body_capacity(slot_bytes);
-    if cap == 0 {
-        return None;
-    }
-    let parts: Vec<Vec<u8>> = if body.is_empty() {
-        vec![Vec::new()]
-    } else {
-        body.chunks(cap).map(<[u8]>::to_vec).collect()
-    };
-    (parts.len() <= usize::from(u16::MAX)).then_some(parts)
+    crate::slot::chunks(body, room_body_capacity(slot_bytes))
 }
 
 /// One epoch's envelope keys.

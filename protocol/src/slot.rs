@@ -327,7 +327,12 @@ pub fn open_slot(slot: &[u8], my_secret: &StaticSecret) -> Result<SlotMessage, S
 /// Split `body` into fragments that each fit a slot of `slot_bytes`.
 /// Returns `None` if the message would need more than `u16::MAX` fragments.
 pub fn fragment(body: &[u8], slot_bytes: usize) -> Option<Vec<Vec<u8>>> {
-    let cap = body_capacity(slot_bytes);
+    chunks(body, body_capacity(slot_bytes))
+}
+
+/// `body` in pieces of at most `cap` bytes (one empty piece for an empty body); `None`
+/// if no byte fits or it would take more than `u16::MAX` pieces.
+pub(crate) fn chunks(body: &[u8], cap: usize) -> Option<Vec<Vec<u8>>> {
     if cap == 0 {
         return None;
     }

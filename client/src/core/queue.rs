@@ -10,7 +10,6 @@ use protocol::board::{board_public, BOARD_CONVERSATION};
 use x25519_dalek::StaticSecret;
 
 use super::{conversation_id, inbox, Answer, ClientCore, LocalStore, Token};
-use crate::delivery::Delivery;
 use crate::event::Event;
 
 /// The address of the public board, wherever a recipient is named (`send --to`, the
@@ -46,7 +45,7 @@ impl<S: LocalStore> ClientCore<S> {
         to_dh: [u8; 32],
         now_ms: u64,
     ) -> Result<u64, String> {
-        use crate::store::{Direction, HistoryEntry, OutboxRecord};
+        use crate::store::OutboxRecord;
         use rand::Rng;
         let slot_bytes = self.cfg.params.slot_bytes as usize;
         if text.len() > inbox::MAX_MESSAGE_BYTES {
@@ -87,18 +86,7 @@ impl<S: LocalStore> ClientCore<S> {
             room: None,
             body: None,
         };
-        let entry = HistoryEntry {
-            direction: Direction::Sent,
-            peer: to,
-            text,
-            timestamp_ms: now_ms,
-            round: 0,
-            state: Delivery::Queued.stored(),
-        };
-        let id = self
-            .store
-            .queue_outgoing(&entry, &rec)
-            .map_err(|e| e.to_string())?;
+        let id = self.queue_record(rec, reply_key.clone(), now_ms)?;
         // Nobody replies to a board post: its one-time key is kept only with the post
         // (to resend it after a restart), never among the keys we try on every slot.
         if let Some(k) = reply_key.as_ref().filter(|_| !board) {
@@ -109,8 +97,6 @@ impl<S: LocalStore> ClientCore<S> {
             }
             self.outbox.remember_reply_key(k.clone());
         }
-        self.outbox.add(id, rec, slot_bytes, reply_key);
-        self.events.extend(self.outbox.state(id, Delivery::Queued));
         Ok(id)
     }
 }

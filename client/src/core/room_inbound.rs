@@ -83,26 +83,8 @@ impl<S: LocalStore> ClientCore<S> {
                 continue;
             };
             let from = self.rooms.rooms[i].name_of(&m.sender);
-            match m.body {
-                Body::Text(text) => {
-                    let room = &self.rooms.rooms[i];
-                    let entry = HistoryEntry {
-                        direction: Direction::Received,
-                        peer: room.address(),
-                        text: format!("{from}: {text}"),
-                        timestamp_ms: m.at_ms,
-                        round: r,
-                        state: String::new(),
-                    };
-                    let _ = self.store.add_history(&entry);
-                    self.events.push_back(Event::RoomMessage {
-                        room: room.name.clone(),
-                        from,
-                        text,
-                        round: r,
-                        timestamp_ms: m.at_ms,
-                    });
-                }
+            match m.body.clone() {
+                Body::Text(text) => self.room_text(i, from, text, r, &m),
                 Body::Commit {
                     note: Note::Add(name),
                     ..
@@ -113,6 +95,36 @@ impl<S: LocalStore> ClientCore<S> {
                 } => self.notice(i, format!("{name} was removed by {from}"), r, m.at_ms),
                 _ => {}
             }
+        }
+    }
+
+    /// A member's text in room `i`: stored and shown once (its signature marks it
+    /// delivered in the same write, so an output processed again, after a crash or in a
+    /// catch-up overlap, shows nothing twice).
+    fn room_text(&mut self, i: usize, from: String, text: String, round: Round, m: &Signed) {
+        let room = &self.rooms.rooms[i];
+        let entry = HistoryEntry {
+            direction: Direction::Received,
+            peer: room.address(),
+            text: format!("{from}: {text}"),
+            timestamp_ms: m.at_ms,
+            round,
+            state: String::new(),
+        };
+        let mut key = b"room/".to_vec();
+        key.extend_from_slice(&m.sig);
+        match self.store.deliver(&key, round, &entry) {
+            Ok(Some(_)) => self.events.push_back(Event::RoomMessage {
+                room: room.name.clone(),
+                from,
+                text,
+                round,
+                timestamp_ms: m.at_ms,
+            }),
+            Ok(None) => {}
+            Err(e) => self.events.push_back(Event::Error {
+                message: format!("cannot store a room message: {e}"),
+            }),
         }
     }
 
@@ -142,35 +154,18 @@ impl<S: LocalStore> ClientCore<S> {
             .members(&self.rooms.rooms[i].id)
             .unwrap_or_default();
         let from = self.rooms.rooms[i].name_of(&m.sender);
-        let known = members.iter().any(|k| k.sign == m.sender)
-            || self.rooms.rooms[i]
-                .names
-                .contains_key(&hex::encode(m.sender));
+        // Only a member now speaks in the room: a removed member still holds the last
+        // epoch's keys for a while, but nothing it writes is taken.
+        let known = members.iter().any(|k| k.sign == m.sender);
         if !known {
-            return; // not a member of this room, ever
+            return; // not a member of this room now
         }
-        match m.body {
+        match m.body.clone() {
             Body::Text(text) => {
                 if mine {
                     return; // its history entry is the one it was queued with
                 }
-                let room = &self.rooms.rooms[i];
-                let entry = HistoryEntry {
-                    direction: Direction::Received,
-                    peer: room.address(),
-                    text: format!("{from}: {text}"),
-                    timestamp_ms: m.at_ms,
-                    round: r,
-                    state: String::new(),
-                };
-                let _ = self.store.add_history(&entry);
-                self.events.push_back(Event::RoomMessage {
-                    room: room.name.clone(),
-                    from,
-                    text,
-                    round: r,
-                    timestamp_ms: m.at_ms,
-                });
+                self.room_text(i, from, text, r, &m);
             }
             Body::Commit { mls, note } => self.on_commit(i, m.sender, &mls, note, r, now_ms),
             Body::Request { name, key_package } => {

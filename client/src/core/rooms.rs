@@ -201,18 +201,7 @@ impl<S: LocalStore> ClientCore<S> {
                 Ok(json!({ "room": name, "state": "waiting for approval" }))
             }
             RoomRequest::Approve { name, user } => {
-                let i = self.room_index(&name)?;
-                let room = &self.rooms.rooms[i];
-                if !room.may_manage(&me.sign) {
-                    return Err(format!("only admins approve newcomers in {:?}", room.name));
-                }
-                let user = user.trim().to_ascii_lowercase();
-                let req = room
-                    .requests
-                    .iter()
-                    .find(|r| r.name == user)
-                    .cloned()
-                    .ok_or_else(|| format!("{user:?} has not asked to join {:?}", room.name))?;
+                let (i, user, req) = self.request_of(&name, &user, "approve newcomers")?;
                 let listed = self.directory.keys_of(&req.name);
                 if listed.is_none_or(|k| k.sign.0 != req.member.sign || k.dh.0 != req.member.dh) {
                     return Err(format!(
@@ -224,18 +213,8 @@ impl<S: LocalStore> ClientCore<S> {
                 Ok(json!({ "room": name, "approved": user }))
             }
             RoomRequest::Decline { name, user } => {
-                let i = self.room_index(&name)?;
-                if !self.rooms.rooms[i].may_manage(&me.sign) {
-                    return Err("only admins decline requests in this room".into());
-                }
-                let user = user.trim().to_ascii_lowercase();
+                let (i, user, req) = self.request_of(&name, &user, "decline requests")?;
                 let room = &self.rooms.rooms[i];
-                let req = room
-                    .requests
-                    .iter()
-                    .find(|r| r.name == user)
-                    .cloned()
-                    .ok_or_else(|| format!("{user:?} has not asked to join {:?}", room.name))?;
                 let direct = Direct::Declined {
                     room: room.name.clone(),
                     by: self.own_name(),
@@ -292,6 +271,29 @@ impl<S: LocalStore> ClientCore<S> {
             }
             RoomRequest::List => Ok(self.room_list()),
         }
+    }
+
+    /// Room `name`'s pending request from `user`, if we may `act` on it there: (room
+    /// index, normalised user, request).
+    fn request_of(
+        &self,
+        name: &str,
+        user: &str,
+        act: &str,
+    ) -> Result<(usize, String, crate::rooms::book::Request), String> {
+        let i = self.room_index(name)?;
+        let room = &self.rooms.rooms[i];
+        if !room.may_manage(&self.cfg.identity.public().sign) {
+            return Err(format!("only admins {act} in {:?}", room.name));
+        }
+        let user = user.trim().to_ascii_lowercase();
+        let req = room
+            .requests
+            .iter()
+            .find(|r| r.name == user)
+            .cloned()
+            .ok_or_else(|| format!("{user:?} has not asked to join {:?}", room.name))?;
+        Ok((i, user, req))
     }
 
     fn room_list(&self) -> Value {
@@ -394,7 +396,7 @@ impl<S: LocalStore> ClientCore<S> {
                 note: Note::Remove(n),
                 ..
             } => format!("(removes {n})"),
-            Body::Request { name, .. } => format!("({name} asks to join)"),
+            Body::Request { name, .. } => format!("(passes on {name}'s request to join)"),
             Body::Declined(n) => format!("(declines {n})"),
             Body::Rename(n) => format!("(renames the room to {n})"),
             Body::Leave => "(leaves)".into(),
@@ -421,7 +423,7 @@ impl<S: LocalStore> ClientCore<S> {
             room: Some(room.id),
             body: Some(bytes),
         };
-        self.queue_record(rec, now_ms)
+        self.queue_record(rec, None, now_ms)
     }
 
     /// Queue a one-to-one room request to `to` (x25519 key `dh`).
@@ -447,10 +449,17 @@ impl<S: LocalStore> ClientCore<S> {
             room: None,
             body: Some(body),
         };
-        self.queue_record(rec, now_ms)
+        self.queue_record(rec, None, now_ms)
     }
 
-    pub(super) fn queue_record(&mut self, rec: OutboxRecord, now_ms: u64) -> Result<u64, String> {
+    /// Write a message to the history and the outbox in one transaction and queue it
+    /// (`reply_key`: the one-time key an anonymous message or board post is sent from).
+    pub(super) fn queue_record(
+        &mut self,
+        rec: OutboxRecord,
+        reply_key: Option<x25519_dalek::StaticSecret>,
+        now_ms: u64,
+    ) -> Result<u64, String> {
         let entry = HistoryEntry {
             direction: Direction::Sent,
             peer: rec.to_name.clone(),
@@ -464,7 +473,7 @@ impl<S: LocalStore> ClientCore<S> {
             .queue_outgoing(&entry, &rec)
             .map_err(|e| e.to_string())?;
         let slot_bytes = self.cfg.params.slot_bytes as usize;
-        self.outbox.add(id, rec, slot_bytes, None);
+        self.outbox.add(id, rec, slot_bytes, reply_key);
         self.events.extend(self.outbox.state(id, Delivery::Queued));
         Ok(id)
     }

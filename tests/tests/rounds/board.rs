@@ -1,14 +1,13 @@
 //! The public board from the command line: a post through the daemon reaches every
 //! online client, names nobody, and `board read` shows what the board said.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use client::core::BOARD_ADDRESS;
 use client::engine::Event;
 use tests::cluster::ClusterOpts;
 
-use crate::util::{cli, cluster, run, until, Client, DEADLINE};
+use crate::util::{cluster, daemon, run, until, Client, DEADLINE};
 
 fn posts(cl: &Client) -> Vec<String> {
     cl.seen
@@ -31,18 +30,7 @@ async fn a_post_through_the_daemon_reaches_every_reader_and_names_nobody() {
     .await;
     let mut readers = vec![Client::start(&c, 2).await, Client::start(&c, 3).await];
     // Client 1 posts through its daemon; it need not even be registered.
-    let mut daemon = cli(&c, 1)
-        .args(["listen"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let socket = c.dir.path().join("data/client-1/chat.sock");
-    let end = Instant::now() + DEADLINE;
-    while !client::daemon::running(&socket).await {
-        assert!(Instant::now() < end, "the daemon never opened {socket:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut daemon = daemon(&c, 1).await;
 
     let (ok, out, err) = run(&c, 1, &["board", "post", "the fountain at noon"]).await;
     assert!(ok, "board post failed: {out}\n{err}");

@@ -2,7 +2,6 @@
 //! approved and reads what was said before it came; a removed member reads nothing
 //! sent after; a member whose daemon is down through two membership changes catches up.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use client::core::RoomRequest;
@@ -10,7 +9,7 @@ use client::engine::Event;
 use serde_json::Value;
 use tests::cluster::{Cluster, ClusterOpts};
 
-use crate::util::{cli, cluster, run, until, walk, Client, DEADLINE};
+use crate::util::{cluster, daemon, run, until, walk, Client, DEADLINE};
 
 /// The room's name: distinctive, so that finding it in a server's bytes means something.
 const ROOM: &str = "book-club-7f3a";
@@ -71,22 +70,6 @@ async fn cli_until(c: &Cluster, j: u32, args: &[&str], needles: &[&str]) -> Stri
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-async fn daemon(c: &Cluster, j: u32) -> tokio::process::Child {
-    let child = cli(c, j)
-        .args(["listen"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let socket = c.dir.path().join(format!("data/client-{j}/chat.sock"));
-    let end = Instant::now() + DEADLINE;
-    while !client::daemon::running(&socket).await {
-        assert!(Instant::now() < end, "the daemon never opened {socket:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    child
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

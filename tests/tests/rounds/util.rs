@@ -1,7 +1,8 @@
 //! Helpers: a set of running client engines and waits on their events.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use client::engine::{Delivery, EngineHandle, Event};
 use tests::cluster::{binary, Cluster, ClusterOpts};
@@ -179,4 +180,21 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Client `j`'s `chat-cli listen`, once its socket is open (killed when dropped).
+pub async fn daemon(c: &Cluster, j: u32) -> tokio::process::Child {
+    let child = cli(c, j)
+        .args(["listen"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let socket = c.dir.path().join(format!("data/client-{j}/chat.sock"));
+    let end = Instant::now() + DEADLINE;
+    while !client::daemon::running(&socket).await {
+        assert!(Instant::now() < end, "the daemon never opened {socket:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    child
 }

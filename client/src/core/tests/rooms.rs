@@ -11,6 +11,7 @@ struct World {
     sims: Vec<Sim>,
     outputs: Vec<RoundOutput>,
     r: Round,
+    ids: Vec<Identity>,
 }
 
 fn twin(id: &Identity) -> Identity {
@@ -22,11 +23,12 @@ impl World {
         let mut c = Cluster::new(12);
         let ids: Vec<Identity> = names.iter().map(|_| c.identity()).collect();
         let dir: Vec<Register> = ids.iter().zip(names).map(|(i, n)| register(i, n)).collect();
-        let mut sims: Vec<Sim> = ids
+        let sims: Vec<Sim> = ids
             .iter()
             .enumerate()
             .map(|(k, i)| c.sim(twin(i), MemStore::default(), k as u64 + 1))
             .collect();
+        let mut sims = sims;
         for s in &mut sims {
             s.sync(&dir);
         }
@@ -36,6 +38,7 @@ impl World {
             sims,
             outputs: Vec::new(),
             r: 10,
+            ids,
         }
     }
 
@@ -274,4 +277,100 @@ fn a_room_message_costs_one_slot_whatever_the_room_size() {
         );
         assert_eq!(slots, 1, "room of {size}");
     }
+}
+
+#[test]
+fn a_member_who_leaves_is_removed_and_a_renamed_room_survives_a_restart() {
+    let mut w = club();
+    let everyone = [0, 1, 2, 3];
+    w.room(
+        1,
+        RoomRequest::Leave {
+            name: "club".into(),
+        },
+    )
+    .expect("leaving");
+    w.until(&everyone, "bob's removal is committed", |w| {
+        said(w, 1, "you left") && said(w, 0, "bob was removed by you")
+    });
+    assert!(w.room(1, RoomRequest::List).expect("list")["rooms"]
+        .as_array()
+        .is_some_and(Vec::is_empty));
+    let rename = RoomRequest::Rename {
+        name: "club".into(),
+        to: "reading".into(),
+    };
+    w.room(0, rename).expect("renaming");
+    w.until(&everyone, "the rename lands", |w| {
+        said(w, 0, "alice renamed the room to reading")
+    });
+    // alice restarts: the room, its keys and its members come back from her store.
+    let store = w.sims[0].core.store().clone();
+    let id = twin(&w.ids[0]);
+    w.sims[0] = w.c.sim(id, store, 99);
+    let list = w.room(0, RoomRequest::List).expect("list");
+    assert_eq!(list["rooms"][0]["name"], "reading");
+    assert_eq!(
+        list["rooms"][0]["members"].as_array().map(Vec::len),
+        Some(1)
+    );
+    say(&mut w, 0, "reading", "still here");
+    w.until(&everyone, "the message goes out after the restart", |w| {
+        w.sims[0].core.store().outbox.is_empty()
+    });
+}
+
+#[test]
+fn a_room_message_processed_again_after_a_crash_is_shown_once() {
+    let mut w = club();
+    let everyone = [0, 1, 2, 3];
+    let before = w.r;
+    say(&mut w, 0, "club", "only once");
+    w.until(&everyone, "bob hears it", |w| {
+        said(w, 1, "alice: only once")
+    });
+    for _ in 0..3 {
+        w.round(&everyone);
+    }
+    // bob's process died after storing the message but before its watermark was
+    // written: at restart it processes those rounds again.
+    let heard_in = w.sims[1]
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::RoomMessage { text, round, .. } if text == "only once" => Some(*round),
+            _ => None,
+        })
+        .expect("heard");
+    let mut store = w.sims[1].core.store().clone();
+    store.last_round = Some(before);
+    let id = twin(&w.ids[1]);
+    w.sims[1] = w.c.sim(id, store, 77);
+    // The outputs since then reach it again (as a catch-up would fetch them).
+    let again: Vec<RoundOutput> = w
+        .outputs
+        .iter()
+        .filter(|o| o.round > before)
+        .cloned()
+        .collect();
+    for o in &again {
+        w.sims[1].vouched(&w.c, o, &[0, 1]);
+    }
+    assert!(
+        w.sims[1].core.last_processed() >= Some(heard_in),
+        "processed the message's round ({heard_in}) again: {:?}",
+        w.sims[1].core.last_processed()
+    );
+    let copies = w.sims[1]
+        .core
+        .store()
+        .history
+        .values()
+        .filter(|e| e.text == "alice: only once")
+        .count();
+    assert_eq!(copies, 1);
+    assert!(
+        !said(&w, 1, "alice: only once"),
+        "not shown again after the restart"
+    );
 }
