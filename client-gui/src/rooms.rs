@@ -112,6 +112,7 @@ impl Rooms {
         Ok(RoomRequest::Create {
             name: name.into(),
             admins_only: false,
+            history: true,
         })
     }
 

@@ -14,7 +14,7 @@ use protocol::wire::{Round, RoundOutput};
 use super::rooms::EPOCH_LAG_ROUNDS;
 use super::{ClientCore, LocalStore};
 use crate::event::Event;
-use crate::rooms::book::{Op, Request, Room};
+use crate::rooms::book::{self, Op, Request, Room};
 use crate::rooms::mls::{MemberKeys, Mls, RoomId};
 use crate::rooms::wire::{Body, Direct, Note, Signed};
 use crate::store::{Direction, HistoryEntry};
@@ -176,6 +176,11 @@ impl<S: LocalStore> ClientCore<S> {
                 if members.contains(&member) || room.requests.iter().any(|q| q.member == member) {
                     return;
                 }
+                // Requests wait for a member's answer; a flood of them (from a member
+                // passing on junk) keeps the newest, every member alike.
+                if room.requests.len() >= book::MAX_REQUESTS {
+                    room.requests.remove(0);
+                }
                 room.requests.push(Request {
                     name: name.clone(),
                     member,
@@ -335,14 +340,20 @@ impl<S: LocalStore> ClientCore<S> {
 
     fn send_welcome(&mut self, i: usize, req: &Request, welcome: Vec<u8>, r: Round, now_ms: u64) {
         let room = &self.rooms.rooms[i];
-        // Every epoch before the one the newcomer joins in: the room's history.
-        let history = room.epochs[..room.epochs.len().saturating_sub(1)].to_vec();
+        // Every epoch before the one the newcomer joins in: the room's history, if the
+        // room shares it.
+        let history = if room.history {
+            room.epochs[..room.epochs.len().saturating_sub(1)].to_vec()
+        } else {
+            Vec::new()
+        };
         let direct = Direct::Welcome {
             room: room.name.clone(),
             welcome,
             added_in: r,
             approval: room.approval,
             admins: room.admins.clone(),
+            shares_history: room.history,
             history,
             approved_by: self.own_name(),
         };
@@ -393,6 +404,7 @@ impl<S: LocalStore> ClientCore<S> {
                 added_in,
                 approval,
                 admins,
+                shares_history,
                 history,
                 approved_by,
             } => {
@@ -421,6 +433,7 @@ impl<S: LocalStore> ClientCore<S> {
                     name,
                     approval,
                     admins,
+                    history: shares_history,
                     names: Default::default(),
                     epochs: history,
                     requests: Vec::new(),

@@ -39,6 +39,10 @@ pub enum RoomRequest {
         /// Only admins approve newcomers (default: any member).
         #[serde(default)]
         admins_only: bool,
+        /// Newcomers are handed the room's history (default); false: they read only
+        /// what is said after they join.
+        #[serde(default = "yes")]
+        history: bool,
     },
     /// Ask `via`, a member, to let us into `name`.
     Join {
@@ -129,6 +133,10 @@ pub(super) fn load<S: LocalStore>(
     (book, mls)
 }
 
+fn yes() -> bool {
+    true
+}
+
 impl<S: LocalStore> ClientCore<S> {
     /// A room request from the user.
     pub(super) fn room_request(&mut self, token: Token, req: RoomRequest, now_ms: u64) {
@@ -148,7 +156,11 @@ impl<S: LocalStore> ClientCore<S> {
     fn try_room_request(&mut self, req: RoomRequest, now_ms: u64) -> Result<Value, String> {
         let me = MemberKeys::of(&self.cfg.identity);
         match req {
-            RoomRequest::Create { name, admins_only } => {
+            RoomRequest::Create {
+                name,
+                admins_only,
+                history,
+            } => {
                 let name = book::check_name(&name)?;
                 if self.rooms.by_name(&name).is_some() {
                     return Err(format!("you are already in a room named {name:?}"));
@@ -165,6 +177,7 @@ impl<S: LocalStore> ClientCore<S> {
                         Approval::AnyMember
                     },
                     admins: vec![me.sign],
+                    history,
                     names: Default::default(),
                     epochs: Vec::new(),
                     requests: Vec::new(),

@@ -15,6 +15,8 @@ use super::wire::{Approval, PastEpoch};
 
 /// Epochs of keys a room keeps (the oldest are forgotten: their history with them).
 pub const MAX_EPOCHS: usize = 256;
+/// Join requests a room holds at once (the oldest is dropped).
+pub const MAX_REQUESTS: usize = 64;
 /// Longest room name.
 pub const MAX_ROOM_NAME: usize = 64;
 /// Partial room messages held at once, and their bytes.
@@ -70,6 +72,9 @@ pub struct Room {
     pub approval: Approval,
     /// Admins' ed25519 keys.
     pub admins: Vec<[u8; 32]>,
+    /// Newcomers are handed the keys of earlier epochs (the room's history).
+    #[serde(default = "yes")]
+    pub history: bool,
     /// Names of members seen, by ed25519 key (hex).
     pub names: BTreeMap<String, String>,
     /// Keys of every epoch we may read, oldest first; the last is the current one.
@@ -133,6 +138,10 @@ impl Room {
 /// The history address of a room named `name`.
 pub fn address(name: &str) -> String {
     format!("#room/{name}")
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn keys_of(e: &PastEpoch) -> Option<RoomKeys> {

@@ -148,7 +148,10 @@ pub enum Direct {
         approval: Approval,
         /// Admins' ed25519 keys.
         admins: Vec<[u8; 32]>,
-        /// Earlier epochs' keys, oldest first, as far back as the room keeps history.
+        /// Whether the room hands newcomers its history.
+        shares_history: bool,
+        /// Earlier epochs' keys, oldest first, as far back as the room keeps history
+        /// (none when it does not share it).
         history: Vec<PastEpoch>,
         /// Who approved.
         approved_by: String,

@@ -102,6 +102,7 @@ async fn members_approve_newcomers_who_read_the_history_and_removed_members_read
     let create = RoomRequest::Create {
         name: ROOM.into(),
         admins_only: false,
+        history: true,
     };
     room(&m[0], create).await;
     room(&m[1], join("client-1")).await;

@@ -20,6 +20,10 @@ pub enum RoomCommand {
         /// Only admins approve newcomers, remove members or rename (default: any member).
         #[arg(long)]
         admins_only: bool,
+        /// Newcomers read only what is said after they join (default: they are handed
+        /// the room's history, as far back as the servers keep it).
+        #[arg(long)]
+        no_history: bool,
     },
     /// Ask MEMBER, someone in room NAME, to let you in; members then approve or decline.
     Join {
@@ -139,10 +143,14 @@ pub async fn run(
         }
     };
     match cmd {
-        RoomCommand::Create { name, admins_only } => {
+        RoomCommand::Create {
+            name,
+            admins_only,
+            no_history,
+        } => {
             let v = room(
                 &mut d,
-                json!({"op": "create", "name": name, "admins_only": admins_only}),
+                json!({"op": "create", "name": name, "admins_only": admins_only, "history": !no_history}),
             )
             .await?;
             say(&v);

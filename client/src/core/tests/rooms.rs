@@ -127,6 +127,7 @@ fn create(w: &mut World, who: usize, name: &str) {
     let req = RoomRequest::Create {
         name: name.into(),
         admins_only: false,
+        history: true,
     };
     w.room(who, req).expect("created");
 }
@@ -373,4 +374,41 @@ fn a_room_message_processed_again_after_a_crash_is_shown_once() {
         !said(&w, 1, "alice: only once"),
         "not shown again after the restart"
     );
+}
+
+#[test]
+fn a_room_that_keeps_its_history_to_itself_hands_a_newcomer_none() {
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    let req = RoomRequest::Create {
+        name: "quiet".into(),
+        admins_only: false,
+        history: false,
+    };
+    w.room(0, req).expect("created");
+    say(&mut w, 0, "quiet", "before bob came");
+    let everyone = [0, 1, 2, 3];
+    w.until(&everyone, "alice's message is out", |w| {
+        w.sims[0].core.store().outbox.is_empty()
+    });
+    let req = RoomRequest::Join {
+        name: "quiet".into(),
+        via: "alice".into(),
+    };
+    w.room(1, req).expect("asked");
+    w.until(&everyone, "alice sees bob's request", |w| {
+        said(w, 0, "bob asks to join")
+    });
+    let req = RoomRequest::Approve {
+        name: "quiet".into(),
+        user: "bob".into(),
+    };
+    w.room(0, req).expect("approved");
+    w.until(&everyone, "bob is in", |w| {
+        said(w, 1, "you joined, approved by alice")
+    });
+    say(&mut w, 0, "quiet", "after bob came");
+    w.until(&everyone, "bob hears what is said after", |w| {
+        said(w, 1, "alice: after bob came")
+    });
+    assert!(!said(&w, 1, "before bob came"), "{:?}", notes(&w.sims[1]));
 }
