@@ -351,21 +351,24 @@ impl App {
 
     /// A room request to the engine; its answer refreshes the rooms.
     fn room_call(&mut self, req: client::core::RoomRequest) -> Task<Message> {
-        let Some(link) = &self.link else {
-            return Task::none();
-        };
-        let handle = link.handle.clone();
-        Task::perform(async move { handle.room(req).await }, Message::RoomAnswer)
+        self.room_task(req, Message::RoomAnswer)
     }
 
     /// Ask the engine for the rooms (members, requests, rooms we wait for).
     fn list_rooms(&mut self) -> Task<Message> {
+        self.room_task(client::core::RoomRequest::List, Message::RoomsListed)
+    }
+
+    fn room_task(
+        &self,
+        req: client::core::RoomRequest,
+        done: fn(Result<serde_json::Value, String>) -> Message,
+    ) -> Task<Message> {
         let Some(link) = &self.link else {
             return Task::none();
         };
         let handle = link.handle.clone();
-        let req = client::core::RoomRequest::List;
-        Task::perform(async move { handle.room(req).await }, Message::RoomsListed)
+        Task::perform(async move { handle.room(req).await }, done)
     }
 
     fn open_from_form(&mut self) -> Task<Message> {

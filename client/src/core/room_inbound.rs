@@ -169,6 +169,9 @@ impl<S: LocalStore> ClientCore<S> {
             }
             Body::Commit { mls, note } => self.on_commit(i, m.sender, &mls, note, r, now_ms),
             Body::Request { name, key_package } => {
+                if protocol::names::check(&name).is_err() {
+                    return; // not a name anyone can have registered
+                }
                 let Ok((_, member)) = self.mls.check_key_package(&key_package) else {
                     return;
                 };
@@ -200,10 +203,8 @@ impl<S: LocalStore> ClientCore<S> {
                 if !self.rooms.rooms[i].may_manage(&m.sender) {
                     return;
                 }
-                let to = if self.rooms.by_name(&to).is_some_and(|j| j != i) {
-                    format!("{to} ({})", hex::encode(&self.rooms.rooms[i].id[..2]))
-                } else {
-                    to
+                let Some(to) = self.rooms.fit_name(&to, &self.rooms.rooms[i].id, Some(i)) else {
+                    return;
                 };
                 self.rooms.rooms[i].name = to.clone();
                 self.notice(i, format!("{from} renamed the room to {to}"), r, m.at_ms);
@@ -227,10 +228,10 @@ impl<S: LocalStore> ClientCore<S> {
                         name: from,
                         member: leaver,
                     });
-                    self.rooms.leaving.insert(leaver.sign);
+                    self.rooms.rooms[i].leaving.insert(leaver.sign);
                     self.next_commit(i, now_ms);
                 } else {
-                    self.rooms.leaving.insert(leaver.sign);
+                    self.rooms.rooms[i].leaving.insert(leaver.sign);
                 }
             }
         }
@@ -285,7 +286,7 @@ impl<S: LocalStore> ClientCore<S> {
             return;
         }
         let room = self.rooms.rooms[i].clone();
-        let leaving = self.rooms.leaving.clone();
+        let leaving = room.leaving.clone();
         let authorize = |a: &crate::rooms::mls::Applied| {
             let Some(c) = a.committer else {
                 return false;
@@ -322,7 +323,7 @@ impl<S: LocalStore> ClientCore<S> {
             }
             Note::Remove(name) => {
                 for k in &applied.removed {
-                    self.rooms.leaving.remove(&k.sign);
+                    self.rooms.rooms[i].leaving.remove(&k.sign);
                 }
                 self.notice(i, format!("{name} was removed by {from}"), r, now_ms);
             }
@@ -423,11 +424,16 @@ impl<S: LocalStore> ClientCore<S> {
                     });
                     return;
                 };
-                let name = if self.rooms.by_name(&room).is_some() {
-                    format!("{room} ({})", hex::encode(&id[..2]))
-                } else {
-                    room
+                let Some(name) = self.rooms.fit_name(&room, &id, None) else {
+                    self.mls.forget(&id);
+                    self.events.push_back(Event::Error {
+                        message: format!("a welcome from {from} names no valid room"),
+                    });
+                    return;
                 };
+                // Keys of at most as many epochs as a room keeps, the newest.
+                let skip = history.len().saturating_sub(book::MAX_EPOCHS);
+                let history = history[skip..].to_vec();
                 let mut new = Room {
                     id,
                     name,
@@ -440,6 +446,7 @@ impl<S: LocalStore> ClientCore<S> {
                     ops: Default::default(),
                     committing: None,
                     active: true,
+                    leaving: Default::default(),
                 };
                 for m in self.mls.members(&id).unwrap_or_default() {
                     if let Some(n) = self.directory.name_of(&m.dh) {

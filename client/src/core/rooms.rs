@@ -184,6 +184,7 @@ impl<S: LocalStore> ClientCore<S> {
                     ops: Default::default(),
                     committing: None,
                     active: true,
+                    leaving: Default::default(),
                 };
                 room.learn(&me.sign, &self.own_name());
                 room.push_epoch(&keys, self.last_processed.unwrap_or(0));

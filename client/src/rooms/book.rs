@@ -87,6 +87,9 @@ pub struct Room {
     pub committing: Option<Committing>,
     /// We are a member (false once removed or gone).
     pub active: bool,
+    /// Members (ed25519) who said they leave, until their removal is committed.
+    #[serde(default)]
+    pub leaving: std::collections::BTreeSet<[u8; 32]>,
 }
 
 impl Room {
@@ -165,9 +168,6 @@ pub struct Book {
     pub rooms: Vec<Room>,
     /// Rooms we asked to join.
     pub waiting: Vec<Waiting>,
-    /// Members (ed25519) who said they leave, until their removal is committed.
-    #[serde(default)]
-    pub leaving: std::collections::BTreeSet<[u8; 32]>,
 }
 
 impl Book {
@@ -179,6 +179,17 @@ impl Book {
     /// The room with id `id`.
     pub fn by_id(&self, id: &RoomId) -> Option<usize> {
         self.rooms.iter().position(|r| &r.id == id)
+    }
+
+    /// The name room `id` is shown under when someone else names it `wanted` (a
+    /// rename, a Welcome): `None` if the name breaks the rule; suffixed with the start
+    /// of the id if another of our rooms (not `except`) has it already.
+    pub fn fit_name(&self, wanted: &str, id: &RoomId, except: Option<usize>) -> Option<String> {
+        let name = check_name(wanted).ok()?;
+        Some(match self.by_name(&name) {
+            Some(j) if Some(j) != except => format!("{name} ({})", hex::encode(&id[..2])),
+            _ => name,
+        })
     }
 }
 

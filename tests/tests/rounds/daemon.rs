@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tests::cluster::ClusterOpts;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::util::{cli, cluster, run, until, Client, DEADLINE};
+use crate::util::{cli, cluster, register_cli, run, until, Client, DEADLINE};
 
 /// Call `method` on a fresh connection and return the raw reply line.
 async fn raw(socket: &std::path::Path, line: &[u8]) -> Value {
@@ -36,15 +36,7 @@ async fn a_daemon_serves_send_history_and_json_rpc_over_its_private_socket() {
     })
     .await;
     let mut others = vec![Client::start(&c, 2).await, Client::start(&c, 3).await];
-    let mut registered = false;
-    for _ in 0..40 {
-        if run(&c, 1, &["register", "client-1"]).await.0 {
-            registered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(registered, "chat-cli register");
+    register_cli(&c, 1).await;
 
     let mut daemon = cli(&c, 1)
         .args(["--json", "listen"])

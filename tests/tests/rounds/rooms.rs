@@ -9,7 +9,7 @@ use client::engine::Event;
 use serde_json::Value;
 use tests::cluster::{Cluster, ClusterOpts};
 
-use crate::util::{cluster, daemon, run, until, walk, Client, DEADLINE};
+use crate::util::{cluster, daemon, register_cli, run, until, walk, Client, DEADLINE};
 
 /// The room's name: distinctive, so that finding it in a server's bytes means something.
 const ROOM: &str = "book-club-7f3a";
@@ -87,15 +87,7 @@ async fn members_approve_newcomers_who_read_the_history_and_removed_members_read
         Client::start(&c, 3).await,
     ];
     // client-4 is a chat-cli user with a daemon.
-    let mut registered = false;
-    for _ in 0..40 {
-        if run(&c, 4, &["register", "client-4"]).await.0 {
-            registered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(registered, "chat-cli register");
+    register_cli(&c, 4).await;
     let mut d4 = daemon(&c, 4).await;
 
     // Three members: client-1 creates, client-2 asks client-1, client-3 asks client-2.

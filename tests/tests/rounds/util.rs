@@ -198,3 +198,19 @@ pub async fn daemon(c: &Cluster, j: u32) -> tokio::process::Child {
     }
     child
 }
+
+/// Register client `j` as `client-<j>` with `chat-cli register`, retrying while the
+/// cluster settles (up to 20 s).
+pub async fn register_cli(c: &Cluster, j: u32) {
+    let name = format!("client-{j}");
+    for _ in 0..40 {
+        if run(c, j, &["register", &name]).await.0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!(
+        "chat-cli register {name} never succeeded\n{}",
+        c.log_tails()
+    );
+}

@@ -123,11 +123,11 @@ fn said(w: &World, k: usize, needle: &str) -> bool {
     notes(&w.sims[k]).iter().any(|n| n.contains(needle))
 }
 
-fn create(w: &mut World, who: usize, name: &str) {
+fn create(w: &mut World, who: usize, name: &str, history: bool) {
     let req = RoomRequest::Create {
         name: name.into(),
         admins_only: false,
-        history: true,
+        history,
     };
     w.room(who, req).expect("created");
 }
@@ -140,13 +140,10 @@ fn say(w: &mut World, who: usize, room: &str, text: &str) {
     w.room(who, req).expect("queued");
 }
 
-/// alice's room "club" with bob in it, approved by alice.
-fn club() -> World {
-    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
-    create(&mut w, 0, "club");
-    say(&mut w, 0, "club", "before bob came");
+/// bob asks alice to let him into `room`, she approves, he is in.
+fn admit_bob(w: &mut World, room: &str) {
     let req = RoomRequest::Join {
-        name: "club".into(),
+        name: room.into(),
         via: "alice".into(),
     };
     let v = w.room(1, req).expect("asked");
@@ -156,13 +153,21 @@ fn club() -> World {
         said(w, 0, "bob asks to join")
     });
     let req = RoomRequest::Approve {
-        name: "club".into(),
+        name: room.into(),
         user: "bob".into(),
     };
     w.room(0, req).expect("approved");
     w.until(&everyone, "bob is in", |w| {
         said(w, 1, "you joined, approved by alice")
     });
+}
+
+/// alice's room "club" with bob in it, approved by alice.
+fn club() -> World {
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    create(&mut w, 0, "club", true);
+    say(&mut w, 0, "club", "before bob came");
+    admit_bob(&mut w, "club");
     w
 }
 
@@ -379,33 +384,13 @@ fn a_room_message_processed_again_after_a_crash_is_shown_once() {
 #[test]
 fn a_room_that_keeps_its_history_to_itself_hands_a_newcomer_none() {
     let mut w = World::new(&["alice", "bob", "carol", "dave"]);
-    let req = RoomRequest::Create {
-        name: "quiet".into(),
-        admins_only: false,
-        history: false,
-    };
-    w.room(0, req).expect("created");
+    create(&mut w, 0, "quiet", false);
     say(&mut w, 0, "quiet", "before bob came");
     let everyone = [0, 1, 2, 3];
     w.until(&everyone, "alice's message is out", |w| {
         w.sims[0].core.store().outbox.is_empty()
     });
-    let req = RoomRequest::Join {
-        name: "quiet".into(),
-        via: "alice".into(),
-    };
-    w.room(1, req).expect("asked");
-    w.until(&everyone, "alice sees bob's request", |w| {
-        said(w, 0, "bob asks to join")
-    });
-    let req = RoomRequest::Approve {
-        name: "quiet".into(),
-        user: "bob".into(),
-    };
-    w.room(0, req).expect("approved");
-    w.until(&everyone, "bob is in", |w| {
-        said(w, 1, "you joined, approved by alice")
-    });
+    admit_bob(&mut w, "quiet");
     say(&mut w, 0, "quiet", "after bob came");
     w.until(&everyone, "bob hears what is said after", |w| {
         said(w, 1, "alice: after bob came")
