@@ -210,6 +210,8 @@ pub fn write_cluster<R: RngCore + CryptoRng>(
             reserve_cells: None,
             exclusions_before_cooling: None,
             cooling_rounds: None,
+            file_slots: None,
+            file_slot_bytes: None,
         },
         admission: AdmissionSection {
             policy: spec.policy,
@@ -265,6 +267,7 @@ pub fn write_cluster<R: RngCore + CryptoRng>(
                 key_file: PathBuf::from(format!("client-{j}.key")),
                 data_dir: PathBuf::from(format!("data/client-{j}")),
                 cluster_file: PathBuf::from("cluster.toml"),
+                max_file_bytes: None,
             },
         };
         let path = spec.out.join(format!("client-{j}.toml"));

@@ -43,6 +43,13 @@ pub struct RoundSection {
     /// Rounds a client excluded that often is refused for (default 1200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooling_rounds: Option<u64>,
+    /// `F`: file slots per round, laid out after every message that fits (default 1;
+    /// 0 sends files through ordinary slots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_slots: Option<u32>,
+    /// `Lf`: bytes per file slot, more than `slot_bytes` (default 8192).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_slot_bytes: Option<u32>,
 }
 
 /// Client admission policy.
@@ -183,6 +190,9 @@ pub struct ClientSection {
     pub data_dir: PathBuf,
     /// The cluster description, relative like `key_file`.
     pub cluster_file: PathBuf,
+    /// The largest file this client sends or accepts, in bytes (default 8 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_bytes: Option<u64>,
 }
 
 /// A client's config file: `client-<j>.toml`.

@@ -11,6 +11,7 @@
 //! - [`field`], [`shamir`], [`seal`], [`submission`]: the Goldilocks field, building and
 //!   opening (seed-compressed) shares.
 //! - [`slot`]: what is inside a slot (sealed to the recipient), and fragmentation;
+//!   [`file`]: attachments (the offer, chunks under a fresh key);
 //!   [`board`]: the public board's key (posts anyone opens, naming no sender);
 //!   [`room`]: room slots (an envelope under an epoch's keys, found by tag);
 //!   [`reserve`]: reservation cells, their two-way decoding and the slot layout;
@@ -23,6 +24,7 @@ pub mod board;
 pub mod bounded;
 pub mod codec;
 pub mod field;
+pub mod file;
 pub mod limits;
 pub mod names;
 pub mod params;

@@ -47,7 +47,17 @@ pub struct Params {
     pub exclusions_before_cooling: u32,
     /// Rounds a client that was excluded too often is refused for.
     pub cooling_rounds: u64,
+    /// F: file slots per round, laid out after every message slot that fits (0: files
+    /// travel in ordinary slots of at most `L`).
+    pub file_slots: u32,
+    /// Lf: the longest file slot a reservation may ask for (more than `L`).
+    pub file_slot_bytes: u32,
 }
+
+/// File slots per round unless configured (when they fit the vector).
+pub const DEFAULT_FILE_SLOTS: u32 = 1;
+/// Length of a file slot unless configured: a file moves about 8 KiB a round.
+pub const DEFAULT_FILE_SLOT_BYTES: u32 = 8192;
 
 /// Default exclusions before a client cools off.
 pub const DEFAULT_EXCLUSIONS_BEFORE_COOLING: u32 = 3;
@@ -137,6 +147,13 @@ impl Params {
         if let Some(cells) = round.reserve_cells {
             p = p.with_reserve_cells(cells as usize)?;
         }
+        p = match (round.file_slots, round.file_slot_bytes) {
+            (None, None) => p.with_default_file_slots(),
+            (slots, bytes) => p.with_file_slots(
+                slots.unwrap_or(DEFAULT_FILE_SLOTS) as usize,
+                bytes.unwrap_or(DEFAULT_FILE_SLOT_BYTES) as usize,
+            )?,
+        };
         if let Some(strikes) = round.exclusions_before_cooling {
             if strikes < 1 {
                 return Err(ParamsError {
@@ -190,6 +207,14 @@ impl Params {
             .or_else(|| differ("round.threshold", &self.threshold, &other.threshold))
             .or_else(|| differ("round.slots", &self.slots, &other.slots))
             .or_else(|| differ("round.slot_bytes", &self.slot_bytes, &other.slot_bytes))
+            .or_else(|| differ("round.file_slots", &self.file_slots, &other.file_slots))
+            .or_else(|| {
+                differ(
+                    "round.file_slot_bytes",
+                    &self.file_slot_bytes,
+                    &other.file_slot_bytes,
+                )
+            })
             .or_else(|| {
                 differ(
                     "round.reserve_cells",
@@ -338,8 +363,80 @@ impl Params {
             max_names: DEFAULT_MAX_NAMES,
             exclusions_before_cooling: DEFAULT_EXCLUSIONS_BEFORE_COOLING,
             cooling_rounds: DEFAULT_COOLING_ROUNDS,
+            file_slots: 0,
+            file_slot_bytes: 0,
         }
         .with_reserve_cells(slots * RESERVE_CELLS_PER_SLOT)
+    }
+
+    /// With `slots` file slots of at most `bytes` each per round (`round.file_slots`,
+    /// `round.file_slot_bytes`). File slots are laid out after the message slots, so a
+    /// file never takes room a message could use; `slots = 0` turns them off.
+    pub fn with_file_slots(mut self, slots: usize, bytes: usize) -> Result<Self, ParamsError> {
+        let err = |field: &str, problem: String| {
+            Err(ParamsError {
+                field: format!("round.{field}"),
+                problem,
+            })
+        };
+        if slots == 0 {
+            self.file_slots = 0;
+            self.file_slot_bytes = 0;
+            return Ok(self);
+        }
+        if slots > MAX_SLOTS {
+            return err("file_slots", format!("{slots}; must be 0..={MAX_SLOTS}"));
+        }
+        let l = self.slot_bytes as usize;
+        if !(l + 1..=MAX_SLOT_BYTES).contains(&bytes) {
+            return err(
+                "file_slot_bytes",
+                format!(
+                    "{bytes}; must be more than round.slot_bytes ({l}) and at most \
+                     {MAX_SLOT_BYTES}"
+                ),
+            );
+        }
+        let region = self.message_slot_bytes() + slots * bytes.next_multiple_of(crate::field::PACK);
+        if region > MAX_VECTOR_BYTES {
+            return err(
+                "file_slots",
+                format!(
+                    "slots × slot_bytes + file_slots × file_slot_bytes = {region} exceeds \
+                     {MAX_VECTOR_BYTES}"
+                ),
+            );
+        }
+        self.file_slots = slots as u32;
+        self.file_slot_bytes = bytes as u32;
+        Ok(self)
+    }
+
+    /// The default file slots for these parameters: [`DEFAULT_FILE_SLOTS`] of
+    /// [`DEFAULT_FILE_SLOT_BYTES`] when they are longer than `L` and fit the vector,
+    /// else none.
+    pub fn with_default_file_slots(self) -> Self {
+        let (f, lf) = (
+            DEFAULT_FILE_SLOTS as usize,
+            DEFAULT_FILE_SLOT_BYTES as usize,
+        );
+        let fallback = self.clone();
+        self.with_file_slots(f, lf).unwrap_or(fallback)
+    }
+
+    /// The longest slot any reservation may ask for: `Lf` when there are file slots,
+    /// else `L`.
+    pub fn longest_slot(&self) -> usize {
+        if self.file_slots > 0 {
+            self.file_slot_bytes as usize
+        } else {
+            self.slot_bytes as usize
+        }
+    }
+
+    /// Bytes of the region's `S × L` part, each slot on whole 7-byte elements.
+    fn message_slot_bytes(&self) -> usize {
+        self.slots as usize * (self.slot_bytes as usize).next_multiple_of(crate::field::PACK)
     }
 
     /// With `cells` reservation cells per round (`round.reserve_cells`).
@@ -355,10 +452,13 @@ impl Params {
         Ok(self)
     }
 
-    /// The message region: `S × L` bytes, `L` rounded up to whole 7-byte field elements
-    /// (every slot starts on an element, so `S` slots of `L` bytes always fit).
+    /// The message region: `S × L + F × Lf` bytes, each length rounded up to whole
+    /// 7-byte field elements (every slot starts on an element, so `S` slots of `L` bytes
+    /// and `F` of `Lf` always fit).
     pub fn message_bytes(&self) -> usize {
-        self.slots as usize * (self.slot_bytes as usize).next_multiple_of(crate::field::PACK)
+        self.message_slot_bytes()
+            + self.file_slots as usize
+                * (self.file_slot_bytes as usize).next_multiple_of(crate::field::PACK)
     }
 
     /// Field elements in a vector: three per reservation cell, then the message region
@@ -460,6 +560,8 @@ mod tests {
             reserve_cells: None,
             exclusions_before_cooling: None,
             cooling_rounds: None,
+            file_slots: None,
+            file_slot_bytes: None,
         };
         assert_eq!(retention_of(&round), Ok(3600));
         round.retention_days = Some(7);

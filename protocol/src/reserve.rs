@@ -136,21 +136,61 @@ pub struct Slot {
     pub len: usize,
 }
 
-/// Lay out the message region from decoded footprints: in footprint order, each gets
-/// the length it asked for (at least `min_len`, at most `max_len`), until `region` bytes
-/// are used; the rest are not laid out and reserve again. Every slot starts on a field
-/// element (a multiple of [`crate::field::PACK`] bytes), so no element holds bytes of two
-/// slots and the validity circuit ([`crate::validity`]) can tell slots apart. Every
-/// client that decoded the same output computes the same layout.
-pub fn layout(footprints: &[u64], region: usize, min_len: usize, max_len: usize) -> Vec<Slot> {
+/// How a region is laid out: its bytes, the shortest slot, the longest message slot
+/// (`L`), and the file slots (`F` of at most `Lf`; none when `F = 0`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// Bytes in the message region.
+    pub bytes: usize,
+    /// Shortest slot.
+    pub min_len: usize,
+    /// Longest message slot, `L`.
+    pub max_len: usize,
+    /// File slots, `F`.
+    pub file_slots: usize,
+    /// Longest file slot, `Lf`.
+    pub file_len: usize,
+}
+
+/// Lay out the message region from decoded footprints, in two passes. First every
+/// footprint asking for at most `L` bytes (more, when there are no file slots), in
+/// footprint order, gets the length it asked for (at least `min_len`) until the region
+/// is full; then the longer ones (file chunks), in footprint order, at most `F` of them
+/// and each at most `Lf`, in what is left. So a file never takes room a message could
+/// use, and a sender never takes more than one slot's share. What is not laid out
+/// reserves again. Every slot starts on a field element (a multiple of
+/// [`crate::field::PACK`] bytes), so no element holds bytes of two slots and the
+/// validity circuit ([`crate::validity`]) can tell slots apart. Every client that
+/// decoded the same output computes the same layout.
+pub fn layout(footprints: &[u64], region: Region) -> Vec<Slot> {
     let mut sorted = footprints.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
+    let max_len = region.max_len.max(region.min_len);
+    let is_file = |fp: u64| region.file_slots > 0 && usize::from(requested_len(fp)) > max_len;
     let mut offset = 0;
     let mut out = Vec::new();
-    for fp in sorted {
-        let len = usize::from(requested_len(fp)).clamp(min_len, max_len.max(min_len));
-        if offset + len > region {
+    for fp in sorted.iter().copied().filter(|fp| !is_file(*fp)) {
+        let len = usize::from(requested_len(fp)).clamp(region.min_len, max_len);
+        if offset + len > region.bytes {
+            break;
+        }
+        out.push(Slot {
+            footprint: fp,
+            offset,
+            len,
+        });
+        offset = (offset + len).next_multiple_of(crate::field::PACK);
+    }
+    let file_len = region.file_len.max(max_len);
+    for fp in sorted
+        .iter()
+        .copied()
+        .filter(|fp| is_file(*fp))
+        .take(region.file_slots)
+    {
+        let len = usize::from(requested_len(fp)).min(file_len);
+        if offset + len > region.bytes {
             break;
         }
         out.push(Slot {
@@ -271,7 +311,7 @@ mod tests {
             .iter()
             .map(|(hi, len)| (hi << LENGTH_BITS) | u64::from(*len))
             .collect();
-        let slots = layout(&fps, 600, 1, 256);
+        let slots = layout(&fps, region(600, 0, 0));
         let order: Vec<u64> = slots.iter().map(|s| s.footprint >> LENGTH_BITS).collect();
         // 1 (50) + 3 (200) + 5 (300 → 256), each starting on a 7-byte element: ends at
         // 518; 9 (100) would pass 600.
@@ -283,13 +323,60 @@ mod tests {
         let mut shuffled = fps.clone();
         shuffled.reverse();
         assert_eq!(
-            layout(&shuffled, 600, 1, 256),
+            layout(&shuffled, region(600, 0, 0)),
             slots,
             "input order does not matter"
         );
     }
 
+    fn region(bytes: usize, file_slots: usize, file_len: usize) -> Region {
+        Region {
+            bytes,
+            min_len: 1,
+            max_len: 256,
+            file_slots,
+            file_len,
+        }
+    }
+
+    #[test]
+    fn file_slots_come_after_every_message_and_are_bounded() {
+        let fp = |hi: u64, len: u16| (hi << LENGTH_BITS) | u64::from(len);
+        // Two file chunks (1000 bytes asked) sort before the messages by footprint, yet
+        // the messages are laid out first; only one file slot per round, cut to 700.
+        let fps = vec![fp(1, 1000), fp(2, 1000), fp(5, 200), fp(7, 100)];
+        let slots = layout(&fps, region(1200, 1, 700));
+        let got: Vec<(u64, usize)> = slots
+            .iter()
+            .map(|s| (s.footprint >> LENGTH_BITS, s.len))
+            .collect();
+        assert_eq!(got, vec![(5, 200), (7, 100), (1, 700)]);
+        // Messages may fill the whole region: then no file slot is laid out.
+        let many: Vec<u64> = (10..16)
+            .map(|hi| fp(hi, 200))
+            .chain([fp(1, 1000)])
+            .collect();
+        let slots = layout(&many, region(1200, 1, 700));
+        assert!(slots.iter().all(|s| s.len == 200), "{slots:?}");
+        // Without file slots a long request is an ordinary slot of at most L.
+        let slots = layout(&[fp(1, 1000)], region(1200, 0, 0));
+        assert_eq!(slots[0].len, 256);
+    }
+
     proptest! {
+        /// Whatever is asked, slots never overlap, stay in the region, and at most F
+        /// are longer than L.
+        #[test]
+        fn any_layout_fits(fps in proptest::collection::vec(any::<u64>(), 0..60), f in 0usize..4) {
+            let slots = layout(&fps, region(4000, f, 900));
+            let mut end = 0;
+            for s in &slots {
+                prop_assert!(s.offset >= end && s.offset + s.len <= 4000);
+                end = s.offset + s.len;
+            }
+            prop_assert!(slots.iter().filter(|s| s.len > 256).count() <= f);
+        }
+
         #[test]
         fn a_square_has_a_root_and_it_squares_back(v in any::<u64>()) {
             let x = fe(v % MODULUS);

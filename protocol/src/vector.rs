@@ -112,13 +112,18 @@ impl Vector {
 pub const RESERVE_AHEAD: Round = 1;
 
 /// The message region laid out from an earlier round's decoded footprints: every slot is
-/// at least [`MIN_SLOT_BYTES`] (so it can hold a sealed payload) and at most `L`.
+/// at least [`MIN_SLOT_BYTES`] (so it can hold a sealed payload) and at most `L`, but
+/// for at most `F` file slots of at most `Lf` laid out after them.
 pub fn layout(params: &Params, footprints: &[u64]) -> Vec<Slot> {
     reserve::layout(
         footprints,
-        params.message_bytes(),
-        MIN_SLOT_BYTES,
-        params.slot_bytes as usize,
+        reserve::Region {
+            bytes: params.message_bytes(),
+            min_len: MIN_SLOT_BYTES,
+            max_len: params.slot_bytes as usize,
+            file_slots: params.file_slots as usize,
+            file_len: params.file_slot_bytes as usize,
+        },
     )
 }
 
