@@ -20,7 +20,7 @@ use crate::model::{clock, Book, Bubble, ClusterView, Delivery};
 /// The composer's widget id (focused when a conversation opens).
 pub const COMPOSER: &str = "composer";
 /// The conversation's scrollable id.
-const MESSAGES: &str = "messages";
+pub(crate) const MESSAGES: &str = "messages";
 
 /// Directory answer carried in a message: name and both keys.
 pub type FoundKeys = (String, [u8; 32], [u8; 32]);
@@ -96,6 +96,8 @@ pub enum Message {
     RoomAnswer(Result<serde_json::Value, String>),
     /// The engine's list of rooms.
     RoomsListed(Result<serde_json::Value, String>),
+    /// Attachments: the attach row, transfers, "Save as".
+    File(crate::files::FileMsg),
 }
 
 /// First-run form.
@@ -126,7 +128,7 @@ pub enum Registration {
 pub struct App {
     /// Set once the engine runs.
     pub me: Option<Me>,
-    link: Option<Arc<Link>>,
+    pub(crate) link: Option<Arc<Link>>,
     /// First-run form (shown while `me` is None).
     pub setup: Setup,
     /// Registration state.
@@ -147,11 +149,13 @@ pub struct App {
     pub cluster: ClusterView,
     /// An error or notice in words, shown until dismissed.
     pub notice: Option<String>,
-    next_local: u64,
+    pub(crate) next_local: u64,
     /// States that arrived before the engine's reply with the outbox id.
     early: HashMap<u64, (Delivery, usize)>,
     /// Rooms, requests, the rooms form.
     pub rooms: crate::rooms::Rooms,
+    /// File transfers, the attach row, "Save as".
+    pub files: crate::files::Files,
 }
 
 impl App {
@@ -177,6 +181,7 @@ impl App {
             next_local: 1,
             early: HashMap::new(),
             rooms: Default::default(),
+            files: Default::default(),
         }
     }
 
@@ -250,6 +255,7 @@ impl App {
         self.registration = Registration::Pending;
         self.me = Some(me);
         self.link = Some(link);
+        tasks.push(self.list_files());
         let _ = self.book.save();
         Task::batch(tasks)
     }
@@ -345,6 +351,7 @@ impl App {
             Message::RoomAnswer(Err(e)) => self.notice = Some(e),
             Message::RoomsListed(Ok(v)) => self.rooms.take_list(&v, &mut self.book),
             Message::RoomsListed(Err(e)) => self.notice = Some(format!("rooms: {e}")),
+            Message::File(m) => return self.on_file(m),
         }
         Task::none()
     }
@@ -741,6 +748,7 @@ impl App {
                 ));
             }
             Event::Error { message } => self.notice = Some(message),
+            Event::File { file } => self.files.take(file),
         }
         Task::none()
     }
@@ -976,14 +984,21 @@ impl App {
             pane = pane.push(self.view_verify(me, c));
         }
         let mut bubbles = column![].spacing(6).padding([4, 12]);
-        for b in self
+        let incoming = self.files.incoming_on(&self.book, &c.address);
+        for (k, b) in self
             .book
             .conversations
             .get(&c.address)
             .into_iter()
             .flatten()
+            .enumerate()
         {
-            bubbles = bubbles.push(view_bubble(b));
+            let transfer = match b.outbox_id {
+                Some(id) if b.outgoing => self.files.by_outbox_id(id),
+                _ => incoming.get(&k).copied(),
+            };
+            let file = crate::files::view_file(&self.files, transfer, self.files.source_of(b));
+            bubbles = bubbles.push(view_bubble(b, file));
         }
         pane = pane.push(
             scrollable(bubbles)
@@ -997,6 +1012,13 @@ impl App {
             Some(n) => format!("takes {n} slots"),
             None => "too long to send".into(),
         };
+        let attachable = !c.is_board() && crate::rooms::room_of(&c.address).is_none();
+        if attachable && self.files.attaching {
+            pane = pane.push(crate::files::view_attach(
+                &self.files,
+                self.max_file_bytes(),
+            ));
+        }
         pane = pane.push(
             row![
                 text_input(
@@ -1011,8 +1033,13 @@ impl App {
                 .on_input(Message::Compose)
                 .on_submit(Message::Send),
                 text(hint).size(12),
-                button(text("Send")).on_press(Message::Send),
             ]
+            .push(attachable.then(|| {
+                button(text("Attach"))
+                    .on_press(Message::File(crate::files::FileMsg::ToggleAttach))
+                    .style(button::secondary)
+            }))
+            .push(button(text("Send")).on_press(Message::Send))
             .spacing(8)
             .align_y(Alignment::Center),
         );
@@ -1123,7 +1150,7 @@ impl App {
     }
 }
 
-fn view_bubble(b: &Bubble) -> Element<'_, Message> {
+fn view_bubble<'a>(b: &'a Bubble, file: Option<Element<'a, Message>>) -> Element<'a, Message> {
     let mut meta = format!("{} · {}", clock(b.timestamp_ms), b.delivery.label());
     if b.fragments > 1 {
         meta.push_str(&format!(" · {} slots", b.fragments));
@@ -1134,7 +1161,7 @@ fn view_bubble(b: &Bubble) -> Element<'_, Message> {
         (true, false) => Color::from_rgb8(0xd3, 0xe6, 0xff),
         (false, false) => Color::from_rgb8(0xec, 0xec, 0xec),
     };
-    let bubble = container(column![text(b.text.clone()), text(meta).size(11)].spacing(2))
+    let bubble = container(column![text(b.text.clone()), text(meta).size(11), file].spacing(2))
         .padding([6, 10])
         .max_width(480)
         .style(move |_: &Theme| tinted(bg));
@@ -1172,7 +1199,7 @@ fn looks_like_fingerprint(s: &str) -> bool {
     hex.len() == 64 && hex.iter().all(|c| c.is_ascii_hexdigit())
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

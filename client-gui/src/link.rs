@@ -161,6 +161,7 @@ pub fn create_config(
             key_file: key_path,
             data_dir: PathBuf::from(format!("data/{name}")),
             cluster_file,
+            max_file_bytes: None,
         },
     };
     let text = toml::to_string(&manifest).map_err(|e| e.to_string())?;

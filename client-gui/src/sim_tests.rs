@@ -3,7 +3,11 @@
 //! way the event stream delivers them.
 
 use client::engine::{Delivery, Event, FailReason, RetryReason};
+use client::event::FileProgress;
+use client::store::{FileEntry, FileState};
+use iced::futures::StreamExt;
 use iced::keyboard::key::Named;
+use iced::Task;
 use iced_test::selector::{self, Candidate};
 use iced_test::{simulator, Simulator};
 
@@ -44,6 +48,38 @@ fn interact(app: &mut App, act: impl FnOnce(&mut Simulator<'_, Message>)) {
     };
     for m in messages {
         let _ = app.update(m);
+    }
+}
+
+/// Apply what `task` outputs, running its futures (file reads and copies) to the end,
+/// and what those messages start in turn.
+fn settle(app: &mut App, task: Task<Message>) {
+    let Some(stream) = iced_test::runtime::task::into_stream(task) else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let actions: Vec<_> = runtime.block_on(stream.collect());
+    for action in actions {
+        if let iced_test::runtime::Action::Output(m) = action {
+            let next = app.update(m);
+            settle(app, next);
+        }
+    }
+}
+
+/// Like `interact`, and the tasks the messages start run too.
+fn interact_running(app: &mut App, act: impl FnOnce(&mut Simulator<'_, Message>)) {
+    let messages: Vec<Message> = {
+        let mut ui = simulator(app.view());
+        act(&mut ui);
+        ui.into_messages().collect()
+    };
+    for m in messages {
+        let task = app.update(m);
+        settle(app, task);
     }
 }
 
@@ -444,3 +480,14 @@ fn creating_or_joining_a_room_says_what_is_missing() {
     assert!(shows(&app, "type the room's name and a member you know"));
     assert_eq!(app.rooms.name_input, "club", "kept for the next try");
 }
+
+/// A 1×1 red PNG.
+const RED_PIXEL_PNG: [u8; 69] = [
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0x00,
+    0x00, 0x03, 0x01, 0x01, 0x00, 0xc9, 0xfe, 0x92, 0xef, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+mod files;

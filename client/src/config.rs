@@ -25,6 +25,8 @@ pub struct Settings {
     pub server_dh: Vec<x25519_dalek::PublicKey>,
     /// Servers' ed25519 keys (they sign outputs), by index.
     pub server_sign: Vec<[u8; 32]>,
+    /// The largest file sent or accepted (`client.max_file_bytes`, default 8 MiB).
+    pub max_file_bytes: u64,
 }
 
 impl Settings {
@@ -60,6 +62,12 @@ impl Settings {
         let params = Params::from_manifest(&c.servers, &c.round, &c.admission)
             .map_err(|e| bad(e.field, &e.problem))?;
         let r = &c.round;
+        if m.client.max_file_bytes == Some(0) {
+            anyhow::bail!(
+                "{}: client.max_file_bytes: must be at least 1 (leave it out for 8 MiB)",
+                path.display()
+            );
+        }
         Ok(Self {
             name: m.client.name.clone(),
             identity,
@@ -69,6 +77,10 @@ impl Settings {
             servers,
             server_dh,
             server_sign,
+            max_file_bytes: m
+                .client
+                .max_file_bytes
+                .unwrap_or(crate::core::DEFAULT_MAX_FILE_BYTES),
         })
     }
 }

@@ -223,11 +223,48 @@ impl Daemon {
                     .map_err(|e| (INVALID_PARAMS, format!("params: {e}")))?;
                 self.engine.room(req).await.map_err(engine)
             }
+            "send_file" => {
+                let to = str_param(p, "to")?;
+                let path = std::path::Path::new(str_param(p, "path")?);
+                let data = read_for_sending(path, self.engine.max_file_bytes()).map_err(engine)?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let id = self
+                    .engine
+                    .send_file(to, &name, data)
+                    .await
+                    .map_err(engine)?;
+                Ok(json!({ "id": id }))
+            }
+            "files" => {
+                let files = self.engine.files().await.map_err(engine)?;
+                serde_json::to_value(files).map_err(|e| engine(e.to_string()))
+            }
             "subscribe" => Ok(Value::Bool(true)),
             "version" => Ok(json!({ "version": env!("CARGO_PKG_VERSION") })),
             other => Err((METHOD_NOT_FOUND, format!("no method {other:?}"))),
         }
     }
+}
+
+/// The content of the file at `path`, if it is a readable file of at most `limit`
+/// bytes: refused before it is read (and before anything is sent) when it is larger.
+pub fn read_for_sending(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a file"));
+    }
+    if meta.len() > limit {
+        return Err(format!(
+            "{shown} is {}; the largest file is {} (client.max_file_bytes = {limit})",
+            crate::core::size_text(meta.len()),
+            crate::core::size_text(limit)
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("{shown}: {e}"))
 }
 
 /// A request line, parsed.

@@ -47,6 +47,7 @@ enum Replier {
     Lookup(Reply<Option<PublicKeys>>),
     LookupFingerprint(Reply<Option<(String, PublicKeys)>>),
     Room(Reply<serde_json::Value>),
+    Files(Reply<Vec<crate::store::FileEntry>>),
 }
 
 struct EngineCmd {
@@ -58,6 +59,7 @@ struct EngineCmd {
 #[derive(Clone)]
 pub struct EngineHandle {
     tx: mpsc::Sender<EngineCmd>,
+    max_file_bytes: u64,
 }
 
 async fn call<T>(
@@ -108,6 +110,27 @@ impl EngineHandle {
         call(&self.tx, req, Replier::LookupFingerprint).await
     }
 
+    /// Queue file `name` (content `data`) for `to`; returns the outbox id of its
+    /// message. A file over [`EngineHandle::max_file_bytes`] is refused.
+    pub async fn send_file(&self, to: &str, name: &str, data: Vec<u8>) -> Result<u64, String> {
+        let req = UserRequest::SendFile {
+            to: to.into(),
+            name: name.into(),
+            data,
+        };
+        call(&self.tx, req, Replier::Send).await
+    }
+
+    /// Every file transfer, either way.
+    pub async fn files(&self) -> Result<Vec<crate::store::FileEntry>, String> {
+        call(&self.tx, UserRequest::Files, Replier::Files).await
+    }
+
+    /// The largest file this client sends or accepts (`client.max_file_bytes`).
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_file_bytes
+    }
+
     /// A room request (create, join, approve, send, list…); its answer as JSON.
     pub async fn room(&self, req: crate::core::RoomRequest) -> Result<serde_json::Value, String> {
         call(&self.tx, UserRequest::Room(req), Replier::Room).await
@@ -150,6 +173,7 @@ pub fn start_with(
         servers,
         server_dh,
         server_sign,
+        max_file_bytes,
         ..
     } = settings;
     let ident_prefix = identity.public().sign[..4].to_vec();
@@ -160,7 +184,8 @@ pub fn start_with(
         server_dh,
         server_sign,
     };
-    let core = ClientCore::new(cfg, store, rand::rngs::StdRng::from_entropy())?;
+    let mut core = ClientCore::new(cfg, store, rand::rngs::StdRng::from_entropy())?;
+    core.set_max_file_bytes(max_file_bytes);
     let (conn, conn_events) = ClusterConn::connect(servers)?;
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
@@ -180,7 +205,7 @@ pub fn start_with(
         shell.run(rx, conn_events),
         span,
     ));
-    Ok((EngineHandle { tx }, ev_rx))
+    Ok((EngineHandle { tx, max_file_bytes }, ev_rx))
 }
 
 impl Shell {
@@ -282,6 +307,7 @@ fn deliver(replier: Replier, answer: Answer) {
         (Replier::Lookup(tx), Answer::Lookup(r)) => drop(tx.send(r)),
         (Replier::LookupFingerprint(tx), Answer::LookupFingerprint(r)) => drop(tx.send(r)),
         (Replier::Room(tx), Answer::Room(r)) => drop(tx.send(r)),
+        (Replier::Files(tx), Answer::Files(r)) => drop(tx.send(r)),
         // The core answers a token with its request's kind; were it not so, dropping the
         // sender tells the caller the engine failed.
         _ => {}

@@ -107,6 +107,39 @@ pub enum Event {
         /// What.
         message: String,
     },
+    /// A file transfer moved: a chunk sent or received, finished, failed or refused.
+    File {
+        /// The transfer and how far it is.
+        #[serde(flatten)]
+        file: FileProgress,
+    },
+}
+
+/// How far a file transfer is.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileProgress {
+    /// The transfer (its key left out).
+    #[serde(flatten)]
+    pub entry: crate::store::FileEntry,
+    /// Content bytes done.
+    pub done_bytes: u64,
+    /// Rounds still needed at the pace so far, once there is a pace.
+    pub eta_rounds: Option<u64>,
+}
+
+impl Event {
+    /// The event for a transfer's record.
+    pub fn file(entry: &crate::store::FileEntry, eta_rounds: Option<u64>) -> Self {
+        let mut entry = entry.clone();
+        entry.key = None;
+        Event::File {
+            file: FileProgress {
+                done_bytes: entry.done_bytes(),
+                entry,
+                eta_rounds,
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ const DIRECTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("directory")
 /// Rooms: "book" → the rooms (JSON), "mls" → the MLS state (group secrets, key
 /// packages waiting for a Welcome). Written together.
 const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("rooms");
+mod files;
+pub use files::{FileEntry, FileState};
+
 /// One-time reply keys kept (the oldest is forgotten).
 pub const MAX_REPLY_KEYS: usize = 64;
 
@@ -80,6 +83,10 @@ pub struct OutboxRecord {
     /// The bytes sent, when they are not `text` (room messages, room requests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Vec<u8>>,
+    /// A file: its offer (the content is kept apart, by outbox id) and the key of its
+    /// transfer record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<(protocol::file::FileOffer, [u8; 16])>,
 }
 
 /// Why the store failed.
@@ -121,11 +128,13 @@ impl Store {
             w.open_table(DIRECTORY).map_err(|x| e(x.to_string()))?;
             w.open_table(ROOMS).map_err(|x| e(x.to_string()))?;
         }
-        w.commit().map_err(|x| e(x.to_string()))?;
-        Ok(Self {
+        let store = Self {
             db: Arc::new(db),
             path: p,
-        })
+        };
+        store.open_file_tables(&w)?;
+        w.commit().map_err(|x| store.err(x))?;
+        Ok(store)
     }
 
     fn err(&self, m: impl std::fmt::Display) -> StoreError {

@@ -8,8 +8,12 @@
 //! `send`, `register` and `history` go through it; `send` without one refuses, since a
 //! client online only to send shows when its user writes.
 
+#[path = "chat-cli/files.rs"]
+mod files;
 #[path = "chat-cli/room.rs"]
 mod room;
+#[path = "chat-cli/show.rs"]
+mod show;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -94,6 +98,22 @@ enum Command {
         #[command(subcommand)]
         action: BoardCommand,
     },
+    /// Send the file at PATH to NAME through this identity's running `listen`/`daemon`,
+    /// in chunks over as many rounds as it needs; shows progress and waits until every
+    /// chunk is out. At most `client.max_file_bytes` (default 8 MiB).
+    SendFile {
+        /// Recipient: a registered name, or `key:<hex>`.
+        #[arg(long)]
+        to: String,
+        /// Stop waiting after this many seconds (the daemon goes on sending).
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+        /// The file.
+        path: PathBuf,
+    },
+    /// Files sent and received, with their progress; received files are saved in the
+    /// data folder's `files/`.
+    Files,
 }
 
 #[derive(Subcommand, Debug)]
@@ -119,73 +139,6 @@ enum BoardCommand {
         #[arg(long)]
         last: Option<usize>,
     },
-}
-
-fn print(json: bool, ev: &Event) {
-    if json {
-        if let Ok(line) = serde_json::to_string(ev) {
-            println!("{line}");
-        }
-        return;
-    }
-    match ev {
-        Event::Message {
-            from,
-            text,
-            round,
-            latency_ms,
-            anonymous,
-            reply_to,
-            ..
-        } => {
-            if *anonymous {
-                println!(
-                    "[round {round}, {latency_ms} ms] {from}: {text}  (reply with --to {reply_to})"
-                )
-            } else {
-                println!("[round {round}, {latency_ms} ms] {from}: {text}")
-            }
-        }
-        Event::State {
-            id,
-            to,
-            delivery,
-            fragments,
-        } => {
-            let r = delivery
-                .round()
-                .map(|r| format!(" round {r}"))
-                .unwrap_or_default();
-            let why = delivery
-                .reason()
-                .map(|w| format!(" ({w})"))
-                .unwrap_or_default();
-            println!("message {id} to {to} ({fragments} slot(s)): {delivery}{r}{why}");
-        }
-        Event::Board { text, round, .. } => println!("[round {round}] board: {text}"),
-        Event::RoomMessage {
-            room,
-            from,
-            text,
-            round,
-            ..
-        } => println!("[round {round}] {room} / {from}: {text}"),
-        Event::RoomNotice {
-            room,
-            notice,
-            round,
-        } => println!("[round {round}] {room}: {notice}"),
-        Event::ServerUp { server } => eprintln!("server {server} up"),
-        Event::ServerDown { server } => eprintln!("server {server} down"),
-        Event::Round { .. } => {}
-        Event::Gap {
-            from_round,
-            to_round,
-        } => {
-            println!("rounds {from_round}..={to_round} are no longer kept by the servers; messages sent then are lost")
-        }
-        Event::Error { message } => eprintln!("error: {message}"),
-    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -254,6 +207,28 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 println!("{when}{mine}: {}", e.text);
             }
             return Ok(std::process::ExitCode::SUCCESS);
+        }
+        Command::Files => {
+            let all = files::all(&settings.data_dir, &socket).await?;
+            files::list(&all, json)?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        Command::SendFile {
+            to,
+            timeout_secs,
+            path,
+        } => {
+            if !daemon::running(&socket).await {
+                bail!(
+                    "no daemon is running for {} (socket {}); a file takes many rounds, so it \
+                     goes through one: start it with `chat-cli --config {} listen` and send again",
+                    settings.name,
+                    socket.display(),
+                    config.display()
+                );
+            }
+            let timeout = Duration::from_secs(timeout_secs);
+            return files::send(&socket, &to, &path, timeout, json).await;
         }
         Command::Room { action } => {
             let running = daemon::running(&socket).await;
@@ -402,7 +377,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 let Ok(Some(ev)) = ev else {
                     bail!("message {id} to {to} was not sent within {timeout_secs} s");
                 };
-                print(json, &ev);
+                show::print(json, &ev);
                 if let Event::State {
                     id: i, delivery, ..
                 } = &ev
@@ -441,7 +416,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     _ = &mut stop => break,
                     ev = events.recv() => match ev {
                         Some(ev) => {
-                            print(json, &ev);
+                            show::print(json, &ev);
                             let _ = fan_out.send(ev);
                         }
                         None => break,
@@ -453,7 +428,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                                 continue;
                             };
                             if let Err(e) = engine.send(to.trim(), text.trim(), false).await {
-                                print(json, &Event::Error { message: format!("send to {}: {e}", to.trim()) });
+                                show::print(json, &Event::Error { message: format!("send to {}: {e}", to.trim()) });
                             }
                         }
                         _ => stdin_open = false,
@@ -467,6 +442,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::History { .. }
         | Command::Status
         | Command::Board { .. }
+        | Command::SendFile { .. }
+        | Command::Files
         | Command::Room { .. } => {
             unreachable!("handled above")
         }
@@ -542,7 +519,7 @@ async fn follow_via_daemon(
             if ev.get("id").and_then(Value::as_u64) != id {
                 continue;
             }
-            print_state(json, &ev);
+            show::print_state(json, &ev);
             match ev.get("state").and_then(Value::as_str) {
                 Some("sent") => return Ok(std::process::ExitCode::SUCCESS),
                 Some("failed") => return Ok(std::process::ExitCode::FAILURE),
@@ -550,28 +527,4 @@ async fn follow_via_daemon(
             }
         }
     }
-}
-
-/// A `state` event as the daemon sent it (the `--json` shape).
-fn print_state(json: bool, ev: &Value) {
-    if json {
-        println!("{ev}");
-        return;
-    }
-    let field = |k: &str| ev.get(k).cloned().unwrap_or(Value::Null);
-    let round = field("round")
-        .as_u64()
-        .map(|r| format!(" round {r}"))
-        .unwrap_or_default();
-    let why = field("reason")
-        .as_str()
-        .map(|w| format!(" ({w})"))
-        .unwrap_or_default();
-    println!(
-        "message {} to {} ({} slot(s)): {}{round}{why}",
-        field("id"),
-        field("to").as_str().unwrap_or("?"),
-        field("fragments"),
-        field("state").as_str().unwrap_or("?").replace('_', " ")
-    );
 }

@@ -271,19 +271,19 @@ impl<S: LocalStore> ClientCore<S> {
     ) {
         use super::io::Answer;
         let found = match &req {
-            UserRequest::Lookup { name } | UserRequest::Send { to: name, .. } => {
-                match protocol::names::normalise(name) {
-                    Ok(key) => self.directory.keys_of(&key).map(|k| (key, k)),
-                    Err(e) => {
-                        let e = format!("no user {name:?}: {e}");
-                        let answer = match req {
-                            UserRequest::Lookup { .. } => Answer::Lookup(Err(e)),
-                            _ => Answer::Send(Err(e)),
-                        };
-                        return self.answer(token, answer);
-                    }
+            UserRequest::Lookup { name }
+            | UserRequest::Send { to: name, .. }
+            | UserRequest::SendFile { to: name, .. } => match protocol::names::normalise(name) {
+                Ok(key) => self.directory.keys_of(&key).map(|k| (key, k)),
+                Err(e) => {
+                    let e = format!("no user {name:?}: {e}");
+                    let answer = match req {
+                        UserRequest::Lookup { .. } => Answer::Lookup(Err(e)),
+                        _ => Answer::Send(Err(e)),
+                    };
+                    return self.answer(token, answer);
                 }
-            }
+            },
             UserRequest::LookupFingerprint { fingerprint } => {
                 self.directory.by_fingerprint(fingerprint)
             }
@@ -291,8 +291,8 @@ impl<S: LocalStore> ClientCore<S> {
                 let e = "a registration is not a directory query".to_string();
                 return self.answer(token, Answer::Register(Err(e)));
             }
-            UserRequest::Room(_) => {
-                let e = "a room request is not a directory query".to_string();
+            UserRequest::Room(_) | UserRequest::Files => {
+                let e = "not a directory query".to_string();
                 return self.answer(token, Answer::Room(Err(e)));
             }
         };
@@ -326,7 +326,14 @@ impl<S: LocalStore> ClientCore<S> {
                     self.answer(token, Answer::Send(Err(e)));
                 }
             },
-            UserRequest::Register { .. } | UserRequest::Room(_) => {}
+            UserRequest::SendFile { to, name, data } => match found {
+                Some((_, keys)) => self.queue_file(token, to, (name, data), keys.dh.0, now_ms),
+                None => {
+                    let e = format!("no user named {to:?} in the directory");
+                    self.answer(token, Answer::Send(Err(e)));
+                }
+            },
+            UserRequest::Register { .. } | UserRequest::Room(_) | UserRequest::Files => {}
         }
     }
 

@@ -41,6 +41,18 @@ pub enum UserRequest {
     },
     /// Something about rooms.
     Room(super::RoomRequest),
+    /// Send file `name` (its content `data`) to `to` (a registered name, or
+    /// `key:<hex>`).
+    SendFile {
+        /// Recipient.
+        to: String,
+        /// File name (its last path component is kept).
+        name: String,
+        /// Content.
+        data: Vec<u8>,
+    },
+    /// Every file transfer, either way.
+    Files,
 }
 
 /// The answer to a [`UserRequest`] (errors are sentences for the user).
@@ -56,6 +68,8 @@ pub enum Answer {
     LookupFingerprint(Result<Option<(String, PublicKeys)>, String>),
     /// What a room request did (JSON, as the daemon returns it).
     Room(Result<serde_json::Value, String>),
+    /// File transfers.
+    Files(Result<Vec<crate::store::FileEntry>, String>),
 }
 
 /// What the shell must do.

@@ -193,7 +193,7 @@ impl<S: LocalStore> ClientCore<S> {
         for (r, p, why) in stale {
             let ev = self
                 .outbox
-                .retry(p.out_id, r, why, self.open_round, &mut self.store);
+                .retry(&p, r, why, self.open_round, &mut self.store);
             self.events.extend(ev);
         }
         // A fresh client starts from now; one that knows where it was fetches whatever

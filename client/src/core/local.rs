@@ -13,7 +13,7 @@ use protocol::wire::Register;
 use crate::store::{HistoryEntry, OutboxRecord, SavedRooms, Store, StoreError};
 
 /// What the core reads and writes locally. Errors are reported, never fatal.
-pub trait LocalStore {
+pub trait LocalStore: super::local_files::FileStore {
     /// Append a history entry; returns its id (also the outbox id).
     fn add_history(&mut self, entry: &HistoryEntry) -> Result<u64, StoreError>;
     /// Record a sent message's final round and state text.
@@ -142,6 +142,8 @@ pub struct MemStore {
     pub writes: usize,
     /// The rooms record and MLS state.
     pub rooms: SavedRooms,
+    /// Files.
+    pub files: super::local_files::FileMem,
     next_id: u64,
 }
 

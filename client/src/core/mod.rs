@@ -26,10 +26,12 @@
 mod backfill;
 pub mod catchup;
 pub mod directory;
+mod files;
 pub mod inbox;
 mod io;
 mod jobs;
 pub mod local;
+pub mod local_files;
 pub mod names;
 pub mod outbox;
 mod output;
@@ -60,6 +62,7 @@ use self::outbox::{Carried, Outbox};
 use self::vouch::{Offer, VouchBook};
 use crate::event::Event;
 use crate::store::StoreError;
+pub use files::{file_key, size_text, DEFAULT_MAX_FILE_BYTES};
 pub use io::{Answer, Command, Failure, RequestId, Token, UserRequest};
 pub use local::LocalStore;
 pub use queue::BOARD_ADDRESS;
@@ -201,6 +204,8 @@ pub struct ClientCore<S> {
     last_processed: Option<Round>,
     /// The watermark as last written to the store.
     stored_watermark: Option<Round>,
+    /// The largest file we send or accept.
+    max_file_bytes: u64,
 }
 
 /// Conversation id of two x25519 keys (the same from both ends).
@@ -226,6 +231,7 @@ impl<S: LocalStore> ClientCore<S> {
         for secret in store.reply_keys().unwrap_or_default() {
             outbox.remember_reply_key(StaticSecret::from(secret));
         }
+        let mut restore = Vec::new();
         for (id, rec) in store.outbox().unwrap_or_default() {
             // The one-time key is the one the message was queued with, so a resend is
             // the same message from the same key (older records had none: a fresh one).
@@ -233,13 +239,17 @@ impl<S: LocalStore> ClientCore<S> {
                 Some(k) => StaticSecret::from(k),
                 None => StaticSecret::random_from_rng(&mut rng),
             });
+            if rec.file.is_some() {
+                restore.push((id, rec));
+                continue;
+            }
             outbox.add(id, rec, slot_bytes, reply_key);
         }
         let vouches = VouchBook::new(
             cfg.server_sign.clone(),
             cfg.params.f() + 1,
             cfg.params.reserve_cells,
-            cfg.params.slot_bytes,
+            cfg.params.longest_slot() as u32,
         );
         let mut events: VecDeque<Event> = outbox.all_queued().into();
         let mut directory = Directory::default();
@@ -255,7 +265,7 @@ impl<S: LocalStore> ClientCore<S> {
         }
         let sealer = Sealer::new(&cfg.server_dh, &mut rng);
         let (rooms, mls) = rooms::load(&store, &cfg.identity, &mut events);
-        Ok(Self {
+        let mut core = Self {
             cfg,
             store,
             sealer,
@@ -299,7 +309,14 @@ impl<S: LocalStore> ClientCore<S> {
             layout_wait: (0, 0),
             last_processed,
             stored_watermark: last_processed,
-        })
+            max_file_bytes: files::DEFAULT_MAX_FILE_BYTES,
+        };
+        for (id, rec) in restore {
+            core.restore_file(id, rec);
+        }
+        let progress = core.outbox.file_progress();
+        core.events.extend(progress);
+        Ok(core)
     }
 
     /// How often the shell should call [`Self::handle_tick`]: a quarter round, within
@@ -417,6 +434,20 @@ impl<S: LocalStore> ClientCore<S> {
                 self.resolve_parked(token, req, false, now_ms)
             }
             UserRequest::Room(req) => self.room_request(token, req, now_ms),
+            UserRequest::Files => {
+                let files = self.list_files();
+                self.answer(token, Answer::Files(files))
+            }
+            UserRequest::SendFile { to, name, data } => match to.strip_prefix("key:") {
+                Some(hex) => match keys::identity::parse_hex32(hex) {
+                    Ok(dh) => self.queue_file(token, to, (name, data), dh, now_ms),
+                    Err(e) => self.answer(token, Answer::Send(Err(format!("bad key: {e}")))),
+                },
+                None => {
+                    let req = UserRequest::SendFile { to, name, data };
+                    self.resolve_parked(token, req, false, now_ms)
+                }
+            },
             UserRequest::Send {
                 to,
                 text,

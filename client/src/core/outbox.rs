@@ -17,7 +17,7 @@
 //! The outbox writes the final state of a message to the [`LocalStore`] and returns the
 //! state events.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use protocol::reserve::{footprint, Slot};
 use protocol::room::{fragment_room, room_slot_len_for, seal_room_slot, RoomFragment, RoomKeys};
@@ -30,9 +30,13 @@ use rand::Rng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::local::LocalStore;
+
+mod files;
+mod stale;
 use crate::delivery::{Delivery, FailReason, RetryReason};
 use crate::event::Event;
 use crate::store::OutboxRecord;
+pub use files::MAX_FILE_FAILURES;
 
 /// Sends per fragment before a message fails.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -65,6 +69,8 @@ struct Out {
     not_before: Round,
     reply_key: Option<StaticSecret>,
     stage: Stage,
+    /// A file: which chunks are done and in flight (several may be at once).
+    file: Option<files::Sending>,
 }
 
 /// A fragment submitted in a round, waiting for that round's output.
@@ -111,6 +117,8 @@ pub struct Outbox {
     /// The round our grant is in and the footprints it is laid out from: the vector's
     /// validity proof is made for that layout, which is the round's.
     grant_layout: Option<(Round, Vec<u64>)>,
+    /// Files' progress, for the core to report.
+    file_events: Vec<Event>,
 }
 
 impl Outbox {
@@ -137,6 +145,7 @@ impl Outbox {
             not_before: 0,
             reply_key,
             stage: Stage::Idle,
+            file: None,
         });
     }
 
@@ -232,10 +241,11 @@ impl Outbox {
         });
         if let Some((id, slot)) = granted {
             match self.seal(id, &slot, round, identity, rng, room_keys) {
-                Ok(p) => {
+                Ok(Some(p)) => {
                     vector.write(&slot, &p.bytes);
                     carried.sent = Some(p);
                 }
+                Ok(None) => {}
                 Err(e) => error = Some(e),
             }
         }
@@ -264,11 +274,24 @@ impl Outbox {
                 );
             }
         }
-        let wants = self
+        // Messages reserve first; a file reserves only when no message waits.
+        let sealing = carried.sent.as_ref().map(|p| p.out_id);
+        let message = self
             .items
             .iter()
-            .find(|o| o.stage == Stage::Idle && o.not_before <= round)
-            .map(|o| {
+            .find(|o| o.file.is_none() && o.stage == Stage::Idle && o.not_before <= round);
+        let wants = match message {
+            Some(o) => Some(o),
+            None => self
+                .items
+                .iter()
+                .find(|o| files::wants_slot(o, round, sealing == Some(o.id))),
+        }
+        .map(|o| {
+            if let Some(f) = &o.file {
+                return (o.id, f.slot_len(params));
+            }
+            {
                 let body = o.fragments.get(o.next_fragment).map_or(0, Vec::len);
                 let len = if o.rec.room.is_some() {
                     room_slot_len_for(body, slot_bytes)
@@ -276,7 +299,8 @@ impl Outbox {
                     slot_len_for(body, slot_bytes)
                 };
                 (o.id, len)
-            });
+            }
+        });
         let fp = loop {
             let len = wants.map_or(slot_bytes as u16, |(_, len)| len);
             if let Some(fp) = footprint(rng.gen(), len) {
@@ -304,17 +328,20 @@ impl Outbox {
         identity: &keys::Identity,
         rng: &mut StdRng,
         room_keys: &dyn Fn(&[u8; 16]) -> Option<RoomKeys>,
-    ) -> Result<Pending, String> {
+    ) -> Result<Option<Pending>, String> {
         let o = self
             .items
             .iter()
             .find(|o| o.id == id)
             .ok_or_else(|| format!("message {id} is gone"))?;
-        let body = o
-            .fragments
-            .get(o.next_fragment)
-            .cloned()
-            .unwrap_or_default();
+        let index = match &o.file {
+            Some(f) => match f.next_to_seal() {
+                Some(i) => i,
+                None => return Ok(None),
+            },
+            None => o.next_fragment,
+        };
+        let body = o.fragments.get(index).cloned().unwrap_or_default();
         if let Some(room) = &o.rec.room {
             let keys = room_keys(room).ok_or_else(|| {
                 format!(
@@ -326,18 +353,18 @@ impl Outbox {
             message.copy_from_slice(&o.rec.conversation[..8]);
             let frag = RoomFragment {
                 message: u64::from_le_bytes(message),
-                index: o.next_fragment as u16,
+                index: index as u16,
                 count: o.fragments.len() as u16,
                 body,
             };
             let bytes = seal_room_slot(&keys, round, slot.footprint, &frag, slot.len, rng)
                 .map_err(|e| format!("cannot seal message {id}: {e}"))?;
-            return Ok(Pending {
+            return Ok(Some(Pending {
                 out_id: id,
-                fragment: o.next_fragment,
+                fragment: index,
                 footprint: slot.footprint,
                 bytes,
-            });
+            }));
         }
         let msg = SlotMessage {
             sender: match &o.reply_key {
@@ -347,7 +374,7 @@ impl Outbox {
             conversation: o.rec.conversation,
             seq: o.rec.seq,
             timestamp_ms: o.rec.timestamp_ms,
-            fragment_index: o.next_fragment as u16,
+            fragment_index: index as u16,
             fragment_count: o.fragments.len() as u16,
             body,
         };
@@ -358,20 +385,42 @@ impl Outbox {
         let to = PublicKey::from(o.rec.to_dh);
         let bytes = seal_slot(&msg, &secret, &to, slot.len, rng)
             .map_err(|e| format!("cannot seal message {id}: {e}"))?;
-        Ok(Pending {
+        Ok(Some(Pending {
             out_id: id,
-            fragment: o.next_fragment,
+            fragment: index,
             footprint: slot.footprint,
             bytes,
-        })
+        }))
     }
 
     /// Round `r` took our submission carrying `c`: its reservation waits for `r`'s
     /// output, its fragment is in flight until the output (or its absence) says.
     pub fn submitted(&mut self, r: Round, c: Carried) -> Option<Event> {
+        let mut event = None;
+        if let Some(p) = c.sent {
+            let id = p.out_id;
+            if let Some(o) = self.items.iter_mut().find(|o| o.id == id) {
+                // A file's next chunk may reserve at once; a message's waits.
+                let first = match &mut o.file {
+                    Some(f) => {
+                        o.stage = Stage::Idle;
+                        f.in_flight(p.fragment)
+                    }
+                    None => {
+                        o.stage = Stage::Sent;
+                        true
+                    }
+                };
+                self.pending.insert(r, p);
+                if first {
+                    event = self.state(id, Delivery::InRound(r));
+                }
+            }
+        }
         if let Some((id, footprint)) = c.reserved {
             if let Some(o) = self.items.iter_mut().find(|o| o.id == id) {
-                if o.stage == Stage::Idle {
+                let grant_used = matches!(o.stage, Stage::Granted { round: g, .. } if g == r);
+                if o.stage == Stage::Idle || grant_used {
                     o.stage = Stage::Reserved {
                         round: r,
                         footprint,
@@ -379,12 +428,7 @@ impl Outbox {
                 }
             }
         }
-        let p = c.sent?;
-        let id = p.out_id;
-        let o = self.items.iter_mut().find(|o| o.id == id)?;
-        o.stage = Stage::Sent;
-        self.pending.insert(r, p);
-        self.state(id, Delivery::InRound(r))
+        event
     }
 
     /// Round `r`'s output was accepted: a reservation made in `r` either has a slot in
@@ -419,59 +463,6 @@ impl Outbox {
         }
     }
 
-    /// The reservations round `round` took before it was published void, reported.
-    pub fn reservations_voided(&mut self, round: Round) -> Vec<Event> {
-        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.void_reserved)
-            .into_iter()
-            .partition(|(_, r)| *r == round);
-        self.void_reserved = later;
-        let reason = RetryReason::Void;
-        now.into_iter()
-            .filter_map(|(id, round)| self.state(id, Delivery::Retrying { round, reason }))
-            .collect()
-    }
-
-    /// Fragments whose round the servers voided, or that waited more than
-    /// [`LOST_AFTER_ROUNDS`] rounds behind `open_round`. Reservations in such rounds
-    /// reserve again (no send was tried); a void one is reported in `events`.
-    pub fn take_stale(
-        &mut self,
-        void: &BTreeSet<Round>,
-        open_round: Round,
-        events: &mut Vec<Event>,
-    ) -> Vec<(Round, Pending, RetryReason)> {
-        let stale =
-            |r: Round| void.contains(&r) || r.saturating_add(LOST_AFTER_ROUNDS) < open_round;
-        let mut voided = Vec::new();
-        for o in &mut self.items {
-            if let Stage::Reserved { round, .. } = o.stage {
-                if stale(round) {
-                    o.stage = Stage::Idle;
-                    if void.contains(&round) {
-                        voided.push((o.id, round));
-                    }
-                }
-            }
-        }
-        for (id, round) in voided {
-            let reason = RetryReason::Void;
-            events.extend(self.state(id, Delivery::Retrying { round, reason }));
-        }
-        let rounds: Vec<Round> = self.pending.keys().copied().filter(|r| stale(*r)).collect();
-        rounds
-            .into_iter()
-            .filter_map(|r| {
-                let p = self.pending.remove(&r)?;
-                let why = if void.contains(&r) {
-                    RetryReason::Void
-                } else {
-                    RetryReason::Lost
-                };
-                Some((r, p, why))
-            })
-            .collect()
-    }
-
     /// Round `r`'s output was accepted: our fragment in it either arrived intact (sent),
     /// was garbled (collision), or is absent (a server serving the round missed our
     /// share, or the round was not laid out as we expected).
@@ -483,16 +474,18 @@ impl Outbox {
     ) -> Option<Event> {
         let r = output.round;
         let p = self.pending.remove(&r)?;
-        if output.void {
-            return self.retry(p.out_id, r, RetryReason::Void, open_round, store);
-        }
-        match output.slot(p.footprint) {
-            Some(slot) if slot == p.bytes.as_slice() => self.fragment_sent(p, r, store),
-            Some(slot) if slot.iter().any(|b| *b != 0) => {
-                self.retry(p.out_id, r, RetryReason::Collision, open_round, store)
+        let why = match output.slot(p.footprint) {
+            _ if output.void => RetryReason::Void,
+            Some(slot) if slot == p.bytes.as_slice() => {
+                return match self.is_file(p.out_id) {
+                    true => self.chunk_sent(&p, r, store),
+                    false => self.fragment_sent(p, r, store),
+                };
             }
-            _ => self.retry(p.out_id, r, RetryReason::Excluded, open_round, store),
-        }
+            Some(slot) if slot.iter().any(|b| *b != 0) => RetryReason::Collision,
+            _ => RetryReason::Excluded,
+        };
+        self.retry(&p, r, why, open_round, store)
     }
 
     fn fragment_sent(
@@ -523,12 +516,16 @@ impl Outbox {
     /// message gives up after [`MAX_ATTEMPTS`] sends.
     pub fn retry(
         &mut self,
-        out_id: u64,
+        p: &Pending,
         round: Round,
         why: RetryReason,
         open_round: Round,
         store: &mut impl LocalStore,
     ) -> Option<Event> {
+        let out_id = p.out_id;
+        if self.is_file(out_id) {
+            return self.chunk_failed(p, round, why, open_round, store);
+        }
         let o = self.items.iter_mut().find(|o| o.id == out_id)?;
         o.attempts += 1;
         o.stage = Stage::Idle;

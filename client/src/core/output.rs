@@ -92,11 +92,32 @@ impl<S: LocalStore> ClientCore<S> {
         });
         let keys = std::iter::once(self.cfg.identity.x25519_secret())
             .chain(self.outbox.reply_keys().iter());
-        let opened: Vec<inbox::Complete> = inbox::open_slots(&output, keys)
-            .into_iter()
-            .filter_map(|msg| self.reassembly.offer(msg))
-            .collect();
+        let slots = inbox::open_slots(&output, keys);
+        let mut opened: Vec<inbox::Complete> = Vec::new();
+        for msg in slots {
+            // A file's fragments go to the file's record, not to reassembly.
+            if let Some(msg) = self.take_file_fragment(msg, r, now_ms) {
+                opened.extend(self.reassembly.offer(msg));
+            }
+        }
         for done in opened {
+            self.receive(done, r, now_ms);
+        }
+        self.open_board_posts(&output);
+        self.open_room_slots(&output, now_ms);
+        let ev = self
+            .outbox
+            .on_output(&output, &mut self.store, self.open_round);
+        self.events.extend(self.outbox.take_file_events());
+        self.events.extend(ev);
+        let voided = self.outbox.reservations_voided(r);
+        self.events.extend(voided);
+        self.flush_inbound(now_ms);
+    }
+
+    /// A whole message for us, from round `r`: stored and shown (once).
+    pub(super) fn receive(&mut self, done: inbox::Complete, r: protocol::wire::Round, now_ms: u64) {
+        {
             // A room request (join, Welcome, decline) is for the rooms, not the history.
             if let Some(d) = crate::rooms::wire::Direct::from_body(&done.body) {
                 if self
@@ -106,7 +127,7 @@ impl<S: LocalStore> ClientCore<S> {
                 {
                     self.on_direct(d, done.sender, r, now_ms);
                 }
-                continue;
+                return;
             }
             // Delivered and written to history in one transaction, under the name we
             // know now (corrected once a directory sync names it); a repeat (a catch-up
@@ -135,15 +156,6 @@ impl<S: LocalStore> ClientCore<S> {
                 }
             }
         }
-        self.open_board_posts(&output);
-        self.open_room_slots(&output, now_ms);
-        let ev = self
-            .outbox
-            .on_output(&output, &mut self.store, self.open_round);
-        self.events.extend(ev);
-        let voided = self.outbox.reservations_voided(r);
-        self.events.extend(voided);
-        self.flush_inbound(now_ms);
     }
 
     /// Board posts in `output`: stored once each (a catch-up overlap writes nothing) and

@@ -85,6 +85,7 @@ impl<S: LocalStore> ClientCore<S> {
             reply_secret: reply_key.as_ref().map(StaticSecret::to_bytes),
             room: None,
             body: None,
+            file: None,
         };
         let id = self.queue_record(rec, reply_key.clone(), now_ms)?;
         // Nobody replies to a board post: its one-time key is kept only with the post

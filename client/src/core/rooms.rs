@@ -436,6 +436,7 @@ impl<S: LocalStore> ClientCore<S> {
             reply_secret: None,
             room: Some(room.id),
             body: Some(bytes),
+            file: None,
         };
         self.queue_record(rec, None, now_ms)
     }
@@ -462,6 +463,7 @@ impl<S: LocalStore> ClientCore<S> {
             reply_secret: None,
             room: None,
             body: Some(body),
+            file: None,
         };
         self.queue_record(rec, None, now_ms)
     }
@@ -474,6 +476,19 @@ impl<S: LocalStore> ClientCore<S> {
         reply_key: Option<x25519_dalek::StaticSecret>,
         now_ms: u64,
     ) -> Result<u64, String> {
+        let id = self.record_outgoing(&rec, now_ms)?;
+        let slot_bytes = self.cfg.params.slot_bytes as usize;
+        self.outbox.add(id, rec, slot_bytes, reply_key);
+        self.events.extend(self.outbox.state(id, Delivery::Queued));
+        Ok(id)
+    }
+
+    /// Write a message's history entry and outbox record in one transaction.
+    pub(super) fn record_outgoing(
+        &mut self,
+        rec: &OutboxRecord,
+        now_ms: u64,
+    ) -> Result<u64, String> {
         let entry = HistoryEntry {
             direction: Direction::Sent,
             peer: rec.to_name.clone(),
@@ -482,14 +497,9 @@ impl<S: LocalStore> ClientCore<S> {
             round: 0,
             state: Delivery::Queued.stored(),
         };
-        let id = self
-            .store
-            .queue_outgoing(&entry, &rec)
-            .map_err(|e| e.to_string())?;
-        let slot_bytes = self.cfg.params.slot_bytes as usize;
-        self.outbox.add(id, rec, slot_bytes, reply_key);
-        self.events.extend(self.outbox.state(id, Delivery::Queued));
-        Ok(id)
+        self.store
+            .queue_outgoing(&entry, rec)
+            .map_err(|e| e.to_string())
     }
 
     /// The current keys of room `id`, if we are in it (the outbox seals with them).

@@ -7,6 +7,7 @@ mod abuse;
 mod board;
 mod daemon;
 mod delivery;
+mod files;
 mod privacy;
 mod robust;
 mod rooms;

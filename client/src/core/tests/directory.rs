@@ -39,7 +39,7 @@ fn sends_lookups_and_receipts_resolve_locally_and_cause_no_request() {
         Answer::Send(r) => r.is_ok(),
         Answer::Lookup(r) => matches!(r, Ok(Some(_))),
         Answer::LookupFingerprint(r) => matches!(r, Ok(Some((n, _))) if n == "carol"),
-        Answer::Register(_) | Answer::Room(_) => false,
+        Answer::Register(_) | Answer::Room(_) | Answer::Files(_) => false,
     }));
     assert_eq!(sim.messages().len(), 10);
     assert!(sim.messages().iter().all(|(from, _)| from == "carol"));

@@ -7,6 +7,7 @@ mod acceptance;
 mod board;
 mod catchup;
 mod directory;
+mod files;
 mod inbox;
 mod outbox;
 mod requests;
@@ -345,7 +346,10 @@ impl Sim {
 
     /// Submissions: answer the one out with `Accepted` for its round; returns it.
     pub fn accept_submit(&mut self) -> Submission {
-        let (id, sub) = self.take_submit().expect("a submission");
+        let events = format!("{:?}", self.events.iter().rev().take(5).collect::<Vec<_>>());
+        let (id, sub) = self
+            .take_submit()
+            .unwrap_or_else(|| panic!("no submission; last events: {events}"));
         self.reply(id, ClientResponse::Accepted { round: sub.round });
         sub
     }

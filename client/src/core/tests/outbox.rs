@@ -343,6 +343,7 @@ fn the_outbox_is_restored_after_a_restart() {
         reply_secret: None,
         room: None,
         body: None,
+        file: None,
     };
     let entry = HistoryEntry {
         direction: Direction::Sent,

@@ -5,22 +5,28 @@ use super::*;
 use crate::core::RoomRequest;
 
 /// A few clients in the same rounds, the outputs kept (servers 0 and 1 answer history).
-struct World {
-    c: Cluster,
+pub(super) struct World {
+    pub(super) c: Cluster,
     rounds: Rounds,
-    sims: Vec<Sim>,
+    pub(super) sims: Vec<Sim>,
     outputs: Vec<RoundOutput>,
     r: Round,
-    ids: Vec<Identity>,
+    pub(super) ids: Vec<Identity>,
 }
 
-fn twin(id: &Identity) -> Identity {
+pub(super) fn twin(id: &Identity) -> Identity {
     Identity::from_secret_bytes(&id.ed25519_seed(), &id.x25519_secret().to_bytes())
 }
 
 impl World {
     fn new(names: &[&str]) -> Self {
+        Self::new_with(names, |p| p)
+    }
+
+    /// Clients named `names`, with the round parameters changed by `params`.
+    pub(super) fn new_with(names: &[&str], params: impl FnOnce(Params) -> Params) -> Self {
         let mut c = Cluster::new(12);
+        c.params = params(c.params.clone());
         let ids: Vec<Identity> = names.iter().map(|_| c.identity()).collect();
         let dir: Vec<Register> = ids.iter().zip(names).map(|(i, n)| register(i, n)).collect();
         let sims: Vec<Sim> = ids
@@ -53,7 +59,7 @@ impl World {
 
     /// One round: every online client submits, the output goes to all of them, and
     /// history pages asked are answered from the outputs so far.
-    fn round(&mut self, online: &[usize]) {
+    pub(super) fn round(&mut self, online: &[usize]) {
         self.r += 1;
         let r = self.r;
         let mut subs = Vec::new();
@@ -93,7 +99,7 @@ impl World {
     }
 
     /// Rounds until `done` holds (at most 300).
-    fn until(&mut self, online: &[usize], what: &str, done: impl Fn(&World) -> bool) {
+    pub(super) fn until(&mut self, online: &[usize], what: &str, done: impl Fn(&World) -> bool) {
         for _ in 0..300 {
             if done(self) {
                 return;
@@ -107,7 +113,7 @@ impl World {
     }
 }
 
-fn notes(s: &Sim) -> Vec<String> {
+pub(super) fn notes(s: &Sim) -> Vec<String> {
     s.events
         .iter()
         .filter_map(|e| match e {

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Files at 100 online clients: 3 release nodes (500 ms rounds, 16 slots of 256 B), the
+# load generator's simulated clients chatting (5% start a message each round), and two
+# real clients (chat-cli daemons) of which one sends files to the other with
+# `chat-cli send-file`. Cases, each on a fresh cluster:
+#   no-file-slots   round.file_slots = 0, no file (what chat cost before attachments)
+#   idle            the default file slot (1 of 8 KiB a round), no file moving
+#   100KiB, 1MiB, 8MiB   the default file slot, files of that size sent one after
+#                   another through the measured window (at least one, to its end)
+# For each: the file throughput (content bytes from `send-file` to the recipient
+# holding the checked file, in KiB/s and rounds per file) and the other senders'
+# message latency over the same window against both baselines. Writes
+# docs/bench/files.md.
+#
+#   scripts/bench-files.sh                  # 60 s windows
+#   BENCH_SECONDS=30 BENCH_CASES="idle 1MiB" scripts/bench-files.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${BENCH_SECONDS:-60}
+CLIENTS=${BENCH_CLIENTS:-100}
+CASES=${BENCH_CASES:-"no-file-slots idle 100KiB 1MiB 8MiB"}
+WORK=$(mktemp -d /tmp/chorus-files.XXXXXX)
+PIDS=()
+stop_all() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  PIDS=()
+}
+trap 'stop_all; rm -rf "$WORK"' EXIT
+cargo build -q --release -p node -p keys -p tests -p client \
+  --bin node --bin keygen --bin loadgen --bin chat-cli
+B=./target/release
+cli() { local j=$1; shift; "$B/chat-cli" --config "$WORK/c/client-$j.toml" "$@"; }
+open_round() { curl -s --max-time 2 http://127.0.0.1:17600/status | python3 -c \
+  'import json,sys; print(json.load(sys.stdin)["round"])'; }
+received() { cli 2 --json files | python3 -c \
+  'import json,sys; print(sum(1 for l in sys.stdin if json.loads(l).get("state") == "received"))'; }
+
+start() { # file_slots: "default" or a number
+  rm -rf "$WORK/c"
+  "$B/keygen" cluster --servers 3 --clients 2 --out "$WORK/c" --base-port 17500 \
+    --round-ms 500 --slots 16 --slot-bytes 256 --min-anonymity-set 3 >/dev/null
+  if [ "$1" != default ]; then
+    for f in "$WORK"/c/*.toml; do
+      grep -q '^\[round\]' "$f" && sed -i "s/^\[round\]$/[round]\nfile_slots = $1/" "$f"
+    done
+  fi
+  for i in 0 1 2; do
+    RUST_LOG=warn "$B/node" --config "$WORK/c/node-$i.toml" >"$WORK/node-$i.log" 2>&1 &
+    PIDS+=($!)
+  done
+  for _ in $(seq 1 150); do
+    curl -s --max-time 1 http://127.0.0.1:17600/readyz | grep -q ready && break
+    sleep 0.2
+  done
+  for j in 1 2; do
+    for _ in $(seq 1 40); do cli "$j" register "client-$j" >/dev/null 2>&1 && break; sleep 0.5; done
+    cli "$j" listen >"$WORK/daemon-$j.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do [ -S "$WORK/c/data/client-$j/chat.sock" ] && break; sleep 0.2; done
+  done
+}
+
+RESULTS="$WORK/results.txt"
+: >"$RESULTS"
+for case in $CASES; do
+  case $case in
+    no-file-slots) slots=0 size=0 ;;
+    idle) slots=default size=0 ;;
+    100KiB) slots=default size=$((100 * 1024)) ;;
+    1MiB) slots=default size=$((1024 * 1024)) ;;
+    8MiB) slots=default size=$((8 * 1024 * 1024)) ;;
+    *) echo "unknown case $case" >&2; exit 1 ;;
+  esac
+  start "$slots"
+  "$B/loadgen" --cluster "$WORK/c/cluster.toml" --clients "$CLIENTS" --seconds "$SECS" \
+    --drain-seconds 30 >"$WORK/loadgen.json" &
+  lg=$!
+  files=""
+  if [ "$size" -gt 0 ]; then
+    head -c "$size" /dev/urandom >"$WORK/file.bin"
+    sleep 3 # the load generator's warm-up
+    n=0
+    while :; do
+      t0=$(date +%s.%N); r0=$(open_round)
+      cli 1 send-file --to client-2 "$WORK/file.bin" >/dev/null
+      n=$((n + 1))
+      until [ "$(received)" -ge "$n" ]; do sleep 0.5; done
+      t1=$(date +%s.%N); r1=$(open_round)
+      files="$files $(python3 -c "print(f'{$t1 - $t0:.1f}:{$r1 - $r0}')")"
+      kill -0 "$lg" 2>/dev/null || break
+    done
+  fi
+  wait "$lg"
+  line=$(cat "$WORK/loadgen.json")
+  echo "== $case: files${files:- none}; $line"
+  echo "$case|$size|$files|$line" >>"$RESULTS"
+  stop_all
+done
+
+python3 - "$RESULTS" "$CLIENTS" "$SECS" <<'PY' >docs/bench/files.md
+import json, sys
+path, clients, secs = sys.argv[1:4]
+rows = []
+for line in open(path):
+    case, size, files, js = line.rstrip("\n").split("|", 3)
+    runs = [tuple(float(x) for x in f.split(":")) for f in files.split()]
+    rows.append((case, int(size), runs, json.loads(js)))
+base = {c: r for c, _, _, r in rows}
+print("# Files at 100 online clients\n")
+print("`scripts/bench-files.sh` (release; 3 nodes, the load generator and two `chat-cli`")
+print(f"daemons on one 2-core machine; 500 ms rounds; 16 slots of 256 B): {clients} simulated")
+print("clients chatting (5% start a message each round) while one daemon sends files to the")
+print("other with `chat-cli send-file`, one after another, through a measured window of")
+print(f"{secs} s (at least one file, to its end). Throughput is content bytes over the time")
+print("from `send-file` starting to the recipient holding the checked file. Latency is the")
+print("simulated clients' messages over the window; `idle` has the default file slot (one of")
+print("8 KiB a round) and no file, `no-file-slots` has none (`round.file_slots = 0`).\n")
+print("| case | files | s per file | rounds per file | KiB/s | others p50 ms | others p99 ms | p99 / idle | p99 / no-file-slots | upload per client-round |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for case, size, runs, r in rows:
+    if runs:
+        t = sum(x for x, _ in runs) / len(runs)
+        rd = sum(y for _, y in runs) / len(runs)
+        per, rounds, kib = f"{t:.1f}", f"{rd:.0f}", f"{size / 1024 / t:.1f}"
+    else:
+        per = rounds = kib = "–"
+    def ratio(b):
+        return f"{r['p99_ms'] / base[b]['p99_ms']:.2f}" if b in base else "–"
+    print(f"| {case} | {len(runs)} | {per} | {rounds} | {kib} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
+          f"{ratio('idle')} | {ratio('no-file-slots')} | {r['bytes_per_client_round'] / 1024:.1f} KiB |")
+PY
+cat docs/bench/files.md
