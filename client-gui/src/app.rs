@@ -1012,7 +1012,7 @@ impl App {
             Some(n) => format!("takes {n} slots"),
             None => "too long to send".into(),
         };
-        let attachable = !c.is_board() && crate::rooms::room_of(&c.address).is_none();
+        let attachable = !c.is_board();
         if attachable && self.files.attaching {
             pane = pane.push(crate::files::view_attach(
                 &self.files,

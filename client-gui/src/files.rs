@@ -90,9 +90,13 @@ pub struct Transfer {
 }
 
 impl Transfer {
-    /// How the bubble's text starts: `📎 NAME (SIZE)`.
+    /// How the bubble's text starts: `📎 NAME (SIZE)`, in a room `FROM: 📎 NAME (SIZE)`.
     pub fn label(&self) -> String {
-        format!("📎 {} ({})", self.entry.name, size_text(self.entry.size))
+        let file = format!("📎 {} ({})", self.entry.name, size_text(self.entry.size));
+        match room_peer(&self.entry.peer) {
+            Some((_, from)) if !self.entry.outgoing => format!("{from}: {file}"),
+            _ => file,
+        }
     }
 
     /// Still moving (a progress bar is shown).
@@ -246,6 +250,13 @@ impl Files {
 }
 
 /// An incoming bubble announcing the file labelled `label`.
+/// A file sent to a room names its sender and room as `FROM in #room/NAME`: (the room's
+/// address, the sender).
+fn room_peer(peer: &str) -> Option<(&str, &str)> {
+    let (from, room) = peer.split_once(" in ")?;
+    crate::rooms::room_of(room).map(|_| (room, from))
+}
+
 fn is_file_bubble(b: &Bubble, label: &str) -> bool {
     !b.outgoing && b.text.starts_with(label)
 }
@@ -272,6 +283,9 @@ fn is_peer(c: &Contact, peer: &str) -> bool {
 /// is that peer (a name learnt after the file began), the one with the latest bubble
 /// announcing it (never the board or a room).
 fn target(book: &Book, t: &Transfer) -> Option<String> {
+    if let Some((room, _)) = room_peer(&t.entry.peer) {
+        return Some(room.to_string());
+    }
     let label = t.label();
     let has = |address: &str| {
         book.conversations

@@ -181,16 +181,34 @@ fn an_attached_file_becomes_a_bubble_with_its_progress() {
 }
 
 #[test]
-fn there_is_no_attach_on_the_board_or_in_a_room() {
+fn attach_is_offered_to_contacts_and_rooms_and_a_room_file_shows_its_progress() {
     let mut app = with_bob();
     assert!(shows(&app, "Attach"));
     interact(&mut app, |ui| {
         ui.click("Public board").expect("board listed");
     });
-    assert!(!shows(&app, "Attach"));
+    assert!(
+        !shows(&app, "Attach"),
+        "nobody can be sent a file on the board"
+    );
     let _ = app.update(Message::RoomsListed(Ok(room_list(&[]))));
     interact(&mut app, |ui| {
         ui.click("# club").expect("room listed");
     });
-    assert!(!shows(&app, "Attach"));
+    assert!(shows(&app, "Attach"));
+    // bob sends cat.png to the room: its line, then its progress under it.
+    let _ = app.update(Message::Engine(Event::RoomMessage {
+        room: "club".into(),
+        from: "bob".into(),
+        text: "📎 cat.png (2.0 KiB)".into(),
+        round: 30,
+        timestamp_ms: 1_000,
+    }));
+    let mut event = cat("r1", false, "01", FileState::Receiving, Some(2));
+    if let Message::Engine(Event::File { file }) = &mut event {
+        file.entry.peer = "bob in #room/club".into();
+    }
+    let _ = app.update(event);
+    assert!(shows(&app, "bob: 📎 cat.png (2.0 KiB)"));
+    assert!(shows(&app, "1.0 KiB of 2.0 KiB, about 2 rounds left"));
 }

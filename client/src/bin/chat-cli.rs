@@ -102,7 +102,8 @@ enum Command {
     /// in chunks over as many rounds as it needs; shows progress and waits until every
     /// chunk is out. At most `client.max_file_bytes` (default 8 MiB).
     SendFile {
-        /// Recipient: a registered name, or `key:<hex>`.
+        /// Recipient: a registered name, `key:<hex>`, or `#room/NAME` (everyone in a room;
+        /// also `room send-file NAME PATH`).
         #[arg(long)]
         to: String,
         /// Stop waiting after this many seconds (the daemon goes on sending).
@@ -176,6 +177,18 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             timeout_secs,
             without_daemon,
             text,
+        },
+        Command::Room {
+            action:
+                room::RoomCommand::SendFile {
+                    name,
+                    timeout_secs,
+                    path,
+                },
+        } => Command::SendFile {
+            to: client::rooms::book::address(&name),
+            timeout_secs,
+            path,
         },
         other => other,
     };

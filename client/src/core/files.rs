@@ -8,20 +8,25 @@
 //! is refused, files coming in at once hold at most [`INCOMING_BUDGET_BYTES`], and a chunk
 //! counts only if it opens under the file's key at its index and has the offer's length.
 
-use protocol::file::{chunk_bytes_for, open_chunk, FileOffer};
+use protocol::file::{open_chunk, FileOffer};
 use protocol::slot::SlotMessage;
 use protocol::wire::Round;
 use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
 
+use super::room_files::room_file_key;
 use super::{conversation_id, inbox, names, Answer, ClientCore, LocalStore, Token};
 use crate::event::Event;
+use crate::rooms::wire::{Body, Signed};
 use crate::store::{FileEntry, FileState, OutboxRecord};
 
 /// The largest file sent or accepted unless configured (`client.max_file_bytes`).
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 /// Bytes of files being received at once, at most (an offer past it is refused).
 pub const INCOMING_BUDGET_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The start of a room's address (`#room/NAME`) as a file's recipient.
+pub const ROOM_PREFIX: &str = "#room/";
 
 /// A transfer's key: its sender's key, conversation and sequence number, hashed (the
 /// same at both ends, and for nobody else).
@@ -105,29 +110,75 @@ impl<S: LocalStore> ClientCore<S> {
         if data.is_empty() {
             return Err(format!("{name} is empty"));
         }
-        let chunk = chunk_bytes_for(self.cfg.params.longest_slot());
+        let room = match to.strip_prefix(ROOM_PREFIX) {
+            Some(n) => Some(self.room_index(n)?),
+            None => None,
+        };
+        let longest = self.cfg.params.longest_slot();
+        let capacity = match room {
+            Some(_) => protocol::room::room_body_capacity(longest),
+            None => protocol::slot::body_capacity(longest),
+        };
+        let chunk = capacity.saturating_sub(protocol::file::CHUNK_TAG);
         let mut key = [0u8; 32];
         self.rng.fill_bytes(&mut key);
         let offer = FileOffer::new(&name, &data, key, chunk)
             .map_err(|e| format!("cannot send {name}: {e}"))?;
-        let from = self.cfg.identity.public().dh;
-        let conversation = conversation_id(&from, &to_dh);
+        let text = format!("📎 {} ({})", offer.name(), size_text(offer.size));
         let seq: u32 = self.rng.gen();
-        let fkey = file_key(&from, &conversation, seq);
-        let mut entry = entry_for(&offer, to.clone(), true, &fkey);
-        let rec = OutboxRecord {
-            to_name: to,
-            to_dh,
-            text: format!("📎 {} ({})", offer.name(), size_text(offer.size)),
-            conversation,
-            seq,
-            timestamp_ms: now_ms,
-            anonymous: false,
-            reply_secret: None,
-            room: None,
-            body: None,
-            file: Some((offer, fkey)),
+        let (rec, fkey) = match room {
+            Some(i) => {
+                let room = &self.rooms.rooms[i];
+                let conversation: [u8; 16] = self.rng.gen();
+                let mut message = [0u8; 8];
+                message.copy_from_slice(&conversation[..8]);
+                let fkey = room_file_key(&room.id, u64::from_le_bytes(message));
+                let body = Body::File(offer.clone());
+                let signed = Signed::new(&self.cfg.identity, &room.id, now_ms, body)
+                    .ok_or("cannot sign the file's offer")?;
+                let rec = OutboxRecord {
+                    to_name: room.address(),
+                    to_dh: [0; 32],
+                    text,
+                    conversation,
+                    seq,
+                    timestamp_ms: now_ms,
+                    anonymous: false,
+                    reply_secret: None,
+                    room: Some(room.id),
+                    body: Some(protocol::encode(&signed).map_err(|e| e.to_string())?),
+                    file: Some((offer.clone(), fkey)),
+                };
+                (rec, fkey)
+            }
+            None => {
+                let from = self.cfg.identity.public().dh;
+                let conversation = conversation_id(&from, &to_dh);
+                let fkey = file_key(&from, &conversation, seq);
+                let rec = OutboxRecord {
+                    to_name: to,
+                    to_dh,
+                    text,
+                    conversation,
+                    seq,
+                    timestamp_ms: now_ms,
+                    anonymous: false,
+                    reply_secret: None,
+                    room: None,
+                    body: None,
+                    file: Some((offer.clone(), fkey)),
+                };
+                (rec, fkey)
+            }
         };
+        let first = rec.body.as_ref().map_or(offer.to_body().len(), Vec::len);
+        if first > capacity {
+            return Err(format!(
+                "this cluster's slots ({longest} bytes) are too small to carry a file's offer \
+                 ({first} bytes); its operators can add file slots (round.file_slots)"
+            ));
+        }
+        let mut entry = entry_for(&offer, rec.to_name.clone(), true, &fkey);
         let id = self.record_outgoing(&rec, now_ms)?;
         entry.outbox_id = Some(id);
         let kept = self
@@ -197,7 +248,8 @@ impl<S: LocalStore> ClientCore<S> {
         }
         match self.store.file(&key) {
             Ok(Some(entry)) if !entry.outgoing => {
-                self.on_chunk(&msg, entry, &key);
+                let (index, count) = (msg.fragment_index, msg.fragment_count);
+                self.on_chunk(index, count, &msg.body, entry, &key);
                 None
             }
             _ => Some(msg),
@@ -205,11 +257,33 @@ impl<S: LocalStore> ClientCore<S> {
     }
 
     fn on_offer(&mut self, msg: SlotMessage, offer: FileOffer, key: [u8; 16], r: Round, now: u64) {
-        if self.store.file(&key).ok().flatten().is_some() {
-            return; // seen before (a resend, or a catch-up overlap)
-        }
         let peer = names::shown_name(&msg.sender, &self.directory);
-        let mut entry = entry_for(&offer, peer, false, &key);
+        let Some(shown) = self.admit_offer(&offer, peer, key) else {
+            return;
+        };
+        let done = inbox::Complete {
+            sender: msg.sender,
+            conversation: msg.conversation,
+            seq: msg.seq,
+            timestamp_ms: msg.timestamp_ms,
+            body: shown.into_bytes(),
+        };
+        self.receive(done, r, now);
+    }
+
+    /// A file offered to us from `peer`: its record, accepted or refused (over our
+    /// limit, or past what may arrive at once); `None` if it was seen before (a resend
+    /// or a catch-up overlap) or cannot be kept. Returns the line to show.
+    pub(super) fn admit_offer(
+        &mut self,
+        offer: &FileOffer,
+        peer: String,
+        key: [u8; 16],
+    ) -> Option<String> {
+        if self.store.file(&key).ok().flatten().is_some() {
+            return None;
+        }
+        let mut entry = entry_for(offer, peer, false, &key);
         entry.key = Some(hex::encode(offer.key.0));
         let arriving: u64 = self
             .store
@@ -239,25 +313,29 @@ impl<S: LocalStore> ClientCore<S> {
             self.events.push_back(Event::Error {
                 message: format!("cannot keep the file {}: {e}", entry.name),
             });
-            return;
+            return None;
         }
         self.events.push_back(Event::file(&entry, None));
-        let shown = format!("📎 {} ({}){note}", entry.name, size_text(offer.size));
-        let done = inbox::Complete {
-            sender: msg.sender,
-            conversation: msg.conversation,
-            seq: msg.seq,
-            timestamp_ms: msg.timestamp_ms,
-            body: shown.into_bytes(),
-        };
-        self.receive(done, r, now);
+        Some(format!(
+            "📎 {} ({}){note}",
+            entry.name,
+            size_text(offer.size)
+        ))
     }
 
-    fn on_chunk(&mut self, msg: &SlotMessage, mut entry: FileEntry, key: &[u8; 16]) {
+    /// Fragment `fragment` (of `count`) of a file we receive: chunk `fragment − 1`.
+    pub(super) fn on_chunk(
+        &mut self,
+        fragment: u16,
+        count: u16,
+        body: &[u8],
+        mut entry: FileEntry,
+        key: &[u8; 16],
+    ) {
         let chunks = entry.chunks as usize;
-        let index = usize::from(msg.fragment_index).wrapping_sub(1);
+        let index = usize::from(fragment).wrapping_sub(1);
         if entry.state != FileState::Receiving
-            || usize::from(msg.fragment_count) != chunks + 1
+            || usize::from(count) != chunks + 1
             || index >= chunks
             || entry.is_done(index)
         {
@@ -273,7 +351,7 @@ impl<S: LocalStore> ClientCore<S> {
         let Some(hash) = keys::identity::parse_hex32(&entry.sha256).ok() else {
             return;
         };
-        let Some(plain) = open_chunk(&ck, &hash, index, &msg.body) else {
+        let Some(plain) = open_chunk(&ck, &hash, index, body) else {
             return; // not this file's chunk at this place
         };
         let want = entry
@@ -283,7 +361,7 @@ impl<S: LocalStore> ClientCore<S> {
             return;
         }
         entry.set_done(index);
-        if let Err(e) = self.store.put_chunk(key, index as u16, &msg.body, &entry) {
+        if let Err(e) = self.store.put_chunk(key, index as u16, body, &entry) {
             self.events.push_back(Event::Error {
                 message: format!("cannot keep a chunk of {}: {e}", entry.name),
             });

@@ -36,6 +36,7 @@ pub mod names;
 pub mod outbox;
 mod output;
 mod queue;
+mod room_files;
 mod room_inbound;
 mod rooms;
 pub mod vouch;
@@ -437,6 +438,9 @@ impl<S: LocalStore> ClientCore<S> {
             UserRequest::Files => {
                 let files = self.list_files();
                 self.answer(token, Answer::Files(files))
+            }
+            UserRequest::SendFile { to, name, data } if to.starts_with(files::ROOM_PREFIX) => {
+                self.queue_file(token, to, (name, data), [0; 32], now_ms)
             }
             UserRequest::SendFile { to, name, data } => match to.strip_prefix("key:") {
                 Some(hex) => match keys::identity::parse_hex32(hex) {

@@ -11,6 +11,7 @@ use protocol::room::{has_tag, open_room_slot, RoomKeys};
 use protocol::slot::Sender;
 use protocol::wire::{Round, RoundOutput};
 
+use super::room_files::{self, RoomFiles};
 use super::rooms::EPOCH_LAG_ROUNDS;
 use super::{ClientCore, LocalStore};
 use crate::event::Event;
@@ -22,9 +23,11 @@ use crate::store::{Direction, HistoryEntry};
 impl<S: LocalStore> ClientCore<S> {
     /// Room slots in `output` for every active room, by tag under each epoch that may
     /// still be written in this round; whole messages whose signature holds, in order.
-    fn room_messages(&mut self, output: &RoundOutput) -> Vec<(RoomId, Signed)> {
+    fn room_messages(&mut self, output: &RoundOutput) -> (Vec<(RoomId, Signed)>, RoomFiles) {
         let r = output.round;
         let mut found: Vec<(RoomId, Vec<u8>)> = Vec::new();
+        let mut files = RoomFiles::default();
+        let mut receiving = None;
         for room in self.rooms.rooms.iter().filter(|room| room.active) {
             let readable: Vec<RoomKeys> = room
                 .epochs
@@ -45,24 +48,39 @@ impl<S: LocalStore> ClientCore<S> {
                     continue;
                 };
                 if let Some(f) = open_room_slot(keys, r, s.footprint, data) {
+                    // A file's offer and chunks are no parts of a room message.
+                    if let Some(m) = room_files::offer_of(&f) {
+                        files.offers.push((room.id, f.message, f.count, m));
+                        continue;
+                    }
+                    if f.index > 0 {
+                        let ours =
+                            receiving.get_or_insert_with(|| room_files::receiving(&self.store));
+                        if ours.contains(&room_files::room_file_key(&room.id, f.message)) {
+                            files.chunks.push((room.id, f));
+                            continue;
+                        }
+                    }
                     if let Some(whole) = self.room_parts.offer(room.id, f) {
                         found.push((room.id, whole));
                     }
                 }
             }
         }
-        found
+        let messages = found
             .into_iter()
             .filter_map(|(id, bytes)| {
                 let signed = protocol::decode::<Signed>(&bytes).ok()?;
                 signed.verify(&id).then_some((id, signed))
             })
-            .collect()
+            .collect();
+        (messages, files)
     }
 
     /// The room messages of an output, applied in slot order.
     pub(super) fn open_room_slots(&mut self, output: &RoundOutput, now_ms: u64) {
-        let found = self.room_messages(output);
+        let (found, files) = self.room_messages(output);
+        self.on_room_files(files, output.round, now_ms);
         if found.is_empty() {
             return;
         }
@@ -78,7 +96,7 @@ impl<S: LocalStore> ClientCore<S> {
     /// membership notes are stored; nothing in it changes the room.
     pub(super) fn read_room_history(&mut self, output: &RoundOutput, _now_ms: u64) {
         let r = output.round;
-        for (id, m) in self.room_messages(output) {
+        for (id, m) in self.room_messages(output).0 {
             let Some(i) = self.rooms.by_id(&id) else {
                 continue;
             };
@@ -101,7 +119,14 @@ impl<S: LocalStore> ClientCore<S> {
     /// A member's text in room `i`: stored and shown once (its signature marks it
     /// delivered in the same write, so an output processed again, after a crash or in a
     /// catch-up overlap, shows nothing twice).
-    fn room_text(&mut self, i: usize, from: String, text: String, round: Round, m: &Signed) {
+    pub(super) fn room_text(
+        &mut self,
+        i: usize,
+        from: String,
+        text: String,
+        round: Round,
+        m: &Signed,
+    ) {
         let room = &self.rooms.rooms[i];
         let entry = HistoryEntry {
             direction: Direction::Received,
@@ -209,6 +234,8 @@ impl<S: LocalStore> ClientCore<S> {
                 self.rooms.rooms[i].name = to.clone();
                 self.notice(i, format!("{from} renamed the room to {to}"), r, m.at_ms);
             }
+            // A file's offer comes as fragment 0 of its own message (`room_files`).
+            Body::File(_) => {}
             Body::Leave => {
                 let id = self.rooms.rooms[i].id;
                 if mine {

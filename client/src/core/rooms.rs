@@ -414,6 +414,7 @@ impl<S: LocalStore> ClientCore<S> {
             Body::Declined(n) => format!("(declines {n})"),
             Body::Rename(n) => format!("(renames the room to {n})"),
             Body::Leave => "(leaves)".into(),
+            Body::File(o) => format!("📎 {} ({})", o.name(), super::size_text(o.size)),
         };
         let signed = Signed::new(&self.cfg.identity, &room.id, now_ms, body)
             .ok_or("cannot sign the room message")?;

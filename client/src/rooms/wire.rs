@@ -61,6 +61,9 @@ pub enum Body {
     Rename(String),
     /// The sender leaves; the next member in line commits its removal.
     Leave,
+    /// A file: its offer. This is fragment 0 of a room message whose further fragments
+    /// are the file's chunks (under the offer's key), not parts of this body.
+    File(protocol::file::FileOffer),
 }
 
 /// A room message as sent: signed by its sender for this room.

@@ -25,6 +25,17 @@ fn notes(cl: &Client) -> Vec<String> {
         .collect()
 }
 
+/// Where `cl` saved the file `name` it received, if it did.
+fn saved_file(cl: &Client, name: &str) -> Option<String> {
+    cl.seen.iter().find_map(|e| match e {
+        Event::File { file } if file.entry.name == name => match &file.entry.state {
+            client::store::FileState::Received { path } => Some(path.clone()),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
 fn heard(cl: &Client, needle: &str) -> bool {
     notes(cl).iter().any(|n| n.contains(needle))
 }
@@ -150,6 +161,22 @@ async fn members_approve_newcomers_who_read_the_history_and_removed_members_read
     let members = cli_until(&c, 4, &["room", "members", ROOM], &["client-4"]).await;
     for j in 1..=3 {
         assert!(members.contains(&format!("client-{j}")), "{members}");
+    }
+
+    // client-4 sends a file to the room from the command line: every member saves it.
+    let plan: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    let plan_path = c.dir.path().join("plan.pdf");
+    std::fs::write(&plan_path, &plan).unwrap();
+    let path_arg = plan_path.display().to_string();
+    let (ok, out, err) = run(&c, 4, &["room", "send-file", ROOM, &path_arg]).await;
+    assert!(ok && out.contains("plan.pdf sent"), "{out}\n{err}");
+    until(&c, &mut m, "every member saves the room's file", |m| {
+        m.iter().all(|cl| saved_file(cl, "plan.pdf").is_some())
+    })
+    .await;
+    for cl in &m {
+        let path = saved_file(cl, "plan.pdf").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), plan, "{}: intact", cl.name);
     }
 
     // client-1 removes client-3: what is said after never reaches it.

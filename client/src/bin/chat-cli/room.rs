@@ -59,6 +59,17 @@ pub enum RoomCommand {
         #[arg(long, default_value_t = 120)]
         timeout_secs: u64,
     },
+    /// Send the file at PATH to everyone in room NAME (as `send-file`: a progress bar,
+    /// waits until every chunk is out).
+    SendFile {
+        /// Room.
+        name: String,
+        /// Stop waiting after this many seconds (the daemon goes on sending).
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+        /// The file.
+        path: std::path::PathBuf,
+    },
     /// Room NAME's messages and membership changes, oldest first.
     History {
         /// Room.
@@ -213,7 +224,9 @@ pub async fn run(
             let v = room(&mut d, json!({"op": "list"})).await?;
             print_list(&cmd, &v, json).context("the daemon's room list")?;
         }
-        RoomCommand::History { .. } => unreachable!("handled above"),
+        RoomCommand::History { .. } | RoomCommand::SendFile { .. } => {
+            unreachable!("handled before")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

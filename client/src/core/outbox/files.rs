@@ -28,6 +28,8 @@ pub const MAX_FILE_FAILURES: u32 = 32;
 
 /// A file on its way.
 pub(super) struct Sending {
+    /// Sealed into room slots (their overhead differs).
+    room: bool,
     entry: FileEntry,
     key: [u8; 16],
     offer_len: usize,
@@ -76,7 +78,10 @@ impl Sending {
         } else {
             self.offer_len
         };
-        slot_len_for(body, params.longest_slot())
+        match self.room {
+            true => protocol::room::room_slot_len_for(body, params.longest_slot()),
+            false => slot_len_for(body, params.longest_slot()),
+        }
     }
 
     fn progress(&self) -> Event {
@@ -108,13 +113,15 @@ impl Outbox {
         };
         let offer: FileOffer = offer;
         let chunk = offer.chunk_bytes.max(1) as usize;
-        let mut fragments = vec![offer.to_body()];
+        // A room file's offer is the signed room message kept as the record's body.
+        let mut fragments = vec![rec.body.clone().unwrap_or_else(|| offer.to_body())];
         fragments.extend(
             data.chunks(chunk)
                 .enumerate()
                 .map(|(i, c)| seal_chunk(&offer.key.0, &offer.sha256.0, i, c)),
         );
         let sending = Sending {
+            room: rec.room.is_some(),
             offer_len: fragments[0].len(),
             chunk_len: chunk + protocol::file::CHUNK_TAG,
             offer_done: entry.done_chunks() > 0,

@@ -1,7 +1,7 @@
 //! Files among simulated clients sharing every round: delivery to the recipient alone,
 //! resumption after the sender restarts, messages first, and the limits.
 
-use super::rooms::{notes, twin, World};
+use super::rooms::{admit_bob, create, notes, said, twin, World};
 use super::*;
 use crate::store::{FileEntry, FileState};
 
@@ -156,4 +156,48 @@ fn files_over_the_limit_are_refused_before_sending_and_by_the_recipient() {
     );
     assert!(w.sims[1].core.store().files.saved.is_empty());
     assert_eq!(entries(&w, 1)[0].mime, "image/png");
+}
+
+#[test]
+fn a_file_sent_to_a_room_reaches_its_members_and_nobody_else() {
+    let mut w = World::new_with(&["alice", "bob", "carol", "dave"], |p| {
+        p.with_file_slots(1, 1200).expect("file slots")
+    });
+    let everyone = [0, 1, 2, 3];
+    create(&mut w, 0, "club", true);
+    admit_bob(&mut w, "club");
+    let data = content(6_000);
+    send_file(&mut w, 0, "#room/club", "plan.pdf", data.clone()).expect("queued");
+    w.until(&everyone, "bob saves the room's file", |w| {
+        entries(w, 1)
+            .iter()
+            .any(|e| matches!(e.state, FileState::Received { .. }))
+    });
+    let bob = &entries(&w, 1)[0];
+    assert_eq!(bob.peer, "alice in #room/club");
+    assert_eq!(bob.mime, "application/pdf");
+    assert_eq!(
+        w.sims[1].core.store().files.saved.values().next(),
+        Some(&data)
+    );
+    assert!(said(&w, 1, "alice: 📎 plan.pdf"), "{:?}", notes(&w.sims[1]));
+    w.until(&everyone, "alice's file is out", |w| {
+        entries(w, 0)[0].state == FileState::Sent
+    });
+    assert_eq!(
+        entries(&w, 0).len(),
+        1,
+        "alice does not receive her own file"
+    );
+    assert!(
+        entries(&w, 2).is_empty() && entries(&w, 3).is_empty(),
+        "not members"
+    );
+    // Without file slots a room's slots are too small for the offer: said in words.
+    let mut small = World::new(&["ann", "ben"]);
+    create(&mut small, 0, "den", true);
+    let err = send_file(&mut small, 0, "#room/den", "a.txt", content(10)).expect_err("refused");
+    assert!(err.contains("too small to carry a file's offer"), "{err}");
+    let err = send_file(&mut small, 0, "#room/nowhere", "a.txt", content(10)).expect_err("no room");
+    assert!(err.contains("nowhere"), "{err}");
 }

@@ -19,7 +19,7 @@ pub(super) fn twin(id: &Identity) -> Identity {
 }
 
 impl World {
-    fn new(names: &[&str]) -> Self {
+    pub(super) fn new(names: &[&str]) -> Self {
         Self::new_with(names, |p| p)
     }
 
@@ -125,11 +125,11 @@ pub(super) fn notes(s: &Sim) -> Vec<String> {
         .collect()
 }
 
-fn said(w: &World, k: usize, needle: &str) -> bool {
+pub(super) fn said(w: &World, k: usize, needle: &str) -> bool {
     notes(&w.sims[k]).iter().any(|n| n.contains(needle))
 }
 
-fn create(w: &mut World, who: usize, name: &str, history: bool) {
+pub(super) fn create(w: &mut World, who: usize, name: &str, history: bool) {
     let req = RoomRequest::Create {
         name: name.into(),
         admins_only: false,
@@ -147,7 +147,7 @@ fn say(w: &mut World, who: usize, room: &str, text: &str) {
 }
 
 /// bob asks alice to let him into `room`, she approves, he is in.
-fn admit_bob(w: &mut World, room: &str) {
+pub(super) fn admit_bob(w: &mut World, room: &str) {
     let req = RoomRequest::Join {
         name: room.into(),
         via: "alice".into(),
