@@ -20,13 +20,8 @@ SECS=${BENCH_SECONDS:-60}
 CLIENTS=${BENCH_CLIENTS:-100}
 CASES=${BENCH_CASES:-"no-file-slots idle 100KiB 1MiB 8MiB"}
 WORK=$(mktemp -d /tmp/chorus-files.XXXXXX)
-PIDS=()
-stop_all() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  PIDS=()
-}
-trap 'stop_all; rm -rf "$WORK"' EXIT
+. scripts/lib/cluster.sh
+trap 'stop_nodes; rm -rf "$WORK"' EXIT
 cargo build -q --release -p node -p keys -p tests -p client \
   --bin node --bin keygen --bin loadgen --bin chat-cli
 B=./target/release
@@ -36,23 +31,9 @@ open_round() { curl -s --max-time 2 http://127.0.0.1:17600/status | python3 -c \
 received() { cli 2 --json files | python3 -c \
   'import json,sys; print(sum(1 for l in sys.stdin if json.loads(l).get("state") == "received"))'; }
 
-start() { # file_slots: "default" or a number
-  rm -rf "$WORK/c"
-  "$B/keygen" cluster --servers 3 --clients 2 --out "$WORK/c" --base-port 17500 \
-    --round-ms 500 --slots 16 --slot-bytes 256 --min-anonymity-set 3 >/dev/null
-  if [ "$1" != default ]; then
-    for f in "$WORK"/c/*.toml; do
-      grep -q '^\[round\]' "$f" && sed -i "s/^\[round\]$/[round]\nfile_slots = $1/" "$f"
-    done
-  fi
-  for i in 0 1 2; do
-    RUST_LOG=warn "$B/node" --config "$WORK/c/node-$i.toml" >"$WORK/node-$i.log" 2>&1 &
-    PIDS+=($!)
-  done
-  for _ in $(seq 1 150); do
-    curl -s --max-time 1 http://127.0.0.1:17600/readyz | grep -q ready && break
-    sleep 0.2
-  done
+start() { # file slots: "default" or a number; then two registered daemons
+  if [ "$1" = default ]; then unset CLUSTER_FILE_SLOTS; else CLUSTER_FILE_SLOTS=$1; fi
+  CLUSTER_CLIENTS=2 start_cluster "$B" 16
   for j in 1 2; do
     for _ in $(seq 1 40); do cli "$j" register "client-$j" >/dev/null 2>&1 && break; sleep 0.5; done
     cli "$j" listen >"$WORK/daemon-$j.log" 2>&1 &
@@ -95,7 +76,7 @@ for case in $CASES; do
   line=$(cat "$WORK/loadgen.json")
   echo "== $case: files${files:- none}; $line"
   echo "$case|$size|$files|$line" >>"$RESULTS"
-  stop_all
+  stop_nodes
 done
 
 python3 - "$RESULTS" "$CLIENTS" "$SECS" <<'PY' >docs/bench/files.md

@@ -168,37 +168,33 @@ pub fn layout(footprints: &[u64], region: Region) -> Vec<Slot> {
     sorted.dedup();
     let max_len = region.max_len.max(region.min_len);
     let is_file = |fp: u64| region.file_slots > 0 && usize::from(requested_len(fp)) > max_len;
-    let mut offset = 0;
-    let mut out = Vec::new();
-    for fp in sorted.iter().copied().filter(|fp| !is_file(*fp)) {
-        let len = usize::from(requested_len(fp)).clamp(region.min_len, max_len);
-        if offset + len > region.bytes {
-            break;
-        }
-        out.push(Slot {
-            footprint: fp,
-            offset,
-            len,
-        });
-        offset = (offset + len).next_multiple_of(crate::field::PACK);
-    }
     let file_len = region.file_len.max(max_len);
-    for fp in sorted
+    let mut messages = sorted.iter().copied().filter(|fp| !is_file(*fp));
+    let mut files = sorted
         .iter()
         .copied()
         .filter(|fp| is_file(*fp))
-        .take(region.file_slots)
-    {
-        let len = usize::from(requested_len(fp)).min(file_len);
-        if offset + len > region.bytes {
-            break;
+        .take(region.file_slots);
+    let mut offset = 0;
+    let mut out = Vec::new();
+    // Messages first, then files; each pass stops at the first slot that does not fit.
+    let passes: [(&mut dyn Iterator<Item = u64>, usize, usize); 2] = [
+        (&mut messages, region.min_len, max_len),
+        (&mut files, 0, file_len),
+    ];
+    for (footprints, min, max) in passes {
+        for fp in footprints {
+            let len = usize::from(requested_len(fp)).clamp(min, max);
+            if offset + len > region.bytes {
+                break;
+            }
+            out.push(Slot {
+                footprint: fp,
+                offset,
+                len,
+            });
+            offset = (offset + len).next_multiple_of(crate::field::PACK);
         }
-        out.push(Slot {
-            footprint: fp,
-            offset,
-            len,
-        });
-        offset = (offset + len).next_multiple_of(crate::field::PACK);
     }
     out
 }

@@ -530,20 +530,30 @@ impl Outbox {
         o.attempts += 1;
         o.stage = Stage::Idle;
         if o.attempts >= MAX_ATTEMPTS {
-            let d = Delivery::Failed {
-                round,
-                reason: FailReason::GaveUp {
-                    attempts: o.attempts,
-                    last: why,
-                },
-            };
-            let _ = store.update_history(out_id, round, &d.stored());
-            let _ = store.remove_outbox(out_id);
-            let ev = self.state(out_id, d);
-            self.items.retain(|o| o.id != out_id);
-            return ev;
+            let attempts = o.attempts;
+            return self.give_up(out_id, round, attempts, why, store);
         }
         o.not_before = open_round;
         self.state(out_id, Delivery::Retrying { round, reason: why })
+    }
+
+    /// Message `id` failed after `attempts` sends: recorded, dropped, reported.
+    fn give_up(
+        &mut self,
+        id: u64,
+        round: Round,
+        attempts: u32,
+        last: RetryReason,
+        store: &mut impl LocalStore,
+    ) -> Option<Event> {
+        let d = Delivery::Failed {
+            round,
+            reason: FailReason::GaveUp { attempts, last },
+        };
+        let _ = store.update_history(id, round, &d.stored());
+        let _ = store.remove_outbox(id);
+        let ev = self.state(id, d);
+        self.items.retain(|o| o.id != id);
+        ev
     }
 }

@@ -18,7 +18,7 @@ use protocol::Params;
 
 use super::{Out, Outbox, Pending, Stage};
 use crate::core::local::LocalStore;
-use crate::delivery::{Delivery, FailReason, RetryReason};
+use crate::delivery::{Delivery, RetryReason};
 use crate::event::Event;
 use crate::store::{FileEntry, FileState, OutboxRecord};
 
@@ -231,17 +231,7 @@ impl Outbox {
         let _ = store.put_file(&f.key, &f.entry);
         self.file_events.push(f.progress());
         let _ = store.put_file_data(id, None);
-        let d = Delivery::Failed {
-            round,
-            reason: FailReason::GaveUp {
-                attempts: f.failures,
-                last: why,
-            },
-        };
-        let _ = store.update_history(id, round, &d.stored());
-        let _ = store.remove_outbox(id);
-        let ev = self.state(id, d);
-        self.items.retain(|o| o.id != id);
-        ev
+        let attempts = f.failures;
+        self.give_up(id, round, attempts, why, store)
     }
 }
