@@ -187,6 +187,10 @@ impl<S: LocalStore> ClientCore<S> {
             .and_then(|()| self.store.put_file(&fkey, &entry));
         if let Err(e) = kept {
             let _ = self.store.remove_outbox(id);
+            let _ = self.store.put_file_data(id, None);
+            let _ = self
+                .store
+                .update_history(id, 0, "failed: it could not be kept");
             return Err(format!("cannot keep {name} to send it: {e}"));
         }
         self.events.push_back(Event::file(&entry, None));
@@ -213,6 +217,17 @@ impl<S: LocalStore> ClientCore<S> {
         let data = self.store.file_data(id).ok().flatten();
         let entry = self.store.file(key).ok().flatten();
         match (data, entry) {
+            // Every chunk was out when we stopped: only the bookkeeping was left.
+            (_, Some(entry)) if entry.done_chunks() == entry.chunks as usize => {
+                let _ = self.store.remove_outbox(id);
+                let _ = self.store.put_file_data(id, None);
+                let _ = self.store.update_history(id, 0, "sent");
+                if entry.state != FileState::Sent {
+                    let mut entry = entry;
+                    entry.state = FileState::Sent;
+                    let _ = self.store.put_file(key, &entry);
+                }
+            }
             (Some(data), Some(entry)) => self.outbox.add_file(id, rec, &data, entry),
             _ => {
                 let _ = self.store.remove_outbox(id);
