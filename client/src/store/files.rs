@@ -106,9 +106,9 @@ impl FileEntry {
         let chunk = u64::from(self.chunk_bytes);
         let full = self.done_chunks() as u64 * chunk;
         let last = self.chunks.saturating_sub(1) as usize;
-        let short = u64::from(self.chunks) * chunk - self.size;
+        let short = (u64::from(self.chunks) * chunk).saturating_sub(self.size);
         if self.chunks > 0 && self.is_done(last) {
-            full - short
+            full.saturating_sub(short)
         } else {
             full
         }
@@ -229,7 +229,13 @@ impl Store {
         {
             let (k, v) = item.map_err(|x| self.err(x))?;
             let k = k.value();
-            let index = u16::from_be_bytes([k[16], k[17]]);
+            let [.., hi, lo] = k else {
+                continue;
+            };
+            if k.len() != 18 {
+                continue; // not a key this table writes
+            }
+            let index = u16::from_be_bytes([*hi, *lo]);
             out.push((index, v.value().to_vec()));
         }
         Ok(out)
