@@ -71,7 +71,7 @@ impl FileStore for Store {
     }
 }
 
-/// Files in memory (tests).
+/// Files in memory ([`super::local::MemStore`]'s, for tests).
 #[derive(Clone, Debug, Default)]
 pub struct FileMem {
     /// Records.
@@ -84,26 +84,26 @@ pub struct FileMem {
     pub saved: BTreeMap<String, Vec<u8>>,
 }
 
-impl FileStore for FileMem {
+impl FileStore for super::local::MemStore {
     fn put_file(&mut self, key: &[u8; 16], entry: &FileEntry) -> Result<(), StoreError> {
-        self.entries.insert(*key, entry.clone());
+        self.files.entries.insert(*key, entry.clone());
         Ok(())
     }
     fn file(&self, key: &[u8; 16]) -> Result<Option<FileEntry>, StoreError> {
-        Ok(self.entries.get(key).cloned())
+        Ok(self.files.entries.get(key).cloned())
     }
     fn files(&self) -> Result<Vec<FileEntry>, StoreError> {
-        Ok(self.entries.values().cloned().collect())
+        Ok(self.files.entries.values().cloned().collect())
     }
     fn put_file_data(&mut self, id: u64, data: Option<&[u8]>) -> Result<(), StoreError> {
         match data {
-            Some(d) => self.data.insert(id, d.to_vec()),
-            None => self.data.remove(&id),
+            Some(d) => self.files.data.insert(id, d.to_vec()),
+            None => self.files.data.remove(&id),
         };
         Ok(())
     }
     fn file_data(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.data.get(&id).cloned())
+        Ok(self.files.data.get(&id).cloned())
     }
     fn put_chunk(
         &mut self,
@@ -112,60 +112,25 @@ impl FileStore for FileMem {
         bytes: &[u8],
         entry: &FileEntry,
     ) -> Result<(), StoreError> {
-        self.chunks.insert((*key, index), bytes.to_vec());
-        self.entries.insert(*key, entry.clone());
+        self.files.chunks.insert((*key, index), bytes.to_vec());
+        self.files.entries.insert(*key, entry.clone());
         Ok(())
     }
     fn chunks(&self, key: &[u8; 16]) -> Result<Vec<(u16, Vec<u8>)>, StoreError> {
         Ok(self
+            .files
             .chunks
             .range((*key, 0)..=(*key, u16::MAX))
             .map(|((_, i), b)| (*i, b.clone()))
             .collect())
     }
     fn remove_chunks(&mut self, key: &[u8; 16]) -> Result<(), StoreError> {
-        self.chunks.retain(|(k, _), _| k != key);
+        self.files.chunks.retain(|(k, _), _| k != key);
         Ok(())
     }
     fn save_received(&mut self, name: &str, bytes: &[u8]) -> Result<String, StoreError> {
         let path = format!("mem/files/{name}");
-        self.saved.insert(path.clone(), bytes.to_vec());
+        self.files.saved.insert(path.clone(), bytes.to_vec());
         Ok(path)
-    }
-}
-
-impl FileStore for super::local::MemStore {
-    fn put_file(&mut self, key: &[u8; 16], entry: &FileEntry) -> Result<(), StoreError> {
-        self.files.put_file(key, entry)
-    }
-    fn file(&self, key: &[u8; 16]) -> Result<Option<FileEntry>, StoreError> {
-        self.files.file(key)
-    }
-    fn files(&self) -> Result<Vec<FileEntry>, StoreError> {
-        self.files.files()
-    }
-    fn put_file_data(&mut self, id: u64, data: Option<&[u8]>) -> Result<(), StoreError> {
-        self.files.put_file_data(id, data)
-    }
-    fn file_data(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.files.file_data(id)
-    }
-    fn put_chunk(
-        &mut self,
-        key: &[u8; 16],
-        index: u16,
-        bytes: &[u8],
-        entry: &FileEntry,
-    ) -> Result<(), StoreError> {
-        self.files.put_chunk(key, index, bytes, entry)
-    }
-    fn chunks(&self, key: &[u8; 16]) -> Result<Vec<(u16, Vec<u8>)>, StoreError> {
-        self.files.chunks(key)
-    }
-    fn remove_chunks(&mut self, key: &[u8; 16]) -> Result<(), StoreError> {
-        self.files.remove_chunks(key)
-    }
-    fn save_received(&mut self, name: &str, bytes: &[u8]) -> Result<String, StoreError> {
-        self.files.save_received(name, bytes)
     }
 }

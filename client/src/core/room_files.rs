@@ -58,9 +58,9 @@ pub(super) fn receiving(store: &impl LocalStore) -> HashSet<[u8; 16]> {
 
 impl<S: LocalStore> ClientCore<S> {
     /// The file offers and chunks of one output's room slots.
-    pub(super) fn on_room_files(&mut self, files: RoomFiles, r: Round, now_ms: u64) {
+    pub(super) fn on_room_files(&mut self, files: RoomFiles, r: Round) {
         for (id, message, count, m) in files.offers {
-            self.on_room_offer(id, message, count, m, r, now_ms);
+            self.on_room_offer(id, message, count, m, r);
         }
         for (id, f) in files.chunks {
             let key = room_file_key(&id, f.message);
@@ -72,15 +72,7 @@ impl<S: LocalStore> ClientCore<S> {
         }
     }
 
-    fn on_room_offer(
-        &mut self,
-        id: RoomId,
-        message: u64,
-        count: u16,
-        m: Signed,
-        r: Round,
-        now: u64,
-    ) {
+    fn on_room_offer(&mut self, id: RoomId, message: u64, count: u16, m: Signed, r: Round) {
         let Body::File(offer) = &m.body else {
             return;
         };
@@ -102,7 +94,6 @@ impl<S: LocalStore> ClientCore<S> {
         let Some(shown) = self.admit_offer(offer, peer, key) else {
             return;
         };
-        let _ = now;
         self.room_text(i, from, shown, r, &m);
     }
 }

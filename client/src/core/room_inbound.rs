@@ -80,7 +80,7 @@ impl<S: LocalStore> ClientCore<S> {
     /// The room messages of an output, applied in slot order.
     pub(super) fn open_room_slots(&mut self, output: &RoundOutput, now_ms: u64) {
         let (found, files) = self.room_messages(output);
-        self.on_room_files(files, output.round, now_ms);
+        self.on_room_files(files, output.round);
         if found.is_empty() {
             return;
         }

@@ -85,7 +85,7 @@ impl Sending {
     }
 
     fn progress(&self) -> Event {
-        let left = u64::from(self.entry.chunks) - self.entry.done_chunks() as u64;
+        let left = u64::from(self.entry.chunks).saturating_sub(self.entry.done_chunks() as u64);
         let eta_rounds = self.started.filter(|_| self.done_now > 0).map(|s| {
             let per = (self.last_round.saturating_sub(s) + 1) as f64 / self.done_now as f64;
             (left as f64 * per).ceil() as u64
