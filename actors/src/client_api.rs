@@ -124,6 +124,13 @@ impl ClientApi {
                 ClientResponse::Unavailable(text("history is served by the broadcaster"))
             }
             ClientRequest::Status => self.status(),
+            // The dispatcher routes backup calls to the backup-keeper.
+            ClientRequest::BackupInfo { .. }
+            | ClientRequest::BackupCreate(_)
+            | ClientRequest::BackupEval { .. }
+            | ClientRequest::BackupUnlock { .. } => {
+                ClientResponse::Unavailable(text("backups are served by the backup-keeper"))
+            }
         }
     }
 

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::backup_keeper::{BackupKeeper, HandleBackup};
 use crate::broadcaster::{Broadcaster, Gossip, HandleHistory};
 use crate::client_api::text;
 use crate::consensus::{Consensus, HandlePeer};
@@ -84,6 +85,7 @@ pub fn clients(
     mut events: mpsc::Receiver<NetEvent>,
     gateway: Mailbox<ClientGateway>,
     broadcaster: Mailbox<Broadcaster>,
+    backups: Mailbox<BackupKeeper>,
     net_metrics: NetMetrics,
 ) -> JoinHandle<()> {
     let quotas = PeerQuotas::default();
@@ -92,9 +94,16 @@ pub fn clients(
             match ev {
                 NetEvent::Client { peer, req, reply } => {
                     net_metrics.client_request(req.kind());
+                    // Pages and backup calls (which may cost a log entry) share the
+                    // per-peer rate.
                     let page = matches!(
                         req,
-                        ClientRequest::History { .. } | ClientRequest::Directory { .. }
+                        ClientRequest::History { .. }
+                            | ClientRequest::Directory { .. }
+                            | ClientRequest::BackupInfo { .. }
+                            | ClientRequest::BackupCreate(_)
+                            | ClientRequest::BackupEval { .. }
+                            | ClientRequest::BackupUnlock { .. }
                     );
                     let guard = match quotas.claim(peer, page, std::time::Instant::now()) {
                         Ok(g) => g,
@@ -121,6 +130,12 @@ pub fn clients(
                                 })
                                 .await
                         }
+                        req @ (ClientRequest::BackupInfo { .. }
+                        | ClientRequest::BackupCreate(_)
+                        | ClientRequest::BackupEval { .. }
+                        | ClientRequest::BackupUnlock { .. }) => {
+                            backups.send(HandleBackup { req, reply: tx }).await
+                        }
                         req => gateway.send(HandleClient { req, reply: tx }).await,
                     }
                 }
@@ -132,12 +147,13 @@ pub fn clients(
     })
 }
 
-/// Hand every applied entry, in log order, to the share-keeper and the broadcaster, and
-/// count refusals and round outcomes.
+/// Hand every applied entry, in log order, to the share-keeper and the broadcaster (and
+/// backup entries to the backup-keeper), and count refusals and round outcomes.
 pub fn applied(
     mut applied: mpsc::Receiver<AppliedEntry>,
     keeper: Mailbox<ShareKeeper>,
     broadcaster: Mailbox<Broadcaster>,
+    backups: Mailbox<BackupKeeper>,
     metrics: NodeMetrics,
     fatal: tokio::sync::watch::Sender<Option<String>>,
 ) -> JoinHandle<()> {
@@ -161,6 +177,10 @@ pub fn applied(
                     let _ = fatal.send(Some(format!(
                         "configuration differs from the cluster's: {field}"
                     )));
+                }
+                Effect::Backup(_) => {
+                    backups.send(Committed(entry)).await;
+                    continue;
                 }
                 _ => {}
             }

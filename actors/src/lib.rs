@@ -8,7 +8,8 @@
 //! Modules, leaves first (each imports only from those above it):
 //! - [`types`], [`metrics`]: openraft type config and wire types between servers; the
 //!   prometheus registry and counters.
-//! - [`store`]: openraft log and state machine on redb.
+//! - [`store`]: openraft log and state machine on redb; [`backup_store`]: the
+//!   backup-keeper's private store (epoch secrets and shares, sealed at rest).
 //! - [`net`], [`raft_net`]: the swarm's event loop (which forwards only servers'
 //!   gossip, judged by `p2p::gossip`); openraft's network over it.
 //! - [`write`]: the commit path (forward to the leader, bounded retries, typed error);
@@ -17,11 +18,13 @@
 //! - [`messages`]: messages more than one actor handles; [`quota`]: per-peer quotas on
 //!   client calls.
 //! - [`peer_connection`], [`client_api`], [`gateway`], [`round_clock`], [`consensus`],
-//!   [`share_keeper`], [`broadcaster`]: the actors and their logic.
+//!   [`share_keeper`], [`broadcaster`], [`backup_keeper`]: the actors and their logic.
 //! - [`dispatch`]: the tasks that route network events and applied entries to actors.
 //! - [`status`], [`server`]: `/status`, and the wiring that starts everything.
 
 pub mod archive;
+pub mod backup_keeper;
+pub mod backup_store;
 pub mod broadcaster;
 pub mod client_api;
 pub mod consensus;

@@ -145,6 +145,114 @@ pub struct KeeperMetrics {
     pub late_checks: Counter,
 }
 
+/// Backup-keeper counters: nothing in them names a backup or a user.
+#[derive(Clone, Default, Debug)]
+pub struct BackupMetrics {
+    /// Backups whose shares we opened and stored.
+    pub registrations: Counter,
+    /// Refresh deal parts we committed.
+    pub deals_sent: Counter,
+    /// Refresh deal parts applied (every dealer's).
+    pub deals_applied: Counter,
+    /// Sub-shares checked against their commitments and added.
+    pub verified: Counter,
+    /// Failures by reason (bad sub-share, deal that does not open, store, ...).
+    pub failures: Family<ReasonLabel, Counter>,
+    /// Guesses counted by this server.
+    pub guesses: Counter,
+    /// Shares handed back after the right tag.
+    pub unlocks: Counter,
+    /// Tags that did not match.
+    pub wrong_passphrases: Counter,
+    /// Shares erased (guess limit, or the backup gone).
+    pub erasures: Counter,
+    /// The refresh epoch.
+    pub epoch: Gauge,
+    /// Backups we hold a share of.
+    pub shares_held: Gauge,
+    /// How long our last deal took to make and commit, in milliseconds.
+    pub deal_ms: Gauge,
+}
+
+impl BackupMetrics {
+    /// Count a failure.
+    pub fn failure(&self, reason: &str) {
+        self.failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    fn register(&self, r: &mut Registry) {
+        let counters = [
+            (
+                "backup_registrations",
+                "Backups whose shares this server opened and stored",
+                &self.registrations,
+            ),
+            (
+                "backup_deals_sent",
+                "Refresh deal parts this server committed",
+                &self.deals_sent,
+            ),
+            (
+                "backup_deals_applied",
+                "Refresh deal parts applied, from every dealer",
+                &self.deals_applied,
+            ),
+            (
+                "backup_verifications",
+                "Refresh sub-shares checked against their commitments and added",
+                &self.verified,
+            ),
+            (
+                "backup_guesses",
+                "Passphrase guesses this server counted through the log",
+                &self.guesses,
+            ),
+            (
+                "backup_unlocks",
+                "Shares handed back after the right passphrase tag",
+                &self.unlocks,
+            ),
+            (
+                "backup_wrong_passphrases",
+                "Passphrase tags that did not match",
+                &self.wrong_passphrases,
+            ),
+            (
+                "backup_erasures",
+                "Shares erased after the guess limit, or with their backup",
+                &self.erasures,
+            ),
+        ];
+        for (name, help, c) in counters {
+            r.register(name, help, c.clone());
+        }
+        r.register(
+            "backup_failures",
+            "Backup-keeper failures, by reason",
+            self.failures.clone(),
+        );
+        r.register(
+            "backup_epoch",
+            "The backup refresh epoch",
+            self.epoch.clone(),
+        );
+        r.register(
+            "backup_shares_held",
+            "Backups this server holds a share of",
+            self.shares_held.clone(),
+        );
+        r.register(
+            "backup_deal_ms",
+            "How long this server's last refresh deal took, in ms",
+            self.deal_ms.clone(),
+        );
+    }
+}
+
 /// All of the node's metrics.
 #[derive(Clone)]
 pub struct NodeMetrics {
@@ -161,6 +269,8 @@ pub struct NodeMetrics {
     pub rejected_commands: Family<ReasonLabel, Counter>,
     /// Share-keeper counters.
     pub keeper: KeeperMetrics,
+    /// Backup-keeper counters.
+    pub backup: BackupMetrics,
     /// Rounds by outcome (closed, void, output).
     pub rounds: Family<OutcomeLabel, Counter>,
     /// How outputs were reached (mirrored from the replicated state).
@@ -207,6 +317,7 @@ impl NodeMetrics {
         let raft = RaftGauges::default();
         let rejected_commands = Family::<ReasonLabel, Counter>::default();
         let keeper = KeeperMetrics::default();
+        let backup = BackupMetrics::default();
         let rounds = Family::<OutcomeLabel, Counter>::default();
         let outputs = OutputGauges::default();
         let r = registry.sub_registry_with_prefix("chorus");
@@ -341,6 +452,7 @@ impl NodeMetrics {
             "The round accepting submissions",
             raft.round.clone(),
         );
+        backup.register(r);
         r.register(
             "commands_rejected",
             "Commands refused by the state machine, by reason",
@@ -355,6 +467,7 @@ impl NodeMetrics {
             raft,
             rejected_commands,
             keeper,
+            backup,
             rounds,
             outputs,
         }

@@ -5,6 +5,8 @@
 //!  network ──┤ raft queue ──► dispatch::raft ────► Consensus (openraft, clock)     │
 //!            └ client queue ► dispatch::clients ─► ClientGateway, Broadcaster      │ Committed
 //!  StateMachine ──AppliedEntry──► dispatch::applied ──► ShareKeeper ───────────────┘
+//!                                                   └─► BackupKeeper (backup entries;
+//!                                 dispatch::clients routes backup calls to it too)
 //!  NodeMetrics ◄── every actor's counters; /metrics and /status read them
 //! ```
 //! Each piece lives in its own module; this one only builds and connects them, and
@@ -20,6 +22,8 @@ use openraft::{Config, Raft, SnapshotPolicy};
 use p2p::ServerAddr;
 use protocol::Params;
 
+use crate::backup_keeper::{BackupKeeper, BackupSettings, KeeperCtx};
+use crate::backup_store::BackupStore;
 use crate::broadcaster::Broadcaster;
 use crate::client_api::ClientApi;
 use crate::consensus::Consensus;
@@ -82,6 +86,8 @@ pub struct ServerConfig {
     pub raft: RaftTuning,
     /// Round length: the leader closes a round after this long.
     pub round_ms: u64,
+    /// Key backup: guess limit and refresh epoch.
+    pub backup: BackupSettings,
     /// Faults to inject (tests and the abuse run only).
     pub faults: Faults,
 }
@@ -323,6 +329,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
     let gateway_stats = metrics.actor("client_gateway");
     let keeper_stats = metrics.actor("share_keeper");
     let broadcaster_stats = metrics.actor("broadcaster");
+    let backup_stats = metrics.actor("backup_keeper");
 
     let peer_conn =
         PeerConnection::new(net.clone(), tokio::spawn(net_loop), peer_stats.clone()).start();
@@ -383,6 +390,27 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
         .start(),
         stats: keeper_stats.clone(),
     };
+    let backup_path = cfg.data_dir.join("backup.redb");
+    let backup_store = BackupStore::open(&backup_path, &identity)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e}", backup_path.display()))?;
+    let backups = Mailbox {
+        addr: BackupKeeper::new(
+            KeeperCtx::new(
+                cfg.me as u16,
+                identity.clone(),
+                raft.clone(),
+                net.clone(),
+                shared.clone(),
+                backup_store,
+                api.params.clone(),
+                cfg.backup.clone(),
+                metrics.backup.clone(),
+            ),
+            backup_stats.clone(),
+        )
+        .start(),
+        stats: backup_stats.clone(),
+    };
     let broadcaster = Mailbox {
         addr: Broadcaster::new(
             cfg.me,
@@ -403,9 +431,17 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
             events.clients,
             gateway,
             broadcaster.clone(),
+            backups.clone(),
             metrics.net.clone(),
         ),
-        dispatch::applied(applied_rx, keeper, broadcaster, metrics.clone(), fatal_tx),
+        dispatch::applied(
+            applied_rx,
+            keeper,
+            broadcaster,
+            backups,
+            metrics.clone(),
+            fatal_tx,
+        ),
         dispatch::raft_gauges(&raft, shared.clone(), &metrics),
     ];
 
@@ -421,6 +457,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<ServerHandle> {
             gateway_stats,
             keeper_stats,
             broadcaster_stats,
+            backup_stats,
         ],
         tasks,
         peer_conn,

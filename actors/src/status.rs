@@ -53,6 +53,23 @@ pub struct StatusReport {
     pub actors: BTreeMap<String, ActorStatus>,
     /// How round outputs were reached, from the replicated state (equal on every node).
     pub outputs: OutputsStatus,
+    /// Key backup, from the replicated state (equal on every node).
+    pub backup: BackupStatus,
+}
+
+/// Key backup as the replicated state has it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupStatus {
+    /// The refresh epoch.
+    pub epoch: u64,
+    /// Backups stored.
+    pub backups: usize,
+    /// Servers that have published an epoch key.
+    pub keys_published: usize,
+    /// Servers whose deal for this epoch is complete.
+    pub dealt_this_epoch: Vec<u16>,
+    /// Refresh deal parts applied, in all.
+    pub deal_parts: u64,
 }
 
 /// How round outputs were reached: the servers whose reveals disagreed with the rest
@@ -86,7 +103,7 @@ pub fn report(
     peers_connected: Vec<NodeId>,
     actors: &[ActorStats],
 ) -> StatusReport {
-    let (round, state_hash, commands_applied, outputs) = {
+    let (round, state_hash, commands_applied, outputs, backup) = {
         let d = sm.read().unwrap_or_else(|p| p.into_inner());
         let s = d.machine.state();
         let outputs = OutputsStatus {
@@ -107,11 +124,20 @@ pub fn report(
             inconsistent_rounds: s.inconsistent_rounds,
             unchecked_outputs: s.unchecked_outputs,
         };
+        let b = &s.backups;
+        let backup = BackupStatus {
+            epoch: b.epoch,
+            backups: b.records.len(),
+            keys_published: b.keys.len(),
+            dealt_this_epoch: b.dealt.iter().copied().collect(),
+            deal_parts: b.deals,
+        };
         (
             s.open_round,
             hex::encode(d.machine.state_hash()),
             s.applied,
             outputs,
+            backup,
         )
     };
     let actors = actors
@@ -143,5 +169,6 @@ pub fn report(
         commands_applied,
         actors,
         outputs,
+        backup,
     }
 }

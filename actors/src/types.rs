@@ -43,6 +43,7 @@ impl From<&Effect> for Applied {
             Effect::Registered { .. }
             | Effect::Probed { .. }
             | Effect::Initialised
+            | Effect::Backup(_)
             | Effect::ConfigMismatch(_) => Self::Ok { round: 0 },
         }
     }

@@ -13,6 +13,7 @@
 //! - [`daemon`]: the always-online client's local JSON-RPC socket (`chat-cli listen`),
 //!   through which `chat-cli send`, scripts and bots use the one engine of an identity.
 
+pub mod backup;
 pub mod config;
 pub mod conn;
 pub mod core;

@@ -248,6 +248,7 @@ pub fn write_cluster<R: RngCore + CryptoRng>(
             admission: cluster.admission.clone(),
             servers: cluster.servers.clone(),
             raft: None,
+            backup: None,
         };
         let path = spec.out.join(format!("node-{i}.toml"));
         let text = to_toml(&path, &node)?;

@@ -150,6 +150,19 @@ pub struct RaftSection {
     pub keep_logs: Option<u64>,
 }
 
+/// Key backup on this server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// Wrong passphrase guesses allowed before this server erases its share of a
+    /// backup (default 10).
+    #[serde(default)]
+    pub guess_limit: Option<u32>,
+    /// Seconds between proactive refreshes of every backup's shares (default 3600).
+    #[serde(default)]
+    pub refresh_secs: Option<u64>,
+}
+
 /// A server's config file: `node-<i>.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +178,9 @@ pub struct NodeManifest {
     /// Raft tuning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft: Option<RaftSection>,
+    /// Key backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSection>,
 }
 
 impl NodeManifest {

@@ -102,6 +102,7 @@ fn run(config: &std::path::Path) -> anyhow::Result<()> {
         data_dir: s.data_dir.clone(),
         params: s.params.clone(),
         round_ms: s.manifest.round.round_ms,
+        backup: s.backup.clone(),
         faults: faults_from_env(),
         raft: actors::server::RaftTuning {
             heartbeat_ms: raft.heartbeat_ms.unwrap_or(d.heartbeat_ms),

@@ -21,6 +21,8 @@ pub struct Settings {
     pub admin: SocketAddr,
     /// Round parameters.
     pub params: Params,
+    /// Key backup: guess limit and refresh epoch.
+    pub backup: actors::backup_keeper::BackupSettings,
 }
 
 /// A config problem: the file, the field, and what is wrong.
@@ -157,7 +159,29 @@ pub fn validate(path: &Path, m: NodeManifest) -> Result<Settings, ConfigError> {
             ));
         }
     }
+    let mut backup = actors::backup_keeper::BackupSettings::default();
+    if let Some(b) = &m.backup {
+        if let Some(limit) = b.guess_limit {
+            if !(1..=1000).contains(&limit) {
+                return Err(err(
+                    "backup.guess_limit",
+                    format!("{limit} is not between 1 and 1000"),
+                ));
+            }
+            backup.guess_limit = limit;
+        }
+        if let Some(secs) = b.refresh_secs {
+            if secs == 0 {
+                return Err(err(
+                    "backup.refresh_secs",
+                    "0 is not a refresh period; at least 1".into(),
+                ));
+            }
+            backup.refresh = std::time::Duration::from_secs(secs);
+        }
+    }
     Ok(Settings {
+        backup,
         key_file: resolve(path, &m.node.key_file),
         validity_key_file: resolve(path, &m.node.validity_key_file),
         data_dir: resolve(path, &m.node.data_dir),

@@ -20,6 +20,7 @@
 //! - [`params`], [`round`], [`robust`], [`names`]: the replicated round state machine,
 //!   robust reconstruction of outputs, and the rule for registered names.
 
+pub mod backup;
 pub mod board;
 pub mod bounded;
 pub mod codec;

@@ -131,6 +131,9 @@ pub struct State {
     /// Clients left out of rounds by reason, strikes and cooling-off.
     #[serde(default)]
     pub conduct: Conduct,
+    /// Key backups: commitments, counts, epoch keys, the refresh epoch.
+    #[serde(default)]
+    pub backups: crate::backup::book::BackupBook,
 }
 
 impl Default for State {
@@ -156,6 +159,7 @@ impl Default for State {
             inconsistent_rounds: 0,
             unchecked_outputs: 0,
             conduct: Conduct::default(),
+            backups: Default::default(),
         }
     }
 }
@@ -221,6 +225,8 @@ pub enum Effect {
         /// Its id.
         id: u64,
     },
+    /// A backup command was applied.
+    Backup(crate::backup::book::BackupEffect),
 }
 
 /// Rounds ahead of a server's applied open round that it still forwards to the log (it
@@ -307,6 +313,13 @@ impl RoundMachine {
             Command::Probe { id, .. } => {
                 self.state.probes += 1;
                 Ok(Effect::Probed { id: *id })
+            }
+            Command::Backup(b) => {
+                let State { backups, names, .. } = &mut self.state;
+                backups
+                    .apply(&self.params, names, b)
+                    .map(Effect::Backup)
+                    .map_err(RejectReason::Backup)
             }
         };
         result.unwrap_or_else(Effect::Rejected)

@@ -10,12 +10,14 @@ use sha2::{Digest, Sha256};
 use crate::bounded::{BoundedVec, Bytes, Fixed, Key32, Sig64};
 use crate::limits::{
     MAX_DIRECTORY_PAGE, MAX_HISTORY_OUTPUTS, MAX_NAME_BYTES, MAX_PROBE_BYTES,
-    MAX_SEALED_SHARE_BYTES, MAX_SHARE_BYTES,
+    MAX_SEALED_SHARE_BYTES, MAX_SERVERS, MAX_SHARE_BYTES,
 };
 
 mod output;
+mod reject;
 mod shares;
 pub use output::{OutputSlot, RoundOutput};
+pub use reject::RejectReason;
 pub use shares::{
     proof_digest, share_digest, Have, HeldEntry, ProofCheck, SealedProof, ShareUpload, Submission,
     SubmissionDigest, SUBMISSION_DIGEST_BYTES,
@@ -249,6 +251,8 @@ pub enum Command {
         /// Payload.
         payload: Bytes<MAX_PROBE_BYTES>,
     },
+    /// Key backup: a registration, a server's count, an epoch key or a refresh deal.
+    Backup(Box<crate::backup::BackupCommand>),
 }
 
 /// What a client asks a server.
@@ -273,6 +277,35 @@ pub enum ClientRequest {
     },
     /// Cluster and round status.
     Status,
+    /// The backup epoch and keys, and the backup `name` if given (a restore asks by
+    /// name: this request tells the server which user is restoring).
+    BackupInfo {
+        /// The backup asked about.
+        name: Option<crate::backup::BackupName>,
+    },
+    /// Store a backup (through the log).
+    BackupCreate(Box<crate::backup::Registration>),
+    /// Evaluate the passphrase OPRF on a blinded input; the server counts a guess
+    /// through the log first.
+    BackupEval {
+        /// The backup.
+        name: crate::backup::BackupName,
+        /// Its version.
+        version: u64,
+        /// `r·H(name, passphrase)`.
+        blinded: Key32,
+    },
+    /// Show this server's tag; the right one gets its share of `K`, sealed to `reply_to`.
+    BackupUnlock {
+        /// The backup.
+        name: crate::backup::BackupName,
+        /// Its version.
+        version: u64,
+        /// This server's tag.
+        tag: Key32,
+        /// A one-time x25519 key to seal the share to.
+        reply_to: Key32,
+    },
 }
 
 impl ClientRequest {
@@ -284,226 +317,10 @@ impl ClientRequest {
             Self::Directory { .. } => "directory",
             Self::History { .. } => "history",
             Self::Status => "status",
-        }
-    }
-}
-
-/// Why a submission, reveal or registration was refused. Each reason is named so it
-/// shows in metrics and in the client's error.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum RejectReason {
-    /// For a round already closed (including replays of old submissions).
-    #[error("stale round {got}: round {open} is open")]
-    StaleRound {
-        /// The round in the submission.
-        got: Round,
-        /// The open round.
-        open: Round,
-    },
-    /// For a round not yet open.
-    #[error("future round {got}: round {open} is open")]
-    FutureRound {
-        /// The round in the submission.
-        got: Round,
-        /// The open round.
-        open: Round,
-    },
-    /// The client already has a submission in this round (a replay or a second try).
-    #[error("duplicate submission: this client already submitted in round {round}")]
-    DuplicateSubmission {
-        /// The round.
-        round: Round,
-    },
-    /// The signature does not verify against the claimed client key.
-    #[error("bad signature")]
-    BadSignature,
-    /// Admission policy is `listed` and this client is not listed.
-    #[error("unknown client")]
-    UnknownClient,
-    /// Not one share per server.
-    #[error("wrong share count: expected {expected}, got {got}")]
-    WrongShareCount {
-        /// n.
-        expected: u32,
-        /// Shares in the submission.
-        got: u32,
-    },
-    /// A share's ciphertext has the wrong length for `S * L`.
-    #[error("wrong share size: expected {expected} bytes, got {got}")]
-    WrongShareSize {
-        /// Expected ciphertext bytes.
-        expected: u32,
-        /// Actual.
-        got: u32,
-    },
-    /// A reveal for a round that is not decided, is void, or already revealed.
-    #[error("round {round} is not awaiting reveals")]
-    NotAwaitingReveal {
-        /// The round.
-        round: Round,
-    },
-    /// A server revealed twice for a round.
-    #[error("server {server} already revealed round {round}")]
-    DuplicateReveal {
-        /// The round.
-        round: Round,
-        /// The server.
-        server: ServerIndex,
-    },
-    /// A reveal from a server index outside the configured set.
-    #[error("unknown server {0}")]
-    UnknownServer(ServerIndex),
-    /// Close for a round that is not the open one.
-    #[error("cannot close round {got}: round {open} is open")]
-    WrongClose {
-        /// The round in the command.
-        got: Round,
-        /// The open round.
-        open: Round,
-    },
-    /// Name taken by another key.
-    #[error("name already taken")]
-    NameTaken,
-    /// These keys already registered another name.
-    #[error("keys already registered under another name")]
-    KeysTaken,
-    /// Name outside the safe set (see [`crate::names`]).
-    #[error("invalid name: {0}")]
-    InvalidName(String),
-    /// The registration does not prove possession of its x25519 key.
-    #[error("the registration does not prove possession of its x25519 key")]
-    BadKeyProof,
-    /// The open policy's per-round registration cap is reached; try a later round.
-    #[error("registrations for round {round} are full ({cap} per round); try again")]
-    RegistrationsBusy {
-        /// The open round.
-        round: Round,
-        /// The cap.
-        cap: u32,
-    },
-    /// The open policy's total registration cap is reached.
-    #[error("the directory is full ({cap} names)")]
-    DirectoryFull {
-        /// The cap.
-        cap: u64,
-    },
-    /// Finalize for a round that has fewer than t+1 reveals.
-    #[error("round {round} has {got} reveals, {needed} needed")]
-    TooFewReveals {
-        /// The round.
-        round: Round,
-        /// Reveals in.
-        got: u32,
-        /// t + 1.
-        needed: u32,
-    },
-    /// A configuration differs from the one committed at initialisation.
-    #[error("configuration differs from the cluster's: {0}")]
-    ConfigMismatch(String),
-    /// A revealed sum holds a word that is not a field element (p or larger).
-    #[error("the sum is not canonical field elements")]
-    NotFieldElements,
-    /// An upload sent to a server other than the one it is for.
-    #[error("this share is for server {0}")]
-    WrongServer(ServerIndex),
-    /// Not one digest per server in an upload.
-    #[error("wrong digest count: expected {expected}, got {got}")]
-    WrongDigestCount {
-        /// n.
-        expected: u32,
-        /// Digests in the upload.
-        got: u32,
-    },
-    /// The share does not match its digest in the signed list.
-    #[error("the share does not match its signed digest")]
-    DigestMismatch,
-    /// The share did not open, or opened to something that is not a share.
-    #[error("the share does not open for this server")]
-    ShareDoesNotOpen,
-    /// A `Have` or `Decide` for a round that is not closed and undecided.
-    #[error("round {round} is not awaiting lists of held shares")]
-    NotAwaitingHaves {
-        /// The round.
-        round: Round,
-    },
-    /// A server sent two `Have` lists for one round.
-    #[error("server {server} already listed its shares of round {round}")]
-    DuplicateHave {
-        /// The round.
-        round: Round,
-        /// The server.
-        server: ServerIndex,
-    },
-    /// A `Have` list not in strictly increasing client order.
-    #[error("the list of held shares is not in strictly increasing client order")]
-    UnorderedHave,
-    /// The server holds as many shares of this round as it will.
-    #[error("round {round} is full here ({cap} clients); try the next round")]
-    RoundFull {
-        /// The round.
-        round: Round,
-        /// Clients held per round.
-        cap: u32,
-    },
-    /// A reveal from a server outside the round's serving set.
-    #[error("server {server} is not serving round {round}")]
-    NotServing {
-        /// The round.
-        round: Round,
-        /// The server.
-        server: ServerIndex,
-    },
-    /// A sealed proof share of the wrong length (none from a seed server's client).
-    #[error("wrong proof size: expected {expected} bytes, got {got}")]
-    WrongProofSize {
-        /// Expected ciphertext bytes.
-        expected: u32,
-        /// Actual.
-        got: u32,
-    },
-    /// The client was excluded for bad proofs or inconsistent shares too often lately.
-    #[error("cooling off after repeated invalid submissions: refused until round {until}")]
-    CoolingOff {
-        /// The first round it may submit to again.
-        until: Round,
-    },
-}
-
-impl RejectReason {
-    /// A short stable label for metrics (`reason="bad_signature"`).
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::StaleRound { .. } => "stale_round",
-            Self::FutureRound { .. } => "future_round",
-            Self::DuplicateSubmission { .. } => "duplicate_submission",
-            Self::BadSignature => "bad_signature",
-            Self::UnknownClient => "unknown_client",
-            Self::WrongShareCount { .. } => "wrong_share_count",
-            Self::WrongShareSize { .. } => "wrong_share_size",
-            Self::NotAwaitingReveal { .. } => "not_awaiting_reveal",
-            Self::DuplicateReveal { .. } => "duplicate_reveal",
-            Self::UnknownServer(_) => "unknown_server",
-            Self::WrongClose { .. } => "wrong_close",
-            Self::NameTaken => "name_taken",
-            Self::KeysTaken => "keys_taken",
-            Self::InvalidName(_) => "invalid_name",
-            Self::BadKeyProof => "bad_key_proof",
-            Self::RegistrationsBusy { .. } => "registrations_busy",
-            Self::DirectoryFull { .. } => "directory_full",
-            Self::TooFewReveals { .. } => "too_few_reveals",
-            Self::ConfigMismatch(_) => "config_mismatch",
-            Self::NotFieldElements => "not_field_elements",
-            Self::WrongServer(_) => "wrong_server",
-            Self::WrongDigestCount { .. } => "wrong_digest_count",
-            Self::DigestMismatch => "digest_mismatch",
-            Self::ShareDoesNotOpen => "share_does_not_open",
-            Self::NotAwaitingHaves { .. } => "not_awaiting_haves",
-            Self::DuplicateHave { .. } => "duplicate_have",
-            Self::UnorderedHave => "unordered_have",
-            Self::NotServing { .. } => "not_serving",
-            Self::RoundFull { .. } => "round_full",
-            Self::WrongProofSize { .. } => "wrong_proof_size",
-            Self::CoolingOff { .. } => "cooling_off",
+            Self::BackupInfo { .. } => "backup_info",
+            Self::BackupCreate(_) => "backup_create",
+            Self::BackupEval { .. } => "backup_eval",
+            Self::BackupUnlock { .. } => "backup_unlock",
         }
     }
 }
@@ -560,4 +377,24 @@ pub enum ClientResponse {
     Unavailable(Bytes<256>),
     /// The request was malformed.
     Malformed(Bytes<256>),
+    /// The backup epoch, keys and the backup asked about.
+    Backup(Box<crate::backup::BackupView>),
+    /// This server's OPRF evaluation and the commitments it is proved against.
+    BackupEvaluated {
+        /// `k_i·B` with its proof.
+        eval: crate::backup::oprf::Evaluation,
+        /// The OPRF key's commitments the proof is against.
+        oprf_commitments: BoundedVec<Key32, MAX_SERVERS>,
+        /// Guesses this server has counted (this one included).
+        guesses: u32,
+        /// Wrong guesses it allows.
+        limit: u32,
+    },
+    /// This server's share of `K`, sealed to the client's one-time key.
+    BackupShare {
+        /// The sealed share.
+        sealed: Fixed<{ crate::backup::SHARE_REPLY_BYTES }>,
+        /// The commitments it lies on.
+        key_commitments: BoundedVec<Key32, MAX_SERVERS>,
+    },
 }

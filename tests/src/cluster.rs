@@ -97,6 +97,8 @@ pub struct ClusterOpts {
     /// Extra environment for some nodes: (node index, variable, value), e.g. a fault
     /// switch such as `CHORUS_FAULT_WRONG_REVEALS=1`.
     pub env: Vec<(usize, String, String)>,
+    /// Key backup: seconds between refreshes (node default: an hour).
+    pub backup_refresh_secs: Option<u64>,
 }
 
 impl Default for ClusterOpts {
@@ -113,6 +115,7 @@ impl Default for ClusterOpts {
             retention_rounds: 100,
             net: None,
             env: Vec::new(),
+            backup_refresh_secs: None,
         }
     }
 }
@@ -249,6 +252,12 @@ impl Cluster {
                 snapshot_logs: Some(opts.snapshot_logs),
                 keep_logs: Some(opts.keep_logs),
             });
+            m.backup = opts
+                .backup_refresh_secs
+                .map(|secs| keys::manifest::BackupSection {
+                    guess_limit: None,
+                    refresh_secs: Some(secs),
+                });
             std::fs::write(&path, toml::to_string_pretty(&m)?)?;
             nodes.push(NodeProc {
                 config: path,

@@ -8,6 +8,8 @@
 //! `send`, `register` and `history` go through it; `send` without one refuses, since a
 //! client online only to send shows when its user writes.
 
+#[path = "chat-cli/backup.rs"]
+mod backup;
 #[path = "chat-cli/files.rs"]
 mod files;
 #[path = "chat-cli/room.rs"]
@@ -115,6 +117,12 @@ enum Command {
     /// Files sent and received, with their progress; received files are saved in the
     /// data folder's `files/`.
     Files,
+    /// Key backup: keys and contacts, encrypted, the key shared across the servers and
+    /// opened with a passphrase.
+    Backup {
+        #[command(subcommand)]
+        action: backup::BackupCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -155,6 +163,10 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    // A restore runs on a machine with no identity yet: it needs no client config.
+    if let Command::Backup { action } = cli.command {
+        return backup::run(action, cli.config.as_deref(), cli.json).await;
+    }
     let config = cli
         .config
         .clone()
@@ -457,6 +469,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         | Command::Board { .. }
         | Command::SendFile { .. }
         | Command::Files
+        | Command::Backup { .. }
         | Command::Room { .. } => {
             unreachable!("handled above")
         }

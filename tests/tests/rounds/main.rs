@@ -4,6 +4,7 @@
 
 mod absence;
 mod abuse;
+mod backup;
 mod board;
 mod daemon;
 mod delivery;
