@@ -23,12 +23,13 @@ use actix::prelude::*;
 use openraft::Raft;
 use protocol::backup::book::{BackupBook, BackupEffect};
 use protocol::backup::make::{open_deal, open_registration};
-use protocol::backup::{vss, BackupCommand};
+use protocol::backup::{vss, BackupCommand, Deal};
 use protocol::wire::{ClientRequest, ClientResponse, Command, ServerIndex};
 use protocol::{Effect, Params};
 use tokio::sync::oneshot;
+use x25519_dalek::StaticSecret;
 
-use crate::backup_store::{BackupStore, StoreError, StoredShare};
+use crate::backup_store::{BackupStore, StoreError, StoredShare, Txn};
 use crate::client_api::text;
 use crate::messages::Committed;
 use crate::metrics::{ActorStats, BackupMetrics};
@@ -230,6 +231,72 @@ impl Handler<Committed> for BackupKeeper {
     }
 }
 
+/// Open our sub-shares of a deal part's `applied` entries with `secret` (the epoch
+/// secret they are sealed to, if we still hold it), check each against its commitments
+/// and add it to our share; a share whose sub-share is bad or cannot be opened is
+/// marked unusable (it no longer matches the commitments).
+pub fn add_sub_shares(
+    txn: &mut Txn<'_>,
+    me: ServerIndex,
+    d: &Deal,
+    applied: &[u32],
+    secret: Option<&StaticSecret>,
+    metrics: &BackupMetrics,
+) -> Result<(), StoreError> {
+    let opened = match secret {
+        None => Err("no epoch secret for the key this deal is sealed to".to_string()),
+        Some(secret) => open_deal(d, applied, me, secret).map_err(|e| e.to_string()),
+    };
+    let entries = d.entries.as_slice();
+    let subs = match opened {
+        Ok(subs) => subs,
+        Err(why) => {
+            metrics.failure("deal_does_not_open");
+            tracing::warn!(dealer = d.dealer, %why, "cannot open our sub-shares");
+            for &ix in applied {
+                let e = &entries[ix as usize];
+                if let Some(mut share) = txn.share(e.name.as_slice())? {
+                    share.valid = false;
+                    txn.put_share(e.name.as_slice(), &share)?;
+                }
+            }
+            return Ok(());
+        }
+    };
+    for (ix, sub) in subs {
+        let e = &entries[ix as usize];
+        let Some(mut share) = txn.share(e.name.as_slice())? else {
+            continue;
+        };
+        if share.version != e.version {
+            continue;
+        }
+        let added = sub.and_then(|(dk, dof)| {
+            Ok((
+                vss::add_scalars(&share.key, &dk)?,
+                vss::add_scalars(&share.oprf, &dof)?,
+            ))
+        });
+        match added {
+            Ok((k, o)) if share.valid => {
+                (share.key, share.oprf) = (k, o);
+                metrics.verified.inc();
+            }
+            Ok(_) => {}
+            Err(_) => {
+                share.valid = false;
+                metrics.failure("bad_sub_share");
+                tracing::warn!(
+                    dealer = d.dealer,
+                    "a refresh sub-share does not verify; our share of that backup is now unusable"
+                );
+            }
+        }
+        txn.put_share(e.name.as_slice(), &share)?;
+    }
+    Ok(())
+}
+
 /// Process one applied backup entry; true if it started a new epoch.
 fn process(ctx: &KeeperCtx, entry: &AppliedEntry) -> Result<bool, StoreError> {
     let (Command::Backup(cmd), Effect::Backup(effect)) = (&entry.command, &entry.effect) else {
@@ -294,54 +361,8 @@ fn process(ctx: &KeeperCtx, entry: &AppliedEntry) -> Result<bool, StoreError> {
                 .get(usize::from(me))
                 .map(|k| k.0)
                 .unwrap_or_default();
-            let opened = match ctx.store.secret(&key)? {
-                None => Err("no epoch secret for the key this deal is sealed to".to_string()),
-                Some(secret) => open_deal(d, applied, me, &secret).map_err(|e| e.to_string()),
-            };
-            let entries = d.entries.as_slice();
-            match opened {
-                Ok(subs) => {
-                    for (ix, sub) in subs {
-                        let e = &entries[ix as usize];
-                        let Some(mut share) = txn.share(e.name.as_slice())? else {
-                            continue;
-                        };
-                        if share.version != e.version {
-                            continue;
-                        }
-                        match sub.and_then(|(dk, dof)| {
-                            Ok((
-                                vss::add_scalars(&share.key, &dk)?,
-                                vss::add_scalars(&share.oprf, &dof)?,
-                            ))
-                        }) {
-                            Ok((k, o)) if share.valid => {
-                                (share.key, share.oprf) = (k, o);
-                                ctx.metrics.verified.inc();
-                            }
-                            Ok(_) => {}
-                            Err(_) => {
-                                share.valid = false;
-                                ctx.metrics.failure("bad_sub_share");
-                                tracing::warn!(dealer = d.dealer, "a refresh sub-share does not verify; our share of that backup is now unusable");
-                            }
-                        }
-                        txn.put_share(e.name.as_slice(), &share)?;
-                    }
-                }
-                Err(why) => {
-                    // Every backup this part refreshed is now out of step for us.
-                    ctx.metrics.failure("deal_does_not_open");
-                    tracing::warn!(dealer = d.dealer, %why, "cannot open our sub-shares");
-                    for &ix in applied {
-                        let e = &entries[ix as usize];
-                        if let Some(mut share) = txn.share(e.name.as_slice())? {
-                            share.valid = false;
-                            txn.put_share(e.name.as_slice(), &share)?;
-                        }
-                    }
-                }
-            }
+            let secret = ctx.store.secret(&key)?;
+            add_sub_shares(&mut txn, me, d, applied, secret.as_ref(), &ctx.metrics)?;
             if let Some((epoch, adopted)) = adv {
                 // Adopted: the old key is never sealed to again (parts and registrations
                 // of the old epoch are refused from now on), so it is erased. Not

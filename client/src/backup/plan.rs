@@ -194,3 +194,83 @@ pub fn record_of(views: &[(ServerIndex, BackupView)], threshold: usize) -> Optio
         .filter_map(|(_, v)| v.record.clone())
         .find(|r| r.version == version)
 }
+
+#[cfg(test)]
+mod tests {
+    use curve25519_dalek::scalar::Scalar;
+    use protocol::backup::oprf::{blind, evaluate, Unlock};
+    use rand::rngs::OsRng;
+
+    use super::*;
+
+    #[test]
+    fn a_lying_server_is_named_and_the_others_are_used() {
+        let k = Scalar::random(&mut OsRng);
+        let (shares, c) = vss::share(&k, 1, 3, &mut OsRng).expect("share");
+        let mut returned: Vec<ReturnedShare> = shares
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as u16, s.clone(), c.clone()))
+            .collect();
+        returned[0].1[0] ^= 1;
+        let (got, bad) = recover_key(&returned, 1);
+        assert_eq!(bad, vec![0]);
+        assert_eq!(*got.expect("recovered"), k.to_bytes());
+        // Two liars of three: nothing that checks is recovered.
+        returned[1].1[0] ^= 1;
+        assert!(recover_key(&returned, 1).0.is_none());
+    }
+
+    #[test]
+    fn a_wrong_evaluation_is_named_and_left_out() {
+        let oprf_key = Scalar::random(&mut OsRng);
+        let (shares, c) = vss::share(&oprf_key, 1, 3, &mut OsRng).expect("share");
+        let bl = blind(b"alice", b"pass phrase words", &mut OsRng);
+        let mut answers: Vec<_> = shares
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    i as u16,
+                    evaluate(s, &bl.blinded, &mut OsRng).expect("eval"),
+                    c.clone(),
+                )
+            })
+            .collect();
+        answers[1].1.element = answers[0].1.element;
+        let (group, bad) = usable_evaluations(&bl.blinded, &answers, 1);
+        assert_eq!(bad, vec![1]);
+        let group = group.expect("two good ones");
+        let got = Unlock::combine(b"alice", b"pass phrase words", &bl, &group).expect("combine");
+        let want = Unlock::from_key(b"alice", b"pass phrase words", &oprf_key);
+        assert_eq!(got.tag(2), want.tag(2));
+    }
+
+    #[test]
+    fn weak_passphrases_are_refused_in_words() {
+        let short = check_passphrase("abc", "alice").expect_err("short");
+        assert!(short.contains("at least 10 characters"), "{short}");
+        let guessable = check_passphrase("password123", "alice").expect_err("weak");
+        assert!(guessable.contains("too easy to guess"), "{guessable}");
+        assert!(
+            check_passphrase("alicealice1", "alice").is_err(),
+            "the name itself is guessable"
+        );
+        check_passphrase("violet river anchors seventeen lamps", "alice").expect("strong");
+    }
+
+    #[test]
+    fn views_need_a_quorum() {
+        assert_eq!(agreed(&[1, 1, 2], 2), Some(1));
+        assert_eq!(agreed(&[1, 2, 3], 2), None);
+    }
+
+    #[test]
+    fn contents_round_trip_the_identity() {
+        let id = keys::Identity::generate(&mut OsRng);
+        let c = Contents::of("alice", &id, Some("{}".into()), 5);
+        let back: Contents =
+            serde_json::from_slice(&serde_json::to_vec(&c).expect("json")).expect("parse");
+        assert_eq!(back.identity().expect("identity").public(), id.public());
+    }
+}

@@ -403,3 +403,57 @@ fn registrations_are_refused_by_name() {
         Err(BackupRefusal::WrongEpoch { got: 5, current: 0 })
     );
 }
+
+mod mutations {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// A registration or deal part with any byte flipped or cut decodes to an error
+        /// or to a command the book refuses or applies, and opening it never panics.
+        #[test]
+        fn mutated_backup_commands_never_panic(pos in any::<prop::sample::Index>(), bit in 0u8..8, cut in any::<prop::sample::Index>(), which in 0usize..2) {
+            let mut w = world();
+            let user = keys::Identity::generate(&mut OsRng);
+            w.register(&user, "erin", b"a fine passphrase", b"x");
+            let cmd = if which == 0 {
+                let name: BackupName = Bytes::new(b"erin".to_vec()).expect("name");
+                let keys = w.book.all_keys(N).expect("keys");
+                let mut r = registration(&name, Fixed(user.public().sign), 0, &keys, T, b"pw", b"y", &mut OsRng).expect("r");
+                r.signature = Fixed(user.sign(&r.signed_bytes()));
+                BackupCommand::Register(r)
+            } else {
+                let backups: Vec<(BackupName, u64)> = w.book.records.iter().map(|(n, r)| (n.clone(), r.version)).collect();
+                let keys = w.book.all_keys(N).expect("keys");
+                let next = Fixed([9; 32]);
+                BackupCommand::Deal(deal_part(0, 0, 0, true, next, &backups, &keys, T, &mut OsRng).expect("deal").signed(&w.servers[0].id))
+            };
+            let good = crate::codec::encode(&cmd).expect("encode");
+            let mut bad = good.clone();
+            let i = pos.index(bad.len());
+            bad[i] ^= 1 << bit;
+            for bytes in [bad, good[..cut.index(good.len())].to_vec()] {
+                if let Ok(c) = crate::codec::decode::<BackupCommand>(&bytes) {
+                    if let Ok(effect) = w.apply(c.clone()) {
+                        match (&c, effect) {
+                            (BackupCommand::Deal(d), BackupEffect::Dealt { applied, .. }) => {
+                                for (j, s) in w.servers.iter().enumerate() {
+                                    let _ = open_deal(d, &applied, j as u16, &s.epoch_secret);
+                                }
+                            }
+                            (BackupCommand::Register(r), _) => {
+                                for (j, s) in w.servers.iter().enumerate() {
+                                    let _ = open_registration(r, j as u16, &s.epoch_secret);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -71,6 +71,16 @@ fn each_broken_field_is_named() {
             "validity_key_file = \"node-1.key\"",
             "node.validity_key_file",
         ),
+        (
+            "[node]",
+            "[backup]\nguess_limit = 0\n\n[node]",
+            "backup.guess_limit",
+        ),
+        (
+            "[node]",
+            "[backup]\nrefresh_secs = 0\n\n[node]",
+            "backup.refresh_secs",
+        ),
     ];
     for (from, to, field) in cases {
         assert!(good.contains(from), "fixture lacks {from:?}");
