@@ -53,8 +53,9 @@ async fn wait_epoch(c: &Cluster, nodes: &[usize], at_least: u64) {
 }
 
 /// Each server's current share of K as a restoring client gets it (the right
-/// passphrase, then the unlock), with the commitments it lies on.
-async fn shares_now(conn: &ClusterConn, n: u16) -> Vec<(u16, [u8; 32], Vec<Key32>)> {
+/// passphrase, then the unlock), with the commitments it lies on; None if any server
+/// could not answer this time (a leader change, a refresh half applied).
+async fn shares_now(conn: &ClusterConn, n: u16) -> Option<Vec<(u16, [u8; 32], Vec<Key32>)>> {
     let name: BackupName = Bytes::new(NAME.as_bytes().to_vec()).unwrap();
     let info = conn
         .request(
@@ -64,11 +65,11 @@ async fn shares_now(conn: &ClusterConn, n: u16) -> Vec<(u16, [u8; 32], Vec<Key32
             },
         )
         .await
-        .unwrap();
+        .ok()?;
     let ClientResponse::Backup(view) = info else {
-        panic!("info: {info:?}")
+        return None;
     };
-    let version = view.record.expect("stored").version;
+    let version = view.record?.version;
     let bl = blind(NAME.as_bytes(), PASS.as_bytes(), &mut rand::rngs::OsRng);
     let mut evals = Vec::new();
     for i in 0..n {
@@ -82,26 +83,20 @@ async fn shares_now(conn: &ClusterConn, n: u16) -> Vec<(u16, [u8; 32], Vec<Key32
                 },
             )
             .await
-            .unwrap();
+            .ok()?;
         let ClientResponse::BackupEvaluated {
             eval,
             oprf_commitments,
             ..
         } = r
         else {
-            panic!("eval at {i}: {r:?}")
+            return None;
         };
         evals.push((i, eval, oprf_commitments.as_slice().to_vec()));
     }
     let (group, bad) = client::backup::plan::usable_evaluations(&bl.blinded, &evals, 1);
     assert!(bad.is_empty(), "servers {bad:?} evaluated wrongly");
-    let unlock = Unlock::combine(
-        NAME.as_bytes(),
-        PASS.as_bytes(),
-        &bl,
-        &group.expect("t + 1 evaluations"),
-    )
-    .unwrap();
+    let unlock = Unlock::combine(NAME.as_bytes(), PASS.as_bytes(), &bl, &group?).unwrap();
     let reply = StaticSecret::random_from_rng(rand::rngs::OsRng);
     let mut out = Vec::new();
     for i in 0..n {
@@ -111,23 +106,23 @@ async fn shares_now(conn: &ClusterConn, n: u16) -> Vec<(u16, [u8; 32], Vec<Key32
             tag: unlock.tag(i),
             reply_to: Fixed(PublicKey::from(&reply).to_bytes()),
         };
-        let r = conn.request(i, req).await.unwrap();
+        let r = conn.request(i, req).await.ok()?;
         let ClientResponse::BackupShare {
             sealed,
             key_commitments,
         } = r
         else {
-            panic!("unlock at {i}: {r:?}")
+            return None;
         };
         let plain = sealbox::open(&reply, &reply_aad(NAME.as_bytes(), version, i), &sealed.0)
-            .expect("opens");
+            .expect("a share sealed to us opens");
         out.push((
             i,
             <[u8; 32]>::try_from(plain.as_slice()).unwrap(),
             key_commitments.as_slice().to_vec(),
         ));
     }
-    out
+    Some(out)
 }
 
 /// Shares from every server, retried until all lie on the same commitments (a refresh
@@ -137,7 +132,7 @@ async fn consistent_shares(c: &Cluster, conn: &ClusterConn) -> Vec<(u16, [u8; 32
         "every server's share on one set of commitments",
         DEADLINE,
         || async {
-            let s = shares_now(conn, c.nodes.len() as u16).await;
+            let s = shares_now(conn, c.nodes.len() as u16).await?;
             let same = s
                 .iter()
                 .all(|(i, sh, cm)| *cm == s[0].2 && vss::verify(sh, cm, *i).is_ok());
