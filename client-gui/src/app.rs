@@ -98,6 +98,8 @@ pub enum Message {
     RoomsListed(Result<serde_json::Value, String>),
     /// Attachments: the attach row, transfers, "Save as".
     File(crate::files::FileMsg),
+    /// Key backup: the Back up panel and the restore form.
+    Backup(crate::backup::BackupMsg),
 }
 
 /// First-run form.
@@ -156,6 +158,8 @@ pub struct App {
     pub rooms: crate::rooms::Rooms,
     /// File transfers, the attach row, "Save as".
     pub files: crate::files::Files,
+    /// Key backup: the Back up panel and the restore form.
+    pub backup: crate::backup::Backup,
 }
 
 impl App {
@@ -182,6 +186,7 @@ impl App {
             early: HashMap::new(),
             rooms: Default::default(),
             files: Default::default(),
+            backup: Default::default(),
         }
     }
 
@@ -205,7 +210,7 @@ impl App {
         app
     }
 
-    fn open(&mut self, config: PathBuf) -> Task<Message> {
+    pub(crate) fn open(&mut self, config: PathBuf) -> Task<Message> {
         match link::start(&config) {
             Ok(started) => self.attach(started),
             Err(e) => {
@@ -352,6 +357,7 @@ impl App {
             Message::RoomsListed(Ok(v)) => self.rooms.take_list(&v, &mut self.book),
             Message::RoomsListed(Err(e)) => self.notice = Some(format!("rooms: {e}")),
             Message::File(m) => return self.on_file(m),
+            Message::Backup(m) => return self.on_backup(m),
         }
         Task::none()
     }
@@ -411,10 +417,7 @@ impl App {
 
     fn create_identity(&mut self) -> Task<Message> {
         let cluster = PathBuf::from(self.setup.cluster.trim());
-        let folder = cluster
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let folder = link::first_run_folder(&cluster);
         let name = self.setup.name.trim().to_string();
         match link::create_config(&cluster, &folder, &name, None) {
             Ok(cfg) => {
@@ -786,19 +789,19 @@ impl App {
     pub fn view(&self) -> Element<'_, Message> {
         let body: Element<'_, Message> = match &self.me {
             None => self.view_setup(),
-            Some(me) => column![
-                self.view_header(me),
-                rule::horizontal(1),
-                row![
-                    self.view_contacts(),
-                    rule::vertical(1),
-                    self.view_conversation(me)
-                ]
-                .height(Fill),
-                rule::horizontal(1),
-                self.view_status(),
-            ]
-            .into(),
+            Some(me) => column![self.view_header(me), rule::horizontal(1)]
+                .push(self.backup.open.then(|| self.view_backup(me)))
+                .push(
+                    row![
+                        self.view_contacts(),
+                        rule::vertical(1),
+                        self.view_conversation(me)
+                    ]
+                    .height(Fill),
+                )
+                .push(rule::horizontal(1))
+                .push(self.view_status())
+                .into(),
         };
         match &self.notice {
             None => body,
@@ -848,14 +851,31 @@ impl App {
             button(text("Create and register")).on_press(Message::CreateIdentity),
         ]
         .spacing(8);
+        let restore = crate::backup::view_restore(&self.backup);
         container(
-            column![text("Chorus").size(32), open, rule::horizontal(1), create]
-                .spacing(24)
-                .max_width(560),
+            column![
+                text("Chorus").size(32),
+                open,
+                rule::horizontal(1),
+                create,
+                rule::horizontal(1),
+                restore
+            ]
+            .spacing(24)
+            .max_width(560),
         )
         .padding(32)
         .center_x(Fill)
         .into()
+    }
+
+    /// The Back up panel, for the name a backup is kept under.
+    fn view_backup(&self, me: &Me) -> Element<'_, Message> {
+        let name = match &self.registration {
+            Registration::Registered(name) => name,
+            _ => &me.name,
+        };
+        crate::backup::view_panel(&self.backup, name)
     }
 
     fn view_header(&self, me: &Me) -> Element<'_, Message> {
@@ -889,6 +909,11 @@ impl App {
             }
         }
         r.push(text(format!("you: {}", me.fingerprint().short())).size(13))
+            .push(
+                button(text("Back up").size(13))
+                    .on_press(Message::Backup(crate::backup::BackupMsg::Toggle))
+                    .style(button::secondary),
+            )
             .into()
     }
 

@@ -10,6 +10,7 @@
 //! the client's data folder; history comes from the engine's store.
 
 pub mod app;
+pub mod backup;
 pub mod files;
 pub mod link;
 pub mod model;

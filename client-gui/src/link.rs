@@ -40,9 +40,11 @@ impl Me {
 pub struct Link {
     /// Commands.
     pub handle: EngineHandle,
+    /// The client config the engine was started from (a backup reads the key from it).
+    config: PathBuf,
     events: Mutex<Option<mpsc::Receiver<Event>>>,
     // Dropped last: shutting the runtime down stops the engine task.
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl std::fmt::Debug for Link {
@@ -66,6 +68,20 @@ impl Link {
     /// Take the event receiver (once) to turn it into a UI stream.
     pub fn take_events(&self) -> Option<mpsc::Receiver<Event>> {
         self.events.lock().ok()?.take()
+    }
+
+    /// The client config the engine was started from.
+    pub fn config(&self) -> &Path {
+        &self.config
+    }
+
+    /// Run `work` on the engine's runtime rather than the UI's (it may open connections
+    /// of its own there); it stops when the app does.
+    pub fn spawn<F>(&self, work: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        drop(self.runtime.spawn(work));
     }
 }
 
@@ -99,12 +115,38 @@ pub fn start(config: &Path) -> Result<Started, String> {
     Ok(Started {
         link: Arc::new(Link {
             handle,
+            config: config.to_path_buf(),
             events: Mutex::new(Some(events)),
-            _runtime: runtime,
+            runtime,
         }),
         me,
         history,
     })
+}
+
+/// The folder a first-run identity is written to: the cluster file's.
+pub fn first_run_folder(cluster_file: &Path) -> PathBuf {
+    cluster_file
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Refuse a name that cannot name a user (and its files): too long, or with characters
+/// other than letters, digits, '-', '_' and '.'.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > protocol::limits::MAX_NAME_BYTES
+        || !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(format!(
+            "name {name:?}: use at most {} letters, digits, '-', '_' or '.'",
+            protocol::limits::MAX_NAME_BYTES
+        ));
+    }
+    Ok(())
 }
 
 /// Create a client config for a key: `<folder>/<name>.toml` naming the key, the cluster
@@ -120,16 +162,7 @@ pub fn create_config(
     if name.is_empty() {
         return Err("name: enter the name you want to be found by".into());
     }
-    if name.len() > protocol::limits::MAX_NAME_BYTES
-        || !name
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.')
-    {
-        return Err(format!(
-            "name {name:?}: use at most {} letters, digits, '-', '_' or '.'",
-            protocol::limits::MAX_NAME_BYTES
-        ));
-    }
+    check_name(name)?;
     let cluster_file = std::fs::canonicalize(cluster_file)
         .map_err(|e| format!("cluster file {}: {e}", cluster_file.display()))?;
     keys::manifest::read_manifest::<keys::manifest::ClusterManifest>(&cluster_file)

@@ -490,4 +490,5 @@ const RED_PIXEL_PNG: [u8; 69] = [
     0x44, 0xae, 0x42, 0x60, 0x82,
 ];
 
+mod backup;
 mod files;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::future::join_all;
+use protocol::backup::book::BackupRefusal;
 use protocol::backup::make::{open_blob, registration};
 use protocol::backup::oprf::{blind, Unlock};
 use protocol::backup::{reply_aad, sealbox, BackupName, BackupView};
@@ -302,6 +303,54 @@ pub struct Restored {
     pub version: u64,
 }
 
+/// What one round of asking every server left: why the servers that did not help did
+/// not, and whether asking again may help.
+#[derive(Default)]
+struct Notes {
+    notes: Vec<String>,
+    retry: bool,
+}
+
+impl Notes {
+    /// Server `i` answered something else than wanted.
+    fn answered(&mut self, i: ServerIndex, r: &ClientResponse) {
+        self.retry |= retryable(r);
+        self.notes.push(format!("server {i}: {}", describe(r)));
+    }
+
+    /// A server could not be asked.
+    fn unreachable(&mut self, why: String) {
+        self.retry = true;
+        self.notes.push(why);
+    }
+
+    /// Server `i`'s answer did not check.
+    fn ignored(&mut self, i: ServerIndex, what: &str) {
+        self.notes.push(format!("server {i}: {what} (ignored)"));
+    }
+}
+
+/// Ask every server with `attempt` until it yields something, at most [`RETRIES`]
+/// times, a second apart, and only while asking again may help; else the notes.
+async fn until_enough<T, Fut>(mut attempt: impl FnMut() -> Fut) -> anyhow::Result<Result<T, String>>
+where
+    Fut: std::future::Future<Output = anyhow::Result<(Option<T>, Notes)>>,
+{
+    let mut last = String::new();
+    for _ in 0..RETRIES {
+        let (got, notes) = attempt().await?;
+        if let Some(v) = got {
+            return Ok(Ok(v));
+        }
+        last = notes.notes.join("; ");
+        if !notes.retry {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(Err(last))
+}
+
 /// Restore `name`'s backup with `passphrase`.
 pub async fn restore(
     conn: &ClusterConn,
@@ -330,7 +379,9 @@ pub async fn restore(
                 errs.join("; ")
             );
         }
-        anyhow::bail!("no backup is stored under the name {name:?} (or it was erased after too many wrong passphrases)");
+        anyhow::bail!(
+            "no backup is stored under the name {name:?} (or it was erased after too many wrong passphrases)"
+        );
     };
     let version = record.version;
     let blob = held
@@ -346,77 +397,50 @@ pub async fn restore(
         passphrase.as_bytes(),
         &mut rand::rngs::OsRng,
     );
-    let mut last = String::new();
-    let mut evals = None;
-    for _ in 0..RETRIES {
-        // The same blinded input each time: a server counts it as one guess.
-        let answers = ask_all(conn, cluster.n(), |_| ClientRequest::BackupEval {
+    // The same blinded input each time: a server counts it as one guess.
+    let evals = until_enough(|| async {
+        let eval = |_| ClientRequest::BackupEval {
             name: bname.clone(),
             version,
             blinded: bl.blinded,
-        })
-        .await;
+        };
         let mut ok = Vec::new();
-        let mut notes = Vec::new();
-        let mut retry = false;
-        for (i, a) in answers {
+        let mut notes = Notes::default();
+        for (i, a) in ask_all(conn, cluster.n(), eval).await {
             match a {
                 Ok(ClientResponse::BackupEvaluated {
                     eval,
                     oprf_commitments,
                     ..
                 }) => ok.push((i, eval, oprf_commitments.as_slice().to_vec())),
-                Ok(other) => {
-                    retry |= retryable(&other);
-                    notes.push(format!("server {i}: {}", describe(&other)));
-                }
-                Err(e) => {
-                    retry = true;
-                    notes.push(e);
-                }
+                Ok(other) => notes.answered(i, &other),
+                Err(e) => notes.unreachable(e),
             }
         }
         let (group, bad) = plan::usable_evaluations(&bl.blinded, &ok, t);
         for i in bad {
-            notes.push(format!(
-                "server {i}: its evaluation does not match its commitments (ignored)"
-            ));
+            notes.ignored(i, "its evaluation does not match its commitments");
         }
-        last = notes.join("; ");
-        if group.is_some() {
-            evals = group;
-            break;
-        }
-        if !retry {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let evals = evals.ok_or_else(|| {
-        anyhow::anyhow!(
-            "fewer than {} servers checked the passphrase: {last}",
-            t + 1
-        )
-    })?;
+        Ok((group, notes))
+    })
+    .await?
+    .map_err(|why| anyhow::anyhow!("fewer than {} servers checked the passphrase: {why}", t + 1))?;
     let unlock = Unlock::combine(name.as_bytes(), passphrase.as_bytes(), &bl, &evals)?;
 
     progress(Step::Unlocking);
     let reply = StaticSecret::random_from_rng(rand::rngs::OsRng);
     let reply_to = Fixed(PublicKey::from(&reply).to_bytes());
-    let mut key = None;
-    for _ in 0..RETRIES {
-        let answers = ask_all(conn, cluster.n(), |i| ClientRequest::BackupUnlock {
+    let key = until_enough(|| async {
+        let ask = |i| ClientRequest::BackupUnlock {
             name: bname.clone(),
             version,
             tag: unlock.tag(i),
             reply_to,
-        })
-        .await;
+        };
         let mut shares = Vec::new();
-        let mut notes = Vec::new();
-        let mut wrong = None;
-        let mut retry = false;
-        for (i, a) in answers {
+        let mut notes = Notes::default();
+        let mut wrong: Option<u32> = None;
+        for (i, a) in ask_all(conn, cluster.n(), ask).await {
             match a {
                 Ok(ClientResponse::BackupShare {
                     sealed,
@@ -429,50 +453,33 @@ pub async fn restore(
                             s.copy_from_slice(&p);
                             shares.push((i, s, key_commitments.as_slice().to_vec()));
                         }
-                        _ => notes.push(format!("server {i}: its share does not open (ignored)")),
+                        _ => notes.ignored(i, "its share does not open"),
                     }
                 }
                 Ok(ClientResponse::Rejected(RejectReason::Backup(
-                    protocol::backup::book::BackupRefusal::WrongPassphrase { left },
+                    BackupRefusal::WrongPassphrase { left },
                 ))) => {
-                    wrong = Some(wrong.map_or(left, |w: u32| w.min(left)));
+                    wrong = Some(wrong.map_or(left, |w| w.min(left)));
                 }
-                Ok(other) => {
-                    retry |= retryable(&other);
-                    notes.push(format!("server {i}: {}", describe(&other)));
-                }
-                Err(e) => {
-                    retry = true;
-                    notes.push(e);
-                }
+                Ok(other) => notes.answered(i, &other),
+                Err(e) => notes.unreachable(e),
             }
         }
         let (k, bad) = plan::recover_key(&shares, t);
         for i in bad {
-            notes.push(format!(
-                "server {i}: its share does not match the commitments (ignored)"
-            ));
+            notes.ignored(i, "its share does not match the commitments");
         }
-        if k.is_some() {
-            key = k;
-            break;
+        if let (None, Some(left)) = (&k, wrong) {
+            anyhow::bail!(
+                "wrong passphrase: {left} more wrong guesses and the servers erase this backup"
+            );
         }
-        if let Some(left) = wrong {
-            if shares.len() <= t {
-                anyhow::bail!(
-                    "wrong passphrase: {left} more wrong guesses and the servers erase this backup"
-                );
-            }
-        }
-        last = notes.join("; ");
-        if !retry {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let key = key.ok_or_else(|| {
+        Ok((k, notes))
+    })
+    .await?
+    .map_err(|why| {
         anyhow::anyhow!(
-            "fewer than {} servers gave back a share that checks: {last}",
+            "fewer than {} servers gave back a share that checks: {why}",
             t + 1
         )
     })?;
