@@ -28,7 +28,10 @@ pub use plan::{check_passphrase, Contents};
 /// How long one server is waited for.
 const CALL: Duration = Duration::from_secs(20);
 /// Rounds of asking again when servers' shares are mid-refresh.
-const RETRIES: usize = 8;
+const RETRIES: usize = 15;
+/// How long a backup waits for a cluster to settle (keys published, an epoch ended, the
+/// backup shown by t + 1 servers).
+const SETTLE: Duration = Duration::from_secs(60);
 
 /// The cluster as a backup needs it: servers and threshold.
 #[derive(Clone, Debug)]
@@ -198,28 +201,30 @@ pub async fn create(
     ))?);
     let quorum = cluster.threshold + 1;
     let mut last = String::new();
-    for _ in 0..3 {
+    // A cluster just started may not have every server's key yet, and an epoch may end
+    // while the backup is sealed: ask again, for up to [`SETTLE`].
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while tokio::time::Instant::now() < deadline {
         progress(Step::Asking);
         let vs = views(conn, cluster, None).await?;
         let ok: Vec<(u64, Vec<protocol::bounded::Key32>)> = vs
             .iter()
             .filter_map(|(_, v)| v.as_ref().ok().map(plan::keys_of))
             .collect();
-        let Some((epoch, keys)) = plan::agreed(&ok, quorum) else {
+        let agreed = plan::agreed(&ok, quorum).filter(|(_, keys)| keys.len() == cluster.n());
+        let Some((epoch, keys)) = agreed else {
             let errs: Vec<String> = vs
                 .iter()
                 .filter_map(|(i, v)| v.as_ref().err().map(|e| format!("server {i}: {e}")))
                 .collect();
-            anyhow::bail!(
-                "fewer than {quorum} servers agree on the backup keys ({})",
-                errs.join("; ")
-            );
+            last = if ok.len() < quorum {
+                format!("fewer than {quorum} servers answered ({})", errs.join("; "))
+            } else {
+                "not every server has published its backup key yet".into()
+            };
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
         };
-        if keys.len() != cluster.n() {
-            anyhow::bail!(
-                "not every server has published its backup key yet; try again in a few seconds"
-            );
-        }
         progress(Step::Sending);
         let mut r = registration(
             &bname,
@@ -263,8 +268,9 @@ pub async fn create(
                 Err(_) => last = format!("server {i} did not answer"),
             }
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    anyhow::bail!("the backup was not stored: {last}")
+    anyhow::bail!("the backup was not stored: {last}; try again in a minute")
 }
 
 /// Wait until `t + 1` servers hold the backup with our blob; its version.
@@ -274,7 +280,8 @@ async fn confirm(
     name: &str,
     hash: &protocol::bounded::Key32,
 ) -> anyhow::Result<u64> {
-    for _ in 0..RETRIES * 2 {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while tokio::time::Instant::now() < deadline {
         let vs = views(conn, cluster, Some(name)).await?;
         let holding: Vec<u64> = vs
             .iter()
