@@ -119,6 +119,9 @@ impl KeeperCtx {
         if let Ok(n) = self.store.shares_held() {
             self.metrics.shares_held.set(n as i64);
         }
+        if let Ok(n) = self.store.secrets_held() {
+            self.metrics.secrets_held.set(n as i64);
+        }
         self.metrics.epoch.set(self.book(|b| b.epoch) as i64);
     }
 }

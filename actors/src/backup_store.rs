@@ -249,19 +249,6 @@ impl Txn<'_> {
         Ok(())
     }
 
-    /// Public keys of every epoch secret held.
-    pub fn secret_keys(&self) -> Result<Vec<[u8; 32]>, StoreError> {
-        let t = self.w.open_table(SECRETS).map_err(err)?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(err)? {
-            let (k, _) = row.map_err(err)?;
-            if let Ok(k) = <[u8; 32]>::try_from(k.value()) {
-                out.push(k);
-            }
-        }
-        Ok(out)
-    }
-
     /// Store (replace) our shares of `name`.
     pub fn put_share(&mut self, name: &[u8], share: &StoredShare) -> Result<(), StoreError> {
         let sealed = seal(self.key, "shares", name, &share.encode());

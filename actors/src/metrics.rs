@@ -170,6 +170,8 @@ pub struct BackupMetrics {
     pub epoch: Gauge,
     /// Backups we hold a share of.
     pub shares_held: Gauge,
+    /// Epoch secrets we hold (ours now, and a next one while our deal is pending).
+    pub secrets_held: Gauge,
     /// How long our last deal took to make and commit, in milliseconds.
     pub deal_ms: Gauge,
 }
@@ -244,6 +246,11 @@ impl BackupMetrics {
             "backup_shares_held",
             "Backups this server holds a share of",
             self.shares_held.clone(),
+        );
+        r.register(
+            "backup_epoch_secrets_held",
+            "Epoch secrets this server holds: its current one, and its next while its deal is pending",
+            self.secrets_held.clone(),
         );
         r.register(
             "backup_deal_ms",

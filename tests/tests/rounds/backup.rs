@@ -5,8 +5,8 @@
 //! key or identity secret is in any server's data folder or log; one server's whole
 //! data (store, log, key file) neither yields the key nor tells a right passphrase from a
 //! wrong one; `chat-cli backup restore` on a fresh folder gives back the same
-//! fingerprint and contacts; and ten wrong passphrases later the backup is gone from
-//! every server.
+//! fingerprint and contacts, also with one server down; and ten wrong passphrases later
+//! the backup is gone from every server.
 
 use std::path::Path;
 
@@ -230,6 +230,38 @@ async fn a_backup_refreshes_through_a_restart_restores_elsewhere_and_is_erased_a
     c.restart(2).unwrap();
     wait_epoch(&c, &[0, 1, 2], e0 + 3).await;
     let after = consistent_shares(&c, &conn).await;
+    for (i, node) in c.nodes.iter().enumerate() {
+        let (_, m) = node.get("/metrics").await.unwrap();
+        for bad in [
+            "bad_sub_share",
+            "deal_does_not_open",
+            "no_epoch_secret",
+            "share_does_not_verify",
+        ] {
+            let label = format!("chorus_backup_failures_total{{reason=\"{bad}\"}}");
+            assert!(
+                !m.lines()
+                    .any(|l| l.starts_with(&label) && !l.ends_with(" 0")),
+                "node {i}: {bad}"
+            );
+        }
+        let verified = m
+            .lines()
+            .find_map(|l| l.strip_prefix("chorus_backup_verifications_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        assert!(verified.unwrap_or(0) > 0, "node {i} checked no sub-share");
+        // Three epochs later, old epoch secrets are gone: the current one, and a next
+        // one if a deal of ours is pending.
+        let secrets = m
+            .lines()
+            .find_map(|l| l.strip_prefix("chorus_backup_epoch_secrets_held "))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let shown: Vec<&str> = m.lines().filter(|l| l.contains("backup_epoch")).collect();
+        assert!(
+            matches!(secrets, Some(1 | 2)),
+            "node {i} holds {secrets:?} epoch secrets: {shown:?}"
+        );
+    }
     let key_commitment = after[0].2[0];
     assert_eq!(before[0].2[0], key_commitment, "K's commitment never moves");
 
@@ -338,6 +370,22 @@ async fn a_backup_refreshes_through_a_restart_restores_elsewhere_and_is_erased_a
     assert_eq!(contacts, CONTACTS);
     let settings = client::config::Settings::load(&fresh.path().join("client-1.toml")).unwrap();
     assert_eq!(settings.name, NAME);
+
+    // With a server down, the other t + 1 restore it.
+    c.kill(1);
+    let fresh2 = tempfile::tempdir().unwrap();
+    let (ok, out, err) = restore(&c, fresh2.path(), &pass_file).await;
+    assert!(
+        ok,
+        "restore with server 1 down failed: {out}{err}\n{}",
+        c.log_tails()
+    );
+    let again = keys::load_identity(&fresh2.path().join("client-1.key")).unwrap();
+    assert_eq!(
+        again.public().fingerprint(),
+        identity.public().fingerprint()
+    );
+    c.restart(1).unwrap();
 
     // Ten wrong passphrases: each refused, then the backup is gone everywhere.
     let wrong_file = c.dir.path().join("wrong");
