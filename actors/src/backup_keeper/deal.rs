@@ -122,15 +122,16 @@ pub async fn step(ctx: &KeeperCtx, due: bool) -> Result<(), StepError> {
             .map(|(n, r)| (n.clone(), r.version))
             .collect()
     });
-    let chunks: Vec<&[(BackupName, u64)]> = if backups.is_empty() {
-        vec![&[]]
-    } else {
-        backups.chunks(MAX_DEAL_ENTRIES).collect()
-    };
-    let total = chunks.len() as u32;
+    // Part numbers go on from what the book has of ours (a step cut short resumes),
+    // each part the matching slice of the backups now; if there are fewer backups than
+    // when we started, one empty last part ends our deal.
+    let chunks: Vec<&[(BackupName, u64)]> = backups.chunks(MAX_DEAL_ENTRIES).collect();
+    let total = (chunks.len() as u32).max(next_part + 1);
     let started = std::time::Instant::now();
-    for part in next_part.min(total.saturating_sub(1))..total {
-        let chunk = chunks[part as usize].to_vec();
+    for part in next_part..total {
+        let chunk = chunks
+            .get(part as usize)
+            .map_or_else(Vec::new, |c| c.to_vec());
         let (recipients, t) = (recipients.clone(), usize::from(ctx.params.threshold));
         let last = part + 1 == total;
         let made = tokio::task::spawn_blocking(move || {
