@@ -366,11 +366,11 @@ impl App {
         let pass = std::mem::take(&mut self.backup.pass);
         self.backup.again = Secret::default();
         self.backup.status = Status::Working(None);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(REPORTS);
         let config = link.config().to_path_buf();
         link.spawn(async move {
             let result = make(config, name, &pass, &tx).await;
-            let _ = tx.send(Report::Done(result));
+            let _ = tx.send(Report::Done(result)).await;
         });
         reports(rx, BackupMsg::Made)
     }
@@ -394,12 +394,12 @@ impl App {
         // Each attempt is a guess the servers count: the next one is typed again.
         let pass = std::mem::take(&mut self.backup.restore_pass);
         self.backup.restore_status = Status::Working(None);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(REPORTS);
         let spawned = std::thread::Builder::new()
             .name("chorus-restore".into())
             .spawn(move || {
                 let result = restore_on_thread(&plan, &pass, &tx);
-                let _ = tx.send(Report::Done(result));
+                let _ = tx.blocking_send(Report::Done(result));
             });
         if let Err(e) = spawned {
             self.backup.restore_status =
@@ -410,11 +410,12 @@ impl App {
     }
 }
 
+/// Reports a job can queue: every step of a backup or restore (at most a few dozen with
+/// retries) and its result; a step beyond it is dropped, never the result.
+const REPORTS: usize = 64;
+
 /// A job's reports as messages, then `Ended`.
-fn reports<T>(
-    rx: mpsc::UnboundedReceiver<Report<T>>,
-    wrap: fn(Report<T>) -> BackupMsg,
-) -> Task<Message>
+fn reports<T>(rx: mpsc::Receiver<Report<T>>, wrap: fn(Report<T>) -> BackupMsg) -> Task<Message>
 where
     T: Send + 'static,
 {
@@ -429,7 +430,7 @@ async fn make(
     config: PathBuf,
     name: String,
     pass: &Secret,
-    tx: &mpsc::UnboundedSender<Report<Made>>,
+    tx: &mpsc::Sender<Report<Made>>,
 ) -> Result<Made, String> {
     let loaded = tokio::task::spawn_blocking(move || {
         let settings = client::config::Settings::load(&config).map_err(|e| format!("{e:#}"))?;
@@ -445,7 +446,7 @@ async fn make(
     let (conn, _events) = ClusterConn::connect(cluster.servers.clone())
         .map_err(|e| format!("cannot connect to the servers: {e}"))?;
     let mut progress = |step| {
-        let _ = tx.send(Report::Step(step));
+        let _ = tx.try_send(Report::Step(step));
     };
     let created = backup::create(
         &conn,
@@ -469,7 +470,7 @@ async fn make(
 fn restore_on_thread(
     plan: &RestorePlan,
     pass: &Secret,
-    tx: &mpsc::UnboundedSender<Report<RestoredTo>>,
+    tx: &mpsc::Sender<Report<RestoredTo>>,
 ) -> Result<RestoredTo, String> {
     let (cluster_file, cluster) = Cluster::load(&plan.cluster).map_err(|e| format!("{e:#}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -480,7 +481,7 @@ fn restore_on_thread(
         let (conn, _events) = ClusterConn::connect(cluster.servers.clone())
             .map_err(|e| format!("cannot connect to the servers: {e}"))?;
         let mut progress = |step| {
-            let _ = tx.send(Report::Step(step));
+            let _ = tx.try_send(Report::Step(step));
         };
         backup::restore(&conn, &cluster, &plan.name, pass.expose(), &mut progress)
             .await

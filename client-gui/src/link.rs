@@ -188,21 +188,13 @@ pub fn create_config(
             PathBuf::from(format!("{name}.key"))
         }
     };
-    let manifest = keys::manifest::ClientManifest {
-        client: keys::manifest::ClientSection {
-            name: name.to_string(),
-            key_file: key_path,
-            data_dir: PathBuf::from(format!("data/{name}")),
-            cluster_file,
-            max_file_bytes: None,
-        },
-    };
-    let text = toml::to_string(&manifest).map_err(|e| e.to_string())?;
-    std::fs::write(
+    client::config::write_config(
         &config,
-        format!("# Chorus client {name} (written by client-gui).\n{text}"),
-    )
-    .map_err(|e| format!("{}: {e}", config.display()))?;
+        name,
+        key_path,
+        cluster_file,
+        "written by client-gui",
+    )?;
     Ok(config)
 }
 

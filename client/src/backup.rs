@@ -100,6 +100,7 @@ pub enum Step {
 }
 
 fn name_of(name: &str) -> anyhow::Result<BackupName> {
+    protocol::names::check(name).map_err(|e| anyhow::anyhow!("name {name:?}: {e}"))?;
     Bytes::new(name.as_bytes().to_vec()).map_err(|_| anyhow::anyhow!("name {name:?} is too long"))
 }
 
@@ -494,6 +495,12 @@ pub async fn restore(
     let plain = open_blob(&key, name.as_bytes(), blob.as_slice())?;
     let contents: Contents = serde_json::from_slice(&plain)
         .map_err(|e| anyhow::anyhow!("the backup opened but is not readable: {e}"))?;
+    if contents.name != name {
+        anyhow::bail!(
+            "the backup under {name:?} holds the name {:?}",
+            contents.name
+        );
+    }
     Ok(Restored { contents, version })
 }
 
@@ -525,21 +532,14 @@ pub fn write_restored(
         }
     }
     keys::save_identity(&key, &identity, false)?;
-    let manifest = keys::manifest::ClientManifest {
-        client: keys::manifest::ClientSection {
-            name: name.clone(),
-            key_file: PathBuf::from(format!("{name}.key")),
-            data_dir: PathBuf::from(format!("data/{name}")),
-            cluster_file,
-            max_file_bytes: None,
-        },
-    };
-    let text = toml::to_string(&manifest)?;
-    std::fs::write(
+    crate::config::write_config(
         &config,
-        format!("# Chorus client {name} (restored from backup).\n{text}"),
+        name,
+        PathBuf::from(format!("{name}.key")),
+        cluster_file,
+        "restored from backup",
     )
-    .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+    .map_err(|e| anyhow::anyhow!(e))?;
     if let Some(contacts) = &restored.contents.contacts {
         let data = folder.join("data").join(name);
         crate::store::private_dir(&data)?;

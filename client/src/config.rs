@@ -84,3 +84,30 @@ impl Settings {
         })
     }
 }
+
+/// Write the client config `config` for `name`: its key file (relative to the config's
+/// folder unless absolute), its data folder `data/<name>` and the cluster file.
+/// `written_by` goes in the header comment.
+pub fn write_config(
+    config: &Path,
+    name: &str,
+    key_file: PathBuf,
+    cluster_file: PathBuf,
+    written_by: &str,
+) -> Result<(), String> {
+    let manifest = ClientManifest {
+        client: keys::manifest::ClientSection {
+            name: name.to_string(),
+            key_file,
+            data_dir: PathBuf::from(format!("data/{name}")),
+            cluster_file,
+            max_file_bytes: None,
+        },
+    };
+    let text = toml::to_string(&manifest).map_err(|e| e.to_string())?;
+    std::fs::write(
+        config,
+        format!("# Chorus client {name} ({written_by}).\n{text}"),
+    )
+    .map_err(|e| format!("{}: {e}", config.display()))
+}

@@ -36,6 +36,11 @@ pub enum MakeError {
     BlobDoesNotOpen,
 }
 
+/// `v` as a bounded list, or [`MakeError::TooMany`].
+fn fits<T, const N: usize>(v: Vec<T>) -> Result<BoundedVec<T, N>, MakeError> {
+    BoundedVec::new(v).map_err(|_| MakeError::TooMany)
+}
+
 fn blob_key(k: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     let hk = Hkdf::<Sha256>::new(Some(b"chorus/backup/blob/v1"), k);
     let mut out = Zeroizing::new([0u8; 32]);
@@ -136,9 +141,9 @@ pub fn registration<R: RngCore + CryptoRng>(
         name: name.clone(),
         client,
         epoch,
-        key_commitments: BoundedVec::new(key_commitments).map_err(|_| MakeError::TooMany)?,
-        oprf_commitments: BoundedVec::new(oprf_commitments).map_err(|_| MakeError::TooMany)?,
-        shares: BoundedVec::new(shares).map_err(|_| MakeError::TooMany)?,
+        key_commitments: fits(key_commitments)?,
+        oprf_commitments: fits(oprf_commitments)?,
+        shares: fits(shares)?,
         blob: Bytes::new(blob).map_err(|_| MakeError::TooBig(len))?,
         signature: UNSIGNED,
     })
@@ -209,8 +214,8 @@ pub fn deal_part<R: RngCore + CryptoRng>(
         entries.push(DealEntry {
             name: name.clone(),
             version: *version,
-            key_commitments: BoundedVec::new(kc).map_err(|_| MakeError::TooMany)?,
-            oprf_commitments: BoundedVec::new(oc).map_err(|_| MakeError::TooMany)?,
+            key_commitments: fits(kc)?,
+            oprf_commitments: fits(oc)?,
         });
     }
     let mut boxes = Vec::with_capacity(n);
@@ -225,8 +230,8 @@ pub fn deal_part<R: RngCore + CryptoRng>(
         part,
         last,
         next_key,
-        entries: BoundedVec::new(entries).map_err(|_| MakeError::TooMany)?,
-        boxes: BoundedVec::new(boxes).map_err(|_| MakeError::TooMany)?,
+        entries: fits(entries)?,
+        boxes: fits(boxes)?,
         signature: UNSIGNED,
     })
 }
